@@ -1,0 +1,72 @@
+/**
+ * Named errors. Each carries a stable `code` (like Node's own `ERR_*` codes) so that
+ * callers can branch on it after the error crossed a thread, where `instanceof` no
+ * longer holds, and a message that says what was wrong and what to do.
+ */
+
+/** Renders any value for an error message without throwing (symbols, cycles, huge strings). */
+export function describe(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return value.length > 64 ? `a string of ${value.length} characters` : JSON.stringify(value);
+    case 'number':
+      return Object.is(value, -0) ? '-0' : String(value);
+    case 'bigint':
+      return `${value}n`;
+    case 'symbol':
+      return value.toString();
+    case 'function':
+      return `a function${value.name ? ` (${value.name})` : ''}`;
+    case 'undefined':
+      return 'undefined';
+    case 'boolean':
+      return String(value);
+    default:
+      if (value === null) return 'null';
+      if (Array.isArray(value)) return `an array of length ${value.length}`;
+      return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
+  }
+}
+
+/** A group key that is not a string, a finite number, or an array of those. */
+export class InvalidGroupError extends TypeError {
+  override readonly name = 'InvalidGroupError';
+  readonly code = 'ERR_PG_INVALID_GROUP';
+}
+
+/** A value that is not a pid where a pid was expected. */
+export class InvalidPidError extends TypeError {
+  override readonly name = 'InvalidPidError';
+  readonly code = 'ERR_PG_INVALID_PID';
+}
+
+/** A pid that belongs to another node, given to an operation that only takes local pids. */
+export class NotLocalError extends Error {
+  override readonly name = 'NotLocalError';
+  readonly code = 'ERR_PG_NOT_LOCAL';
+  constructor(
+    message: string,
+    /** The offending pid. */
+    readonly pid: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The shared index has no room left below its `maxBytes`. */
+export class IndexFullError extends RangeError {
+  override readonly name = 'IndexFullError';
+  readonly code = 'ERR_PG_INDEX_FULL';
+}
+
+/** Every reader record of a shared index is taken. */
+export class TooManyReadersError extends RangeError {
+  override readonly name = 'TooManyReadersError';
+  readonly code = 'ERR_PG_TOO_MANY_READERS';
+}
+
+/** A buffer that is not a procgroups index (or one of another layout version). */
+export class IndexLayoutError extends TypeError {
+  override readonly name = 'IndexLayoutError';
+  readonly code = 'ERR_PG_INDEX_LAYOUT';
+}

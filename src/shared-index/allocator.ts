@@ -1,0 +1,130 @@
+/**
+ * The writer's allocator for arena blocks: size classes, free lists, and the retired
+ * FIFO that makes reuse safe (see "Why plain reads are enough" in layout.ts).
+ *
+ * All of its bookkeeping lives on the writer's own heap; only the blocks themselves are
+ * shared. Sizes come in classes of 4, 6, 8, 12, 16, 24 … words (powers of two and
+ * one and a half times them), so a block wastes at most a third of its size and churn
+ * over groups of similar sizes finds its own freed blocks again.
+ */
+import type { Arena } from './arena.js';
+import { epochAtOrAfter } from './layout.js';
+
+/** The size class that holds `words` words. */
+export function classOf(words: number): number {
+  if (words <= 4) return 0;
+  const k = 31 - Math.clz32(words - 1); // 2^k < words <= 2^(k+1), k >= 2
+  return words <= 3 << (k - 1) ? 2 * (k - 2) + 1 : 2 * (k - 1);
+}
+
+/** Words in a block of class `c`. */
+export function classWords(c: number): number {
+  return (c & 1 ? 6 : 4) << (c >> 1);
+}
+
+export interface AllocatorStats {
+  /** Words from the start of the arena to its high-water mark. */
+  usedWords: number;
+  /** Words on free lists, ready for reuse. */
+  freeWords: number;
+  /** Words retired and waiting until no reader can see them. */
+  retiredWords: number;
+}
+
+export class Allocator {
+  readonly #arena: Arena;
+  readonly #maxWords: number;
+  #bump: number;
+  readonly #free: number[][] = [];
+  #freeWords = 0;
+  // Retired blocks, oldest first. Epochs only grow, so the FIFO is also sorted by epoch.
+  #retPtr: number[] = [];
+  #retClass: number[] = [];
+  #retEpoch: number[] = [];
+  #retHead = 0;
+  #retiredWords = 0;
+
+  constructor(arena: Arena, start: number) {
+    this.#arena = arena;
+    this.#maxWords = Math.floor(arena.buffer.maxByteLength / 4);
+    this.#bump = start;
+  }
+
+  /** A block of at least `words` words. Its contents are whatever was there before. */
+  alloc(words: number): number {
+    const c = classOf(words);
+    const list = this.#free[c];
+    if (list !== undefined && list.length > 0) {
+      this.#freeWords -= classWords(c);
+      return list.pop()!;
+    }
+    const size = classWords(c);
+    const ptr = this.#bump;
+    if (ptr + size > this.#arena.words) this.#arena.grow(ptr + size);
+    this.#bump = ptr + size;
+    return ptr;
+  }
+
+  /** True when `words` more words can be bump-allocated without growing past the cap. */
+  headroom(words: number): boolean {
+    return this.#bump + words <= this.#maxWords;
+  }
+
+  /** Frees a block no reader has ever been able to reach. */
+  release(ptr: number, words: number): void {
+    const c = classOf(words);
+    let list = this.#free[c];
+    if (list === undefined) {
+      list = [];
+      while (this.#free.length < c) this.#free.push([]);
+      this.#free[c] = list;
+    }
+    list.push(ptr);
+    this.#freeWords += classWords(c);
+  }
+
+  /** Queues a block that readers may still see, for reuse once they have all moved past `epoch`. */
+  retire(ptr: number, words: number, epoch: number): void {
+    const c = classOf(words);
+    this.#retPtr.push(ptr);
+    this.#retClass.push(c);
+    this.#retEpoch.push(epoch);
+    this.#retiredWords += classWords(c);
+  }
+
+  /** True when retired blocks are waiting. */
+  get pending(): boolean {
+    return this.#retHead < this.#retPtr.length;
+  }
+
+  /** Frees every retired block whose epoch is at or before `oldest`, the oldest epoch a reader holds. */
+  reclaim(oldest: number): number {
+    let head = this.#retHead;
+    const end = this.#retPtr.length;
+    let freed = 0;
+    while (head < end && epochAtOrAfter(oldest, this.#retEpoch[head]!)) {
+      const c = this.#retClass[head]!;
+      this.release(this.#retPtr[head]!, classWords(c));
+      freed += classWords(c);
+      head++;
+    }
+    this.#retiredWords -= freed;
+    if (head === end) {
+      this.#retPtr = [];
+      this.#retClass = [];
+      this.#retEpoch = [];
+      head = 0;
+    } else if (head > 4096 && head * 2 > end) {
+      this.#retPtr = this.#retPtr.slice(head);
+      this.#retClass = this.#retClass.slice(head);
+      this.#retEpoch = this.#retEpoch.slice(head);
+      head = 0;
+    }
+    this.#retHead = head;
+    return freed;
+  }
+
+  stats(): AllocatorStats {
+    return { usedWords: this.#bump, freeWords: this.#freeWords, retiredWords: this.#retiredWords };
+  }
+}
