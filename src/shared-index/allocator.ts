@@ -37,11 +37,12 @@ export class Allocator {
   #bump: number;
   readonly #free: number[][] = [];
   #freeWords = 0;
-  // Retired blocks, oldest first. Epochs only grow, so the FIFO is also sorted by epoch.
-  #retPtr: number[] = [];
-  #retClass: number[] = [];
-  #retEpoch: number[] = [];
-  #retHead = 0;
+  // Retired blocks, oldest first, as (ptr, class, epoch) triples in a ring buffer: the
+  // queue turns over millions of times a second and must not allocate. Epochs only
+  // grow, so the queue is also sorted by epoch.
+  #ring = new Int32Array(3 * 1024);
+  #head = 0;
+  #count = 0;
   #retiredWords = 0;
 
   constructor(arena: Arena, start: number) {
@@ -86,41 +87,47 @@ export class Allocator {
   /** Queues a block that readers may still see, for reuse once they have all moved past `epoch`. */
   retire(ptr: number, words: number, epoch: number): void {
     const c = classOf(words);
-    this.#retPtr.push(ptr);
-    this.#retClass.push(c);
-    this.#retEpoch.push(epoch);
+    const slots = this.#ring.length / 3;
+    if (this.#count === slots) this.#growRing();
+    const at = 3 * ((this.#head + this.#count) % (this.#ring.length / 3));
+    this.#ring[at] = ptr;
+    this.#ring[at + 1] = c;
+    this.#ring[at + 2] = epoch;
+    this.#count++;
     this.#retiredWords += classWords(c);
+  }
+
+  #growRing(): void {
+    const slots = this.#ring.length / 3;
+    const ring = new Int32Array(this.#ring.length * 2);
+    for (let k = 0; k < this.#count; k++) {
+      const from = 3 * ((this.#head + k) % slots);
+      ring.set(this.#ring.subarray(from, from + 3), 3 * k);
+    }
+    this.#ring = ring;
+    this.#head = 0;
   }
 
   /** True when retired blocks are waiting. */
   get pending(): boolean {
-    return this.#retHead < this.#retPtr.length;
+    return this.#count > 0;
   }
 
   /** Frees every retired block whose epoch is at or before `oldest`, the oldest epoch a reader holds. */
   reclaim(oldest: number): number {
-    let head = this.#retHead;
-    const end = this.#retPtr.length;
+    const ring = this.#ring;
+    const slots = ring.length / 3;
     let freed = 0;
-    while (head < end && epochAtOrAfter(oldest, this.#retEpoch[head]!)) {
-      const c = this.#retClass[head]!;
-      this.release(this.#retPtr[head]!, classWords(c));
+    while (this.#count > 0) {
+      const at = 3 * this.#head;
+      if (!epochAtOrAfter(oldest, ring[at + 2]!)) break;
+      const c = ring[at + 1]!;
+      this.release(ring[at]!, classWords(c));
       freed += classWords(c);
-      head++;
+      this.#head = (this.#head + 1) % slots;
+      this.#count--;
     }
     this.#retiredWords -= freed;
-    if (head === end) {
-      this.#retPtr = [];
-      this.#retClass = [];
-      this.#retEpoch = [];
-      head = 0;
-    } else if (head > 4096 && head * 2 > end) {
-      this.#retPtr = this.#retPtr.slice(head);
-      this.#retClass = this.#retClass.slice(head);
-      this.#retEpoch = this.#retEpoch.slice(head);
-      head = 0;
-    }
-    this.#retHead = head;
     return freed;
   }
 

@@ -15,6 +15,7 @@ import { type GroupKey, hashKey } from '../group.js';
 import { isPid, NODE_FACTOR, type Pid } from '../pid.js';
 import { Allocator } from './allocator.js';
 import { Arena, WORD } from './arena.js';
+import { FreshSet } from './fresh.js';
 import * as layout from './layout.js';
 import { dataBase, epochAtOrAfter, keyRecordWords, memberBlockWords, nextEpoch } from './layout.js';
 import { type RadixHost, radixCapacity, radixDeepen, radixSet, radixWalk } from './radix.js';
@@ -135,7 +136,9 @@ export class IndexWriter implements RadixHost {
   readonly #base: number;
   readonly #seed: number;
   readonly #maxReaders: number;
-  readonly #fresh = new Set<number>();
+  readonly #fresh = new FreshSet();
+  /** Positions to remove, reused by every removal so that a leave allocates only its result. */
+  readonly #drop: number[] = [];
   readonly #groups = new Map<GroupKey, GroupState>();
   readonly #bySlot: (GroupState | undefined)[] = [];
   readonly #freeSlots: number[] = [];
@@ -339,7 +342,8 @@ export class IndexWriter implements RadixHost {
     if (g === undefined || pids.length === 0) return [];
     const i32 = this.#arena.i32;
     const start = g.block + B_PIDS;
-    const drop: number[] = [];
+    const drop = this.#drop;
+    drop.length = 0;
     if (pids.length === 1) {
       // The common case, without a map: the first occurrence of one pid.
       const node = Math.floor(pids[0]! / NODE_FACTOR);
@@ -374,7 +378,8 @@ export class IndexWriter implements RadixHost {
     this.batch(() => {
       for (const g of [...groups]) {
         const i32 = this.#arena.i32;
-        const drop: number[] = [];
+        const drop = this.#drop;
+        drop.length = 0;
         for (let i = 0, at = g.block + B_PIDS; i < g.len; i++, at += 2) {
           if (i32[at] === node) drop.push(i);
         }

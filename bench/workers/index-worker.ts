@@ -1,0 +1,141 @@
+/**
+ * A thread of the index benchmark: either the writer (owns the IndexWriter, fills it,
+ * churns on command) or a reader (measures read operations on command). The main
+ * thread only orchestrates, so that it never competes for one of the two cores while
+ * a figure is being measured.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { encodeGroup, type Group, IndexReader, IndexWriter, makePid } from '../../src/index.js';
+import type { IndexHandle } from '../../src/shared-index/writer.js';
+import { type Op, randomSequence, throughput } from '../lib/measure.js';
+
+export interface WriterData {
+  role: 'writer';
+  groups: number;
+  members: number;
+  /** Groups the churn touches, disjoint from the ones readers read. */
+  churnGroups: number;
+}
+
+export interface ReaderData {
+  role: 'reader';
+  handle: IndexHandle;
+  groups: number;
+  members: number;
+}
+
+export type Command =
+  | { cmd: 'measure'; cases: ReadCase[]; ms: number; go?: Int32Array }
+  | { cmd: 'churn'; stop: Int32Array }
+  | { cmd: 'spin'; stop: Int32Array }
+  | { cmd: 'write'; ms: number; batch: number }
+  | { cmd: 'exit' };
+
+export type ReadCase = 'members' | 'slice' | 'count' | 'pick' | 'get';
+
+const port = parentPort!;
+const data = workerData as WriterData | ReaderData;
+
+export const groupName = (i: number): string => `group-${i}`;
+/** Member j of group i; members spread over 4 nodes so that pids are large numbers. */
+export const memberPid = (i: number, j: number) => makePid(1 + (j % 4), i * 64 + j + 1);
+
+if (data.role === 'writer') {
+  const writer = new IndexWriter();
+  writer.batch(() => {
+    for (let i = 0; i < data.groups; i++) {
+      writer.join(
+        encodeGroup(groupName(i)),
+        Array.from({ length: data.members }, (_, j) => memberPid(i, j)),
+      );
+    }
+    for (let i = 0; i < data.churnGroups; i++) {
+      writer.join(
+        encodeGroup(`churn-${i}`),
+        Array.from({ length: data.members }, (_, j) => memberPid(i, j)),
+      );
+    }
+  });
+  const churnKeys = Array.from({ length: data.churnGroups }, (_, i) => encodeGroup(`churn-${i}`));
+  port.postMessage({ type: 'ready', handle: writer.handle });
+  port.on('message', (msg: Command) => {
+    if (msg.cmd === 'churn') {
+      // Join and leave one extra member per churn group until told to stop.
+      let changes = 0;
+      const extra = makePid(1, 0xffff_0000);
+      while (Atomics.load(msg.stop, 0) === 0) {
+        for (let k = 0; k < 64; k++) {
+          const key = churnKeys[(changes >> 1) % churnKeys.length]!;
+          writer.join(key, [extra]);
+          writer.leave(key, [extra]);
+          changes += 2;
+        }
+      }
+      port.postMessage({ type: 'churned', changes });
+    } else if (msg.cmd === 'spin') {
+      // A control: keep the writer's core busy with plain arithmetic, touching no memory.
+      let x = 1;
+      while (Atomics.load(msg.stop, 0) === 0)
+        for (let k = 0; k < 100_000; k++) x = (x * 1103515245 + 12345) | 0;
+      port.postMessage({ type: 'churned', changes: x & 0 });
+    } else if (msg.cmd === 'write') {
+      // Writer throughput: join then leave of a member of a node already in the group,
+      // `batch` pairs per published version; the clock is read every 512 pairs.
+      let changes = 0;
+      const start = performance.now();
+      let now = start;
+      while (now - start < msg.ms) {
+        for (let round = 0; round < 512; round += msg.batch) {
+          writer.batch(() => {
+            for (let k = 0; k < msg.batch; k++) {
+              const i = (changes >> 1) % churnKeys.length;
+              const extra = makePid(1, 0xfff0_0000 + i);
+              writer.join(churnKeys[i]!, [extra]);
+              writer.leave(churnKeys[i]!, [extra]);
+              changes += 2;
+            }
+          });
+        }
+        now = performance.now();
+      }
+      port.postMessage({ type: 'written', perSecond: (changes / (now - start)) * 1000 });
+    } else if (msg.cmd === 'exit') {
+      port.close();
+    }
+  });
+} else {
+  const reader = new IndexReader(data.handle);
+  // The same-thread baseline: a plain Map from the group name to its member array.
+  const map = new Map<string, number[]>();
+  for (let i = 0; i < data.groups; i++) {
+    map.set(
+      groupName(i),
+      Array.from({ length: data.members }, (_, j) => memberPid(i, j)),
+    );
+  }
+  const keys = randomSequence(1 << 16, data.groups).map(groupName);
+  const ops: Record<ReadCase, Op<string>> = {
+    members: (k) => reader.members(k).length,
+    slice: (k) => map.get(k)!.slice().length,
+    count: (k) => reader.count(k),
+    pick: (k, i) => reader.memberAt(k, i),
+    get: (k) => map.get(k)!.length,
+  };
+  // Sanity: the index and the baseline agree before anything is measured.
+  for (let i = 0; i < data.groups; i++) {
+    const a = reader.members(groupName(i) as Group).join();
+    if (a !== map.get(groupName(i))!.join())
+      throw new Error(`index and baseline differ for ${groupName(i)}`);
+  }
+  port.on('message', (msg: Command) => {
+    if (msg.cmd === 'measure') {
+      if (msg.go !== undefined) Atomics.wait(msg.go, 0, 0);
+      const values = msg.cases.map((c) => throughput(ops[c], keys, msg.ms));
+      port.postMessage({ type: 'measured', values });
+    } else if (msg.cmd === 'exit') {
+      reader.release();
+      port.close();
+    }
+  });
+  port.postMessage({ type: 'ready' });
+}
