@@ -70,3 +70,70 @@ export class IndexLayoutError extends TypeError {
   override readonly name = 'IndexLayoutError';
   readonly code = 'ERR_PG_INDEX_LAYOUT';
 }
+
+/** A join or leave on a scope that is not running. */
+export class NoScopeError extends Error {
+  override readonly name = 'NoScopeError';
+  readonly code = 'ERR_PG_NO_SCOPE';
+}
+
+/** A call or monitor aimed at a pid that is not (or no longer) alive. */
+export class NoProcessError extends Error {
+  override readonly name = 'NoProcessError';
+  readonly code = 'ERR_PG_NOPROC';
+  constructor(
+    message: string,
+    readonly pid: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The target of a call exited before answering. `reason` is its exit reason. */
+export class ProcessExitError extends Error {
+  override readonly name = 'ProcessExitError';
+  readonly code = 'ERR_PG_EXIT';
+  constructor(
+    message: string,
+    readonly pid: number,
+    readonly reason: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/** The node of the target went away (its thread exited, crashed, or its link closed). */
+export class NodeDownError extends Error {
+  override readonly name = 'NodeDownError';
+  readonly code = 'ERR_PG_NODE_DOWN';
+  constructor(
+    message: string,
+    readonly node: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A call got no answer within its `timeout`. */
+export class CallTimeoutError extends Error {
+  override readonly name = 'CallTimeoutError';
+  readonly code = 'ERR_PG_TIMEOUT';
+}
+
+/** A message that `postMessage` cannot clone (a function, a symbol, a non-transferred port…). */
+export class MessageCloneError extends TypeError {
+  override readonly name = 'MessageCloneError';
+  readonly code = 'ERR_PG_CLONE';
+}
+
+/** The node or cluster was stopped (or not connected yet). */
+export class NotConnectedError extends Error {
+  override readonly name = 'NotConnectedError';
+  readonly code = 'ERR_PG_NOT_CONNECTED';
+}
+
+/** A dispatch found no member in the group (and was not asked to wait for one). */
+export class NoMembersError extends Error {
+  override readonly name = 'NoMembersError';
+  readonly code = 'ERR_PG_NO_MEMBERS';
+}

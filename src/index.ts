@@ -1,14 +1,37 @@
 /**
  * procgroups: Erlang/OTP's `pg` process groups for Node.js worker_threads.
+ *
+ * Start a cluster on the main thread with `startCluster()`, attach worker threads with
+ * `connect()`, and use `node.pg` (or `node.scope(name)`) on any of them.
  */
+export type { CallOptions } from './calls.js';
 export {
+  Cluster,
+  type ClusterOptions,
+  type ConnectOptions,
+  connect,
+  type SpawnNodeOptions,
+  startCluster,
+  type WorkerNode,
+} from './cluster.js';
+export type { CoordinatorStats } from './coordinator.js';
+export {
+  CallTimeoutError,
   IndexFullError,
   IndexLayoutError,
   InvalidGroupError,
   InvalidPidError,
+  MessageCloneError,
+  NodeDownError,
+  NoMembersError,
+  NoProcessError,
+  NoScopeError,
+  NotConnectedError,
   NotLocalError,
+  ProcessExitError,
   TooManyReadersError,
 } from './errors.js';
+export { type MembershipEvent, MonitorOverflowError } from './events.js';
 export {
   decodeGroup,
   encodeGroup,
@@ -17,7 +40,10 @@ export {
   type GroupKey,
   isGroupKey,
 } from './group.js';
+export { type ExitReason, Node, type NodeEvents, type ProcessMonitor } from './node.js';
 export { formatPid, isPid, makePid, nodeOf, type Pid, serialOf } from './pid.js';
+export type { Handler, ProcessContext, SpawnOptions } from './process.js';
+export { type GroupMonitor, type MonitorOptions, Scope, type ScopeMonitor } from './scope.js';
 export { IndexReader } from './shared-index/reader.js';
 export {
   type IndexHandle,

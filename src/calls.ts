@@ -1,0 +1,93 @@
+/**
+ * The calls a node is waiting on: one promise each, settled by a reply, a failure, a
+ * timeout, an abort, or the target's node going down.
+ */
+import { CallTimeoutError } from './errors.js';
+import { formatPid, type Pid } from './pid.js';
+
+export interface CallOptions {
+  /** Milliseconds before the call rejects with `CallTimeoutError`. Default: no limit. */
+  timeout?: number;
+  /** Rejects the call with `signal.reason` when aborted. */
+  signal?: AbortSignal;
+  /** ArrayBuffers and MessagePorts to move instead of copy. */
+  transfer?: readonly Transferable[];
+}
+
+type Transferable = ArrayBuffer | import('node:worker_threads').MessagePort;
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+  node: number;
+  pid: Pid;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+export class Calls {
+  readonly #pending = new Map<number, Pending>();
+  #seq = 0;
+
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /** Registers a call to `pid` on `node`; returns its id and promise. */
+  open<R>(node: number, pid: Pid, options: CallOptions | undefined): [number, Promise<R>] {
+    const id = ++this.#seq;
+    let entry!: Pending;
+    const promise = new Promise<R>((resolve, reject) => {
+      entry = {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        node,
+        pid,
+        timer: undefined,
+        signal: undefined,
+        onAbort: undefined,
+      };
+    });
+    this.#pending.set(id, entry);
+    const timeout = options?.timeout;
+    if (timeout !== undefined && timeout !== Number.POSITIVE_INFINITY) {
+      entry.timer = setTimeout(() => {
+        this.settle(
+          id,
+          false,
+          new CallTimeoutError(`call to ${formatPid(pid)} got no answer within ${timeout} ms`),
+        );
+      }, timeout);
+    }
+    const signal = options?.signal;
+    if (signal !== undefined) {
+      entry.signal = signal;
+      entry.onAbort = () => this.settle(id, false, signal.reason);
+      signal.addEventListener('abort', entry.onAbort, { once: true });
+    }
+    return [id, promise];
+  }
+
+  /** Settles call `id` (a no-op if it was settled already, e.g. after a timeout). */
+  settle(id: number, ok: boolean, value: unknown): void {
+    const entry = this.#pending.get(id);
+    if (entry === undefined) return;
+    this.#pending.delete(id);
+    if (entry.timer !== undefined) clearTimeout(entry.timer);
+    if (entry.onAbort !== undefined) entry.signal!.removeEventListener('abort', entry.onAbort);
+    if (ok) entry.resolve(value);
+    else entry.reject(value);
+  }
+
+  /** Fails every call to a pid of `node` (it went down). */
+  failNode(node: number, error: (pid: Pid) => unknown): void {
+    for (const [id, entry] of this.#pending)
+      if (entry.node === node) this.settle(id, false, error(entry.pid));
+  }
+
+  /** Fails every call (the node is closing). */
+  failAll(error: (pid: Pid) => unknown): void {
+    for (const [id, entry] of this.#pending) this.settle(id, false, error(entry.pid));
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * Starting a cluster and attaching threads to it.
+ *
+ * `startCluster()` makes the calling thread the coordinator and node 0. `cluster.spawn()`
+ * starts a worker thread whose script calls `connect()`. Any other thread — a piscina or
+ * tinypool worker, say — joins with `connect(port)`, given a port from
+ * `cluster.connectPort()`.
+ */
+import {
+  isMainThread,
+  MessageChannel,
+  type MessagePort,
+  parentPort,
+  receiveMessageOnPort,
+  threadId,
+  Worker,
+  type WorkerOptions,
+} from 'node:worker_threads';
+import { Coordinator, type CoordinatorStats } from './coordinator.js';
+import { describe, NotConnectedError } from './errors.js';
+import { Node } from './node.js';
+import type { Handler } from './process.js';
+import { type Endpoint, parseToNode, type ToNode } from './protocol.js';
+import type { IndexOptions } from './shared-index/writer.js';
+
+/** Tag of the first message `cluster.spawn` posts to a worker: its control port. */
+const HANDSHAKE = 'procgroups:control-port';
+
+export interface ClusterOptions {
+  /** Scopes to start besides the default `'pg'`. */
+  scopes?: string[];
+  /** Sizing of each scope's shared index. */
+  index?: IndexOptions;
+  /** Handler of this thread's root process (`node.self()`). */
+  handler?: Handler;
+}
+
+export interface SpawnNodeOptions extends Omit<WorkerOptions, 'eval' | 'transferList'> {
+  /** Milliseconds for the worker to call `connect()` before spawn gives up and terminates it. Default 30,000. */
+  connectTimeout?: number;
+}
+
+/** A worker node started by `cluster.spawn`. */
+export interface WorkerNode {
+  /** Its node id. */
+  readonly id: number;
+  readonly worker: Worker;
+  /** Terminates the worker; resolves when the cluster has dropped the node. */
+  terminate(): Promise<void>;
+}
+
+export interface ConnectOptions {
+  /** Handler of this thread's root process. */
+  handler?: Handler;
+  /** A name for logs and errors. */
+  name?: string;
+}
+
+async function attach(port: MessagePort, options: ConnectOptions): Promise<Node> {
+  const welcome = await new Promise<Extract<ToNode, { t: 'welcome' }>>((resolve, reject) => {
+    const onMessage = (raw: unknown) => {
+      const m = parseToNode(raw);
+      if (m?.t !== 'welcome') return;
+      cleanup();
+      resolve(m);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(
+        new NotConnectedError('the cluster closed the connection before this thread became a node'),
+      );
+    };
+    const cleanup = () => {
+      port.off('message', onMessage);
+      port.off('close', onClose);
+    };
+    port.on('message', onMessage);
+    port.once('close', onClose);
+    port.postMessage({ t: 'hello', threadId, name: options.name ?? `thread ${threadId}` });
+  });
+  const endpoint: Endpoint & { close(): void } = port;
+  const node = new Node(endpoint, welcome, options.handler);
+  port.once('close', () => node.close());
+  return node;
+}
+
+/**
+ * Attaches this thread to a cluster as a node. In a worker started by `cluster.spawn`,
+ * call it with no port (before listening on `parentPort` yourself). Elsewhere, pass a
+ * port from `cluster.connectPort()`.
+ */
+export async function connect(port?: MessagePort, options: ConnectOptions = {}): Promise<Node> {
+  if (port === undefined) {
+    if (isMainThread || parentPort === null) {
+      throw new NotConnectedError(
+        'connect() without a port only works in a worker started by cluster.spawn(); ' +
+          'on the main thread use startCluster(), elsewhere pass a port from cluster.connectPort()',
+      );
+    }
+    const first = receiveMessageOnPort(parentPort);
+    const msg = first?.message as { tag?: unknown; port?: unknown } | undefined;
+    if (msg?.tag !== HANDSHAKE || !(msg.port instanceof Object)) {
+      throw new NotConnectedError(
+        'this worker was not started by cluster.spawn() (no control port waiting on parentPort); ' +
+          'pass a port from cluster.connectPort() instead',
+      );
+    }
+    port = msg.port as MessagePort;
+  }
+  return attach(port, options);
+}
+
+export class Cluster {
+  readonly #coordinator: Coordinator;
+  readonly #workers = new Map<number, Worker>();
+  readonly #exits = new Map<number, Promise<void>>();
+  #node!: Node;
+  #stopping: Promise<void> | undefined;
+
+  /** @internal Use `startCluster()`. */
+  constructor(coordinator: Coordinator) {
+    this.#coordinator = coordinator;
+  }
+
+  /** @internal */
+  static async start(options: ClusterOptions = {}): Promise<Cluster> {
+    const coordinator = new Coordinator(options.index ?? {});
+    const cluster = new Cluster(coordinator);
+    coordinator.startScope('pg');
+    for (const name of options.scopes ?? []) coordinator.startScope(name);
+    const { port1, port2 } = new MessageChannel();
+    coordinator.accept(port1);
+    const connectOptions: ConnectOptions = { name: 'coordinator' };
+    if (options.handler !== undefined) connectOptions.handler = options.handler;
+    cluster.#node = await attach(port2, connectOptions);
+    return cluster;
+  }
+
+  /** This thread's node (node 0). */
+  get node(): Node {
+    return this.#node;
+  }
+
+  /**
+   * Starts a worker thread from `url`; its script must call `connect()`. Resolves once
+   * it is a node. Rejects if the worker fails or exits before that, or does not
+   * connect within `connectTimeout`.
+   */
+  async spawn(url: string | URL, options: SpawnNodeOptions = {}): Promise<WorkerNode> {
+    this.#assertRunning();
+    const { connectTimeout = 30_000, ...workerOptions } = options;
+    const { port1, port2 } = new MessageChannel();
+    const worker = new Worker(url, workerOptions);
+    worker.postMessage({ tag: HANDSHAKE, port: port2 }, [port2]);
+    const id = await new Promise<number>((resolve, reject) => {
+      const fail = (error: Error) => {
+        cleanup();
+        port1.close();
+        void worker.terminate();
+        reject(error);
+      };
+      const onError = (e: Error) => fail(e);
+      const onExit = (code: number) =>
+        fail(
+          new Error(
+            `worker ${describe(String(url))} exited (code ${code}) before it called connect()`,
+          ),
+        );
+      const timer = setTimeout(
+        () =>
+          fail(
+            new Error(
+              `worker ${describe(String(url))} did not call connect() within ${connectTimeout} ms`,
+            ),
+          ),
+        connectTimeout,
+      );
+      const cleanup = () => {
+        clearTimeout(timer);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+      };
+      worker.once('error', onError);
+      worker.once('exit', onExit);
+      this.#coordinator.accept(port1, worker, (nodeId) => {
+        cleanup();
+        resolve(nodeId);
+      });
+    });
+    this.#workers.set(id, worker);
+    const exited = new Promise<void>((resolve) => {
+      worker.once('exit', () => {
+        this.#workers.delete(id);
+        this.#coordinator.nodeDown(id);
+        resolve();
+      });
+    });
+    // An uncaught error in the worker ends it; the 'exit' that follows brings the node
+    // down. Listening here keeps it from also crashing this thread.
+    worker.on('error', () => {});
+    this.#exits.set(id, exited);
+    return {
+      id,
+      worker,
+      terminate: async () => {
+        await worker.terminate();
+        await exited;
+      },
+    };
+  }
+
+  /**
+   * A port that any thread can pass to `connect(port)` to join as a node (bring your
+   * own thread). Transfer it to that thread (it is a MessagePort).
+   */
+  connectPort(): MessagePort {
+    this.#assertRunning();
+    const { port1, port2 } = new MessageChannel();
+    this.#coordinator.accept(port1);
+    return port2;
+  }
+
+  /** Starts a scope on every node. Resolves false if it was already running. */
+  async startScope(name: string, index?: IndexOptions): Promise<boolean> {
+    this.#assertRunning();
+    checkScopeName(name);
+    return this.#coordinator.startScope(name, index);
+  }
+
+  /** Stops a scope: its members are gone, its writes fail until it starts again. */
+  async stopScope(name: string): Promise<boolean> {
+    this.#assertRunning();
+    checkScopeName(name);
+    return this.#coordinator.stopScope(name);
+  }
+
+  /** Names of the running scopes. */
+  scopes(): string[] {
+    return this.#coordinator.scopes();
+  }
+
+  /** Ids of the nodes that are up. */
+  nodes(): number[] {
+    return this.#coordinator.nodeIds();
+  }
+
+  /** Counters of what the coordinator dropped (malformed, forged, ignored messages). */
+  stats(): CoordinatorStats {
+    return this.#coordinator.stats();
+  }
+
+  /**
+   * Test hook, the thread-world netsplit: cuts `node`'s link to `scope` on both sides.
+   * The coordinator drops the node's members and ignores it; the node keeps its
+   * memberships, and its joins and leaves stay local. `heal` restores the link: the
+   * node syncs, and both sides converge.
+   */
+  partition(node: number, scope = 'pg'): Promise<void> {
+    return this.#coordinator.partition(node, scope, true);
+  }
+
+  heal(node: number, scope = 'pg'): Promise<void> {
+    return this.#coordinator.partition(node, scope, false);
+  }
+
+  /** @internal The coordinator itself (tests that craft protocol messages). */
+  get coordinator(): Coordinator {
+    return this.#coordinator;
+  }
+
+  /**
+   * Ends the cluster: terminates every worker it spawned, tells other nodes to shut
+   * down, stops every scope. Resolves when the workers are gone; after that nothing of
+   * the cluster keeps the process alive.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      const exits = [...this.#exits.values()];
+      for (const worker of this.#workers.values()) void worker.terminate();
+      await Promise.all(exits);
+      this.#node.close();
+      this.#coordinator.stop();
+    })();
+    return this.#stopping;
+  }
+
+  #assertRunning(): void {
+    if (this.#stopping !== undefined) throw new NotConnectedError('this cluster was stopped');
+  }
+}
+
+function checkScopeName(name: unknown): void {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 256) {
+    throw new TypeError(
+      `a scope name is a non-empty string of at most 256 characters, got ${describe(name)}`,
+    );
+  }
+}
+
+/** Makes this thread the coordinator of a new cluster, and node 0 of it. */
+export function startCluster(options?: ClusterOptions): Promise<Cluster> {
+  return Cluster.start(options);
+}

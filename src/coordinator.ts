@@ -1,0 +1,288 @@
+/**
+ * The coordinator: the node registry, the broker of links, and the home of every
+ * scope's table. It runs on the thread that started the cluster.
+ *
+ * Every message from a node is parsed before it is acted on; what does not parse is
+ * counted and dropped. A node's messages are only ever applied to that node's own
+ * contribution (see ScopeServer).
+ */
+import { type MessagePort, threadId as ownThreadId, type Worker } from 'node:worker_threads';
+import { type Endpoint, parseToCoordinator, type ToCoordinator, type ToNode } from './protocol.js';
+import { ScopeServer } from './scope-server.js';
+import type { IndexHandle, IndexOptions } from './shared-index/writer.js';
+
+interface NodeEntry {
+  id: number;
+  port: MessagePort;
+  threadId: number;
+  name: string;
+  worker: Worker | undefined;
+  onMessage: (m: unknown) => void;
+  onClose: () => void;
+}
+
+export interface CoordinatorStats {
+  nodes: number;
+  /** Messages that did not parse. */
+  malformed: number;
+  /** Messages naming pids of another node: dropped. */
+  forged: number;
+  /** Messages from nodes outside a scope: ignored. */
+  ignored: number;
+}
+
+export class Coordinator {
+  readonly #nodes = new Map<number, NodeEntry>();
+  readonly #scopes = new Map<string, ScopeServer>();
+  readonly #indexOptions: IndexOptions;
+  /** Ports that connected but have not said hello yet. */
+  readonly #greeting = new Set<MessagePort>();
+  readonly #waiting = new Map<MessagePort, (id: number) => void>();
+  #nextId = 0;
+  #ref = 0;
+  readonly #done = new Map<number, () => void>();
+  #malformed = 0;
+  #stopped = false;
+  /** Called when a node goes down (the cluster uses it to settle spawn promises). */
+  onNodeDown: (id: number) => void = () => {};
+
+  constructor(indexOptions: IndexOptions) {
+    this.#indexOptions = indexOptions;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /**
+   * Takes a new control port; the thread at its other end becomes a node when it says
+   * hello. `registered` is called with its id then.
+   */
+  accept(port: MessagePort, worker?: Worker, registered?: (id: number) => void): void {
+    this.#greeting.add(port);
+    if (registered !== undefined) this.#waiting.set(port, registered);
+    const onHello = (raw: unknown) => {
+      const m = parseToCoordinator(raw);
+      if (m === undefined || m.t !== 'hello') {
+        this.#malformed++;
+        return;
+      }
+      port.off('message', onHello);
+      port.off('close', onEarlyClose);
+      this.#greeting.delete(port);
+      this.#register(port, worker, m.threadId, m.name);
+    };
+    const onEarlyClose = () => {
+      this.#greeting.delete(port);
+      this.#waiting.delete(port);
+    };
+    port.on('message', onHello);
+    port.once('close', onEarlyClose);
+  }
+
+  #register(port: MessagePort, worker: Worker | undefined, threadId: number, name: string): void {
+    const id = this.#nextId++;
+    const entry: NodeEntry = {
+      id,
+      port,
+      threadId,
+      name,
+      worker,
+      onMessage: (raw) => this.#onMessage(entry, raw),
+      onClose: () => this.nodeDown(id),
+    };
+    const others = [...this.#nodes.keys()];
+    this.#nodes.set(id, entry);
+    port.on('message', entry.onMessage);
+    port.once('close', entry.onClose);
+    const scopes: [string, IndexHandle][] = [...this.#scopes].map(([n, s]) => [n, s.writer.handle]);
+    this.#send(id, { t: 'welcome', id, nodes: others, scopes });
+    for (const other of others) this.#send(other, { t: 'nodeup', id });
+    const done = this.#waiting.get(port);
+    this.#waiting.delete(port);
+    done?.(id);
+  }
+
+  /** The node's thread is gone (exit, crash, closed port) or it said bye: drop it everywhere, at once. */
+  nodeDown(id: number): void {
+    const entry = this.#nodes.get(id);
+    if (entry === undefined) return;
+    this.#nodes.delete(id);
+    entry.port.off('message', entry.onMessage);
+    entry.port.off('close', entry.onClose);
+    entry.port.close();
+    for (const scope of this.#scopes.values()) {
+      scope.detach(id, true);
+      // Reader records the thread held are free again (it may have died mid-read).
+      if (entry.threadId !== ownThreadId) scope.writer.releaseReadersOf(entry.threadId);
+    }
+    for (const other of this.#nodes.keys()) this.#send(other, { t: 'nodedown', id });
+    this.onNodeDown(id);
+  }
+
+  #onMessage(entry: NodeEntry, raw: unknown): void {
+    const m = parseToCoordinator(raw);
+    if (m === undefined) {
+      this.#malformed++;
+      return;
+    }
+    this.#handle(entry, m);
+  }
+
+  #handle(from: NodeEntry, m: ToCoordinator): void {
+    switch (m.t) {
+      case 'link': {
+        // Hand the channel's other end to the peer, or close it: the requester's link
+        // then closes and whatever it sent fails as sent to a node that is down.
+        if (m.peer !== from.id && this.#nodes.has(m.peer)) {
+          this.#nodes
+            .get(m.peer)!
+            .port.postMessage({ t: 'linked', peer: from.id, port: m.port }, [m.port]);
+        } else {
+          m.port.close();
+        }
+        return;
+      }
+      case 'bye':
+        this.nodeDown(from.id);
+        return;
+      case 'done':
+        this.#done.get(m.ref)?.();
+        this.#done.delete(m.ref);
+        return;
+      case 'hello':
+        this.#malformed++;
+        return;
+    }
+    const scope = this.#scopes.get(m.scope);
+    if (scope === undefined) {
+      // The scope stopped while the message was in flight: answer requests so nothing hangs.
+      if (m.t === 'join' || m.t === 'leave' || m.t === 'monitor' || m.t === 'demonitor') {
+        this.#send(from.id, { t: 'ack', ref: m.ref, error: `scope '${m.scope}' is not running` });
+      }
+      return;
+    }
+    switch (m.t) {
+      case 'sync':
+        return scope.sync(from.id, m);
+      case 'join':
+        return scope.join(from.id, m);
+      case 'leave':
+        return scope.leave(from.id, m);
+      case 'exit':
+        return scope.exit(from.id, m);
+      case 'monitor':
+        return scope.monitor(from.id, m);
+      case 'demonitor':
+        return scope.demonitor(from.id, m.ref, m.monitor);
+    }
+  }
+
+  #send(node: number, message: ToNode): void {
+    const entry = this.#nodes.get(node);
+    if (entry === undefined) return;
+    try {
+      entry.port.postMessage(message);
+    } catch {
+      // The port closed under us: its close event brings the node down.
+    }
+  }
+
+  // Scopes -------------------------------------------------------------------------------
+
+  startScope(name: string, options: IndexOptions = this.#indexOptions): boolean {
+    if (this.#scopes.has(name)) return false;
+    const scope = new ScopeServer(name, options, (node, message) => this.#send(node, message));
+    this.#scopes.set(name, scope);
+    for (const id of this.#nodes.keys())
+      this.#send(id, { t: 'scopeup', scope: name, handle: scope.writer.handle });
+    return true;
+  }
+
+  stopScope(name: string): boolean {
+    const scope = this.#scopes.get(name);
+    if (scope === undefined) return false;
+    this.#scopes.delete(name);
+    for (const id of this.#nodes.keys()) this.#send(id, { t: 'scopedown', scope: name });
+    scope.close();
+    return true;
+  }
+
+  scope(name: string): ScopeServer | undefined {
+    return this.#scopes.get(name);
+  }
+
+  scopes(): string[] {
+    return [...this.#scopes.keys()];
+  }
+
+  /**
+   * Test hook, the netsplit analogue: cuts (or restores) `node`'s link to `scope` on
+   * both sides. Cutting drops the node's members from the scope and ignores its
+   * messages there; the node keeps its memberships and its writes stay local.
+   * Restoring lets the node sync again. Resolves once the node has applied it.
+   */
+  partition(node: number, scope: string, cut: boolean): Promise<void> {
+    if (cut) this.#scopes.get(scope)?.detach(node, false);
+    if (!this.#nodes.has(node)) return Promise.resolve();
+    const ref = ++this.#ref;
+    return new Promise((resolve) => {
+      this.#done.set(ref, resolve);
+      this.#send(node, { t: 'partition', scope, cut, ref });
+    });
+  }
+
+  /** Test hook: asks `node` to sync `scope` again (pg's `discover`). */
+  discover(node: number, scope: string): void {
+    this.#send(node, { t: 'discover', scope });
+  }
+
+  // Registry -----------------------------------------------------------------------------
+
+  nodeIds(): number[] {
+    return [...this.#nodes.keys()];
+  }
+
+  /** Raw access to a node's control port, for tests that craft protocol messages. */
+  port(node: number): MessagePort | undefined {
+    return this.#nodes.get(node)?.port;
+  }
+
+  /** Feeds a message to the coordinator as if `node` had sent it (tests of validation and ownership). */
+  inject(node: number, raw: unknown): void {
+    const entry = this.#nodes.get(node);
+    if (entry !== undefined) this.#onMessage(entry, raw);
+  }
+
+  stats(): CoordinatorStats {
+    let forged = 0;
+    let ignored = 0;
+    for (const s of this.#scopes.values()) {
+      forged += s.counters.forged;
+      ignored += s.counters.ignored;
+    }
+    return { nodes: this.#nodes.size, malformed: this.#malformed, forged, ignored };
+  }
+
+  /** Tells every node to shut down and lets go of every port and scope. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const port of this.#greeting) port.close();
+    this.#greeting.clear();
+    for (const id of [...this.#nodes.keys()]) {
+      this.#send(id, { t: 'shutdown' });
+      const entry = this.#nodes.get(id)!;
+      this.#nodes.delete(id);
+      entry.port.off('message', entry.onMessage);
+      entry.port.off('close', entry.onClose);
+      entry.port.close();
+    }
+    for (const name of [...this.#scopes.keys()]) {
+      this.#scopes.get(name)!.close();
+      this.#scopes.delete(name);
+    }
+  }
+}
+
+export type { Endpoint };

@@ -1,0 +1,121 @@
+/**
+ * Monitor event streams: what `monitorScope()` and `monitor(group)` hand out.
+ *
+ * Events arrive from the coordinator over the node's control port, in the order the
+ * coordinator applied the changes, right after the snapshot they continue. The stream
+ * buffers them until they are consumed (`for await`), or hands each to a callback.
+ * The coordinator never waits for a consumer; a consumer that falls `maxBuffer` events
+ * behind gets `MonitorOverflowError` from the iterator after the events it did buffer,
+ * and the monitor is removed, so memory stays bounded and nothing is silently dropped.
+ */
+import type { Group } from './group.js';
+import type { Pid } from './pid.js';
+
+/** A change of membership seen by a monitor. */
+export interface MembershipEvent {
+  kind: 'join' | 'leave';
+  group: Group;
+  /** Exactly the pids that joined or left, duplicates included (a pid joined twice and removed leaves twice). */
+  pids: Pid[];
+}
+
+/** A consumer fell too far behind its monitor; the monitor was removed. */
+export class MonitorOverflowError extends Error {
+  override readonly name = 'MonitorOverflowError';
+  readonly code = 'ERR_PG_MONITOR_OVERFLOW';
+}
+
+export class EventStream implements AsyncIterable<MembershipEvent> {
+  readonly #max: number;
+  readonly #onOverflow: () => void;
+  #buffer: MembershipEvent[] = [];
+  #head = 0;
+  #waiter: ((r: IteratorResult<MembershipEvent>) => void) | undefined;
+  #failWaiter: ((e: unknown) => void) | undefined;
+  #ended = false;
+  #error: unknown;
+  #listener: ((e: MembershipEvent) => void) | undefined;
+
+  constructor(maxBuffer: number, onOverflow: () => void, listener?: (e: MembershipEvent) => void) {
+    this.#max = maxBuffer;
+    this.#onOverflow = onOverflow;
+    this.#listener = listener;
+  }
+
+  /** Events waiting to be consumed. */
+  get buffered(): number {
+    return this.#buffer.length - this.#head;
+  }
+
+  push(event: MembershipEvent): void {
+    if (this.#ended) return;
+    if (this.#listener !== undefined) {
+      this.#listener(event);
+      return;
+    }
+    if (this.#waiter !== undefined) {
+      const w = this.#waiter;
+      this.#waiter = this.#failWaiter = undefined;
+      w({ value: event, done: false });
+      return;
+    }
+    if (this.buffered >= this.#max) {
+      this.end(
+        new MonitorOverflowError(
+          `a monitor consumer fell ${this.#max} events behind; the monitor was removed`,
+        ),
+      );
+      this.#onOverflow();
+      return;
+    }
+    this.#buffer.push(event);
+  }
+
+  /** Ends the stream, after the buffered events, with `error` if given. */
+  end(error?: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#error = error;
+    if (this.#waiter !== undefined) {
+      const w = this.#waiter;
+      const f = this.#failWaiter!;
+      this.#waiter = this.#failWaiter = undefined;
+      if (error !== undefined) f(error);
+      else w({ value: undefined, done: true });
+    }
+  }
+
+  #next(): Promise<IteratorResult<MembershipEvent>> {
+    if (this.#head < this.#buffer.length) {
+      const value = this.#buffer[this.#head++]!;
+      if (this.#head === this.#buffer.length) {
+        this.#buffer = [];
+        this.#head = 0;
+      }
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.#ended) {
+      if (this.#error !== undefined) {
+        const e = this.#error;
+        this.#error = undefined;
+        return Promise.reject(e);
+      }
+      return Promise.resolve({ value: undefined, done: true });
+    }
+    return new Promise((resolve, reject) => {
+      this.#waiter = resolve;
+      this.#failWaiter = reject;
+    });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<MembershipEvent> {
+    return {
+      next: () => this.#next(),
+      return: () => {
+        this.#buffer = [];
+        this.#head = 0;
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * A direct channel between two nodes, made by the coordinator on first use. Payloads
+ * of `send` and `call` go over it and never through the coordinator; one MessagePort
+ * per pair of nodes keeps messages in order for every sender and receiver.
+ *
+ * Frames are small arrays, the cheapest shape for structured clone:
+ *
+ * | frame                                   | role                                   |
+ * | --------------------------------------- | -------------------------------------- |
+ * | `[SEND, serial, from, payload]`         | a message, no answer expected          |
+ * | `[CALL, id, serial, from, payload]`     | a message whose answer is awaited      |
+ * | `[REPLY, id, payload]`                  | the handler's value for call `id`      |
+ * | `[FAIL, id, wireError]`                 | call `id` failed (throw, exit, noproc) |
+ * | `[MONITOR, ref, serial]`                | tell me when process `serial` exits    |
+ * | `[DEMONITOR, ref, serial]`              | never mind                             |
+ * | `[DOWN, ref, wireReason]`               | the monitored process exited           |
+ */
+import type { MessagePort, Transferable } from 'node:worker_threads';
+import { MessageCloneError } from './errors.js';
+import type { Pid } from './pid.js';
+import type { ReplyTo } from './process.js';
+import { toWire } from './wire-error.js';
+
+export const SEND = 0;
+export const CALL = 1;
+export const REPLY = 2;
+export const FAIL = 3;
+export const MONITOR = 4;
+export const DEMONITOR = 5;
+export const DOWN = 6;
+
+/** What the node does with frames that arrive on a link. */
+export interface LinkHost {
+  onSend(link: Link, serial: number, from: Pid | undefined, payload: unknown): void;
+  onCall(link: Link, id: number, serial: number, from: Pid | undefined, payload: unknown): void;
+  onReply(id: number, payload: unknown): void;
+  onFail(id: number, error: unknown): void;
+  onMonitor(link: Link, ref: number, serial: number): void;
+  onDemonitor(link: Link, ref: number, serial: number): void;
+  onDown(ref: number, reason: unknown): void;
+  onClose(link: Link): void;
+  /** A frame of the wrong shape: counted, dropped. */
+  onMalformed(link: Link): void;
+}
+
+/** Turns a DataCloneError into a MessageCloneError that says what to do. */
+export function cloneError(error: unknown): unknown {
+  if (error instanceof Error && error.name === 'DataCloneError') {
+    return new MessageCloneError(
+      `the message cannot be sent to another thread: ${error.message}. ` +
+        'Send plain data (objects, arrays, strings, numbers, typed arrays, Maps, Sets, errors); ' +
+        'list MessagePorts and ArrayBuffers to move in `transfer`.',
+      { cause: error },
+    );
+  }
+  return error;
+}
+
+function isSerial(x: unknown): x is number {
+  return typeof x === 'number' && x >= 1 && x <= 0xffff_ffff && Number.isInteger(x);
+}
+function isId(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x > 0;
+}
+function fromOf(x: unknown): Pid | undefined {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x > 0 ? (x as Pid) : undefined;
+}
+
+export class Link implements ReplyTo {
+  readonly peer: number;
+  readonly #port: MessagePort;
+  readonly #host: LinkHost;
+  #open = true;
+
+  constructor(peer: number, port: MessagePort, host: LinkHost) {
+    this.peer = peer;
+    this.#port = port;
+    this.#host = host;
+    port.on('message', this.#onFrame);
+    port.once('close', () => this.#closed());
+  }
+
+  get open(): boolean {
+    return this.#open;
+  }
+
+  /** Posts a frame. Throws `MessageCloneError` (nothing sent) when the payload cannot be cloned. */
+  post(frame: unknown[], transfer?: readonly Transferable[]): void {
+    try {
+      if (transfer === undefined || transfer.length === 0) this.#port.postMessage(frame);
+      else this.#port.postMessage(frame, transfer as Transferable[]);
+    } catch (error) {
+      throw cloneError(error);
+    }
+  }
+
+  reply(id: number, value: unknown): void {
+    if (!this.#open) return;
+    try {
+      this.#port.postMessage([REPLY, id, value]);
+    } catch (error) {
+      // The answer itself cannot cross: fail the call with that, rather than leave it hanging.
+      this.#port.postMessage([FAIL, id, toWire(cloneError(error))]);
+    }
+  }
+
+  fail(id: number, error: unknown): void {
+    if (this.#open) this.#port.postMessage([FAIL, id, toWire(error)]);
+  }
+
+  close(): void {
+    if (!this.#open) return;
+    this.#port.close();
+    this.#closed();
+  }
+
+  #closed(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#port.off('message', this.#onFrame);
+    this.#host.onClose(this);
+  }
+
+  readonly #onFrame = (f: unknown): void => {
+    const h = this.#host;
+    if (!Array.isArray(f)) return h.onMalformed(this);
+    switch (f[0]) {
+      case SEND:
+        if (f.length === 4 && isSerial(f[1])) return h.onSend(this, f[1], fromOf(f[2]), f[3]);
+        break;
+      case CALL:
+        if (f.length === 5 && isId(f[1]) && isSerial(f[2]))
+          return h.onCall(this, f[1], f[2], fromOf(f[3]), f[4]);
+        break;
+      case REPLY:
+        if (f.length === 3 && isId(f[1])) return h.onReply(f[1], f[2]);
+        break;
+      case FAIL:
+        if (f.length === 3 && isId(f[1])) return h.onFail(f[1], f[2]);
+        break;
+      case MONITOR:
+        if (f.length === 3 && isId(f[1]) && isSerial(f[2])) return h.onMonitor(this, f[1], f[2]);
+        break;
+      case DEMONITOR:
+        if (f.length === 3 && isId(f[1]) && isSerial(f[2])) return h.onDemonitor(this, f[1], f[2]);
+        break;
+      case DOWN:
+        if (f.length === 3 && isId(f[1])) return h.onDown(f[1], f[2]);
+        break;
+    }
+    h.onMalformed(this);
+  };
+}

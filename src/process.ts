@@ -1,0 +1,172 @@
+/**
+ * Processes: an addressable handler with a mailbox, owned by one node.
+ *
+ * Messages to a process are handled one at a time, in arrival order, unless the process
+ * was spawned with a higher `concurrency`. A handler's return value (or the value its
+ * promise resolves to) answers a call; a throw or a rejection fails that call and the
+ * process lives on, as a `gen_server` whose `handle_call` returned an error would.
+ *
+ * The fast path: a synchronous handler is run as soon as the message arrives and its
+ * value is answered at once, with no promise, no microtask and no queueing.
+ */
+import type { Pid } from './pid.js';
+
+/** What a handler gets with each message. */
+export interface ProcessContext {
+  /** The pid of the process handling the message. */
+  readonly self: Pid;
+  /** The pid that sent the message, when it came from a process (the caller's root process otherwise). */
+  readonly from: Pid | undefined;
+  /** True when the sender awaits an answer (`call`), false for `send`. */
+  readonly isCall: boolean;
+  /** Aborted when this process exits: pass it on to work that should stop with it. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * A process's behaviour: called with each message; its return value answers calls.
+ * `M` is the message type, `R` the reply type.
+ */
+export type Handler<M = unknown, R = unknown> = (message: M, ctx: ProcessContext) => R | Promise<R>;
+
+export interface SpawnOptions {
+  /** Messages handled at the same time. Default 1: one at a time, in order. */
+  concurrency?: number;
+}
+
+/** Where the answer to a message goes. Implemented by the node (local calls) and by peer links. */
+export interface ReplyTo {
+  reply(id: number, value: unknown): void;
+  fail(id: number, error: unknown): void;
+}
+
+/** One message in a mailbox. `id` is 0 for a send. */
+export interface Envelope {
+  message: unknown;
+  from: Pid | undefined;
+  id: number;
+  replyTo: ReplyTo | undefined;
+}
+
+export class Process {
+  readonly pid: Pid;
+  readonly #handler: Handler;
+  readonly #concurrency: number;
+  readonly #controller = new AbortController();
+  /** Called with the error of a handler that failed on a `send` (nobody is waiting for it). */
+  readonly #onSendError: (pid: Pid, error: unknown) => void;
+  #queue: Envelope[] = [];
+  #head = 0;
+  /** Calls being handled right now, so that an exit can fail them at once. */
+  readonly #running = new Set<Envelope>();
+  #busy = 0;
+  #alive = true;
+
+  constructor(
+    pid: Pid,
+    handler: Handler,
+    options: SpawnOptions,
+    onSendError: (pid: Pid, error: unknown) => void,
+  ) {
+    this.pid = pid;
+    this.#handler = handler;
+    this.#concurrency = options.concurrency ?? 1;
+    this.#onSendError = onSendError;
+  }
+
+  get alive(): boolean {
+    return this.#alive;
+  }
+
+  /** Messages waiting plus messages being handled: the process's load. */
+  get load(): number {
+    return this.#queue.length - this.#head + this.#busy;
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  deliver(env: Envelope): void {
+    if (this.#busy < this.#concurrency && this.#head === this.#queue.length) this.#run(env);
+    else this.#queue.push(env);
+  }
+
+  #run(env: Envelope): void {
+    this.#busy++;
+    let result: unknown;
+    try {
+      result = this.#handler(env.message, {
+        self: this.pid,
+        from: env.from,
+        isCall: env.id !== 0,
+        signal: this.#controller.signal,
+      });
+    } catch (error) {
+      this.#settle(env, false, error);
+      return;
+    }
+    if (
+      result !== null &&
+      typeof result === 'object' &&
+      typeof (result as PromiseLike<unknown>).then === 'function'
+    ) {
+      if (env.id !== 0) this.#running.add(env);
+      (result as PromiseLike<unknown>).then(
+        (value) => this.#settle(env, true, value),
+        (error) => this.#settle(env, false, error),
+      );
+    } else {
+      this.#settle(env, true, result);
+    }
+  }
+
+  #settle(env: Envelope, ok: boolean, value: unknown): void {
+    this.#busy--;
+    // After an exit the caller was already failed; a late answer is dropped.
+    if (this.#alive) {
+      if (env.id !== 0) {
+        this.#running.delete(env);
+        if (ok) env.replyTo?.reply(env.id, value);
+        else env.replyTo?.fail(env.id, value);
+      } else if (!ok) {
+        this.#onSendError(this.pid, value);
+      }
+    }
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#alive && this.#busy < this.#concurrency && this.#head < this.#queue.length) {
+      const env = this.#queue[this.#head]!;
+      this.#queue[this.#head++] = undefined as unknown as Envelope;
+      if (this.#head === this.#queue.length) {
+        this.#queue = [];
+        this.#head = 0;
+      } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#head);
+        this.#head = 0;
+      }
+      this.#run(env);
+    }
+  }
+
+  /**
+   * Ends the process. Returns the calls that were waiting or running, so that the node
+   * fails each of them with the exit reason.
+   */
+  exit(reason: unknown): Envelope[] {
+    if (!this.#alive) return [];
+    this.#alive = false;
+    const pending = [...this.#running];
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const env = this.#queue[i]!;
+      if (env.id !== 0) pending.push(env);
+    }
+    this.#queue = [];
+    this.#head = 0;
+    this.#running.clear();
+    this.#controller.abort(reason);
+    return pending;
+  }
+}

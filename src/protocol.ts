@@ -1,0 +1,321 @@
+/**
+ * The messages between a node and the coordinator: pg's protocol (`discover`, `sync`,
+ * `join`, `leave`), plus what threads need that Erlang's distribution gives for free
+ * (registration, node up/down, broker-made links) and monitor events.
+ *
+ * They travel over an `Endpoint` (anything with `postMessage` and message events), so
+ * the same protocol can later run between coordinators over a message broker. Every
+ * message that arrives is checked by `parseToCoordinator` or `parseToNode` before it is
+ * acted on; a message that does not parse is counted and dropped, never applied.
+ */
+import { MessagePort } from 'node:worker_threads';
+import { type GroupKey, isGroupKey, MAX_KEY_UNITS } from './group.js';
+import { isPid, type Pid } from './pid.js';
+import type { IndexHandle } from './shared-index/writer.js';
+
+/** Anything that carries structured-cloneable messages both ways. */
+export interface Endpoint {
+  postMessage(message: unknown, transfer?: readonly (ArrayBuffer | MessagePort)[]): void;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  off(event: 'message', listener: (message: unknown) => void): unknown;
+}
+
+// Node → coordinator ---------------------------------------------------------------
+
+/** First message on a fresh control port: "I am a thread, make me a node". */
+export interface Hello {
+  t: 'hello';
+  threadId: number;
+  name: string;
+}
+/**
+ * Hands the coordinator one end of a channel this node made to talk to `peer`; the
+ * coordinator passes it on as `linked`, or closes it if `peer` is not a live node.
+ */
+export interface LinkRequest {
+  t: 'link';
+  peer: number;
+  port: MessagePort;
+}
+/**
+ * pg's `sync`: the node's whole membership in `scope`. It replaces whatever the
+ * coordinator held for the node there. Sent when the node attaches to a scope and when
+ * the coordinator asks with `discover`.
+ */
+export interface Sync {
+  t: 'sync';
+  scope: string;
+  groups: [GroupKey, Pid[]][];
+}
+/** pg's `join`: local pids joining a group. Answered by `ack` once applied. */
+export interface Join {
+  t: 'join';
+  scope: string;
+  ref: number;
+  key: GroupKey;
+  pids: Pid[];
+}
+/** pg's `leave`: local pids leaving a group. Answered by `ack` once applied. */
+export interface Leave {
+  t: 'leave';
+  scope: string;
+  ref: number;
+  key: GroupKey;
+  pids: Pid[];
+}
+/** A local process exited: one leave per counted join, all groups at once (pg's `'DOWN'` path). */
+export interface ExitLeave {
+  t: 'exit';
+  scope: string;
+  pid: Pid;
+  keys: GroupKey[];
+}
+/** Subscribes to a scope (`key` absent) or to one group; answered by `monitored` with a snapshot. */
+export interface MonitorRequest {
+  t: 'monitor';
+  scope: string;
+  ref: number;
+  key?: GroupKey;
+}
+/** Ends subscription `monitor`; answered by `ack` (for `ref`), after which no event of it arrives. */
+export interface Demonitor {
+  t: 'demonitor';
+  scope: string;
+  ref: number;
+  monitor: number;
+}
+/** The node is leaving the cluster on purpose. */
+export interface Bye {
+  t: 'bye';
+}
+/** The node carried out coordinator request `ref` (see `Partition`). */
+export interface Done {
+  t: 'done';
+  ref: number;
+}
+
+export type ToCoordinator =
+  | Hello
+  | LinkRequest
+  | Sync
+  | Join
+  | Leave
+  | ExitLeave
+  | MonitorRequest
+  | Demonitor
+  | Bye
+  | Done;
+
+// Coordinator → node ----------------------------------------------------------------
+
+/** Answer to `hello`: the node's id, the live nodes, the running scopes. */
+export interface Welcome {
+  t: 'welcome';
+  id: number;
+  nodes: number[];
+  scopes: [string, IndexHandle][];
+}
+export interface NodeUp {
+  t: 'nodeup';
+  id: number;
+}
+/** A node is gone: its pids are dead, its links closed, its members removed. */
+export interface NodeDown {
+  t: 'nodedown';
+  id: number;
+}
+/** A direct channel to `peer` (the coordinator sends one end to each side). */
+export interface Linked {
+  t: 'linked';
+  peer: number;
+  port: MessagePort;
+}
+/** A scope started (or restarted): attach to it, and sync. */
+export interface ScopeUp {
+  t: 'scopeup';
+  scope: string;
+  handle: IndexHandle;
+}
+/** A scope stopped: its reads are empty and its writes fail until it starts again. */
+export interface ScopeDown {
+  t: 'scopedown';
+  scope: string;
+}
+/** pg's `discover`: please send your `sync` for this scope again. */
+export interface Discover {
+  t: 'discover';
+  scope: string;
+}
+/** A request was applied. `result` is the answer for `leave` ('ok' | 'not_joined'). */
+export interface Ack {
+  t: 'ack';
+  ref: number;
+  result?: string;
+  error?: string;
+}
+/** Answer to `monitor`: the snapshot that the events continue. */
+export interface Monitored {
+  t: 'monitored';
+  ref: number;
+  groups: [GroupKey, Pid[]][];
+}
+/** A monitor event. */
+export interface MonitorEvent {
+  t: 'event';
+  ref: number;
+  kind: 'join' | 'leave';
+  key: GroupKey;
+  pids: Pid[];
+}
+/** The cluster is stopping: close everything. */
+export interface Shutdown {
+  t: 'shutdown';
+}
+/**
+ * Test hook, the netsplit analogue: cut (or restore) this node's link to `scope`.
+ * While cut, the node's writes stay local; on restore it syncs. Answered by `done`.
+ */
+export interface Partition {
+  t: 'partition';
+  scope: string;
+  cut: boolean;
+  ref: number;
+}
+
+export type ToNode =
+  | Welcome
+  | NodeUp
+  | NodeDown
+  | Linked
+  | ScopeUp
+  | ScopeDown
+  | Discover
+  | Ack
+  | Monitored
+  | MonitorEvent
+  | Shutdown
+  | Partition;
+
+// Validation ------------------------------------------------------------------------
+
+/** Longest scope name. */
+export const MAX_SCOPE_NAME = 256;
+/** Most pids in one message (a join of 100k pids is one message). */
+export const MAX_PIDS = 1 << 22;
+/** Most groups in one sync. */
+export const MAX_SYNC_GROUPS = 1 << 22;
+
+type Obj = Record<string, unknown>;
+
+function isObj(m: unknown): m is Obj {
+  return typeof m === 'object' && m !== null && !Array.isArray(m);
+}
+function isNat(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+}
+export function isScopeName(x: unknown): x is string {
+  return typeof x === 'string' && x.length > 0 && x.length <= MAX_SCOPE_NAME;
+}
+function isKey(x: unknown): x is GroupKey {
+  return typeof x === 'string' && x.length <= MAX_KEY_UNITS && isGroupKey(x);
+}
+function isPids(x: unknown): x is Pid[] {
+  if (!Array.isArray(x) || x.length > MAX_PIDS) return false;
+  for (let i = 0; i < x.length; i++) if (!isPid(x[i])) return false;
+  return true;
+}
+function isKeys(x: unknown): x is GroupKey[] {
+  if (!Array.isArray(x) || x.length > MAX_PIDS) return false;
+  for (let i = 0; i < x.length; i++) if (!isKey(x[i])) return false;
+  return true;
+}
+function isGroups(x: unknown): x is [GroupKey, Pid[]][] {
+  if (!Array.isArray(x) || x.length > MAX_SYNC_GROUPS) return false;
+  for (const e of x) {
+    if (!Array.isArray(e) || e.length !== 2 || !isKey(e[0]) || !isPids(e[1])) return false;
+  }
+  return true;
+}
+
+/** The message as a `ToCoordinator`, or `undefined` when it is not one. */
+export function parseToCoordinator(m: unknown): ToCoordinator | undefined {
+  if (!isObj(m)) return undefined;
+  switch (m.t) {
+    case 'hello':
+      return isNat(m.threadId) && typeof m.name === 'string' && m.name.length <= 256
+        ? (m as unknown as Hello)
+        : undefined;
+    case 'link':
+      return isNat(m.peer) && m.port instanceof MessagePort
+        ? (m as unknown as LinkRequest)
+        : undefined;
+    case 'sync':
+      return isScopeName(m.scope) && isGroups(m.groups) ? (m as unknown as Sync) : undefined;
+    case 'join':
+    case 'leave':
+      return isScopeName(m.scope) && isNat(m.ref) && isKey(m.key) && isPids(m.pids)
+        ? (m as unknown as Join | Leave)
+        : undefined;
+    case 'exit':
+      return isScopeName(m.scope) && isPid(m.pid) && isKeys(m.keys)
+        ? (m as unknown as ExitLeave)
+        : undefined;
+    case 'monitor':
+      return isScopeName(m.scope) && isNat(m.ref) && (m.key === undefined || isKey(m.key))
+        ? (m as unknown as MonitorRequest)
+        : undefined;
+    case 'demonitor':
+      return isScopeName(m.scope) && isNat(m.ref) && isNat(m.monitor)
+        ? (m as unknown as Demonitor)
+        : undefined;
+    case 'bye':
+      return m as unknown as Bye;
+    case 'done':
+      return isNat(m.ref) ? (m as unknown as Done) : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The message as a `ToNode`, or `undefined`. Nodes trust their coordinator more than
+ * the other way round, but a node still never acts on a message of the wrong shape.
+ */
+export function parseToNode(m: unknown): ToNode | undefined {
+  if (!isObj(m) || typeof m.t !== 'string') return undefined;
+  switch (m.t) {
+    case 'welcome':
+      return isNat(m.id) && Array.isArray(m.nodes) && Array.isArray(m.scopes)
+        ? (m as unknown as Welcome)
+        : undefined;
+    case 'nodeup':
+    case 'nodedown':
+      return isNat(m.id) ? (m as unknown as NodeUp) : undefined;
+    case 'linked':
+      return isNat(m.peer) && m.port instanceof MessagePort ? (m as unknown as Linked) : undefined;
+    case 'scopeup':
+      return isScopeName(m.scope) && isObj(m.handle) ? (m as unknown as ScopeUp) : undefined;
+    case 'scopedown':
+    case 'discover':
+      return isScopeName(m.scope) ? (m as unknown as ScopeDown) : undefined;
+    case 'ack':
+      return isNat(m.ref) ? (m as unknown as Ack) : undefined;
+    case 'monitored':
+      return isNat(m.ref) && Array.isArray(m.groups) ? (m as unknown as Monitored) : undefined;
+    case 'event':
+      return isNat(m.ref) &&
+        (m.kind === 'join' || m.kind === 'leave') &&
+        typeof m.key === 'string' &&
+        Array.isArray(m.pids)
+        ? (m as unknown as MonitorEvent)
+        : undefined;
+    case 'shutdown':
+      return m as unknown as Shutdown;
+    case 'partition':
+      return isScopeName(m.scope) && typeof m.cut === 'boolean' && isNat(m.ref)
+        ? (m as unknown as Partition)
+        : undefined;
+    default:
+      return undefined;
+  }
+}

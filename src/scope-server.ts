@@ -1,0 +1,187 @@
+/**
+ * One scope on the coordinator: pg's gen_server, with the ETS table replaced by the
+ * shared index. It is the only writer of that index.
+ *
+ * Like pg, it keeps what each node contributed (in the index writer's per-node
+ * bookkeeping), replaces it on `sync`, applies `join`/`leave`/`exit` from nodes that
+ * are part of the scope, drops a node's contribution when it goes, and tells monitors
+ * about each change. It checks every pid against the node that sent it: a node can
+ * never add or remove another node's pids, whatever its message says.
+ */
+import { decodeGroup, type GroupKey } from './group.js';
+import { nodeOf, type Pid } from './pid.js';
+import type { ExitLeave, Join, Leave, MonitorRequest, Sync, ToNode } from './protocol.js';
+import { type IndexOptions, IndexWriter } from './shared-index/writer.js';
+
+interface Monitor {
+  node: number;
+  ref: number;
+  key: GroupKey | undefined;
+}
+
+export interface ScopeCounters {
+  /** Messages from nodes that are not part of the scope: ignored (pg's `overlay_missing`). */
+  ignored: number;
+  /** Messages naming pids of another node than their sender: dropped. */
+  forged: number;
+}
+
+export class ScopeServer {
+  readonly name: string;
+  readonly writer: IndexWriter;
+  readonly #send: (node: number, message: ToNode) => void;
+  /** Nodes in the scope's overlay: they synced, and have not gone or been cut off since. */
+  readonly #attached = new Set<number>();
+  readonly #scopeMonitors = new Map<string, Monitor>();
+  readonly #groupMonitors = new Map<GroupKey, Map<string, Monitor>>();
+  readonly counters: ScopeCounters = { ignored: 0, forged: 0 };
+
+  constructor(name: string, options: IndexOptions, send: (node: number, message: ToNode) => void) {
+    this.name = name;
+    this.writer = new IndexWriter(options);
+    this.#send = send;
+  }
+
+  /** Nodes currently part of the scope. */
+  attached(): number[] {
+    return [...this.#attached];
+  }
+
+  /** pg's `handle_sync`: what `from` sends replaces what the scope held for it. */
+  sync(from: number, m: Sync): void {
+    if (
+      !this.#owned(
+        from,
+        m.groups.flatMap(([, pids]) => pids),
+      )
+    )
+      return;
+    this.#attached.add(from);
+    for (const change of this.writer.syncNode(from, m.groups)) {
+      if (change.joined.length > 0) this.#notify('join', change.key, change.joined);
+      if (change.left.length > 0) this.#notify('leave', change.key, change.left);
+    }
+  }
+
+  join(from: number, m: Join): void {
+    if (!this.#member(from, m.ref) || !this.#owned(from, m.pids, m.ref)) return;
+    this.writer.join(m.key, m.pids);
+    this.#notify('join', m.key, m.pids);
+    this.#send(from, { t: 'ack', ref: m.ref });
+  }
+
+  leave(from: number, m: Leave): void {
+    if (!this.#member(from, m.ref) || !this.#owned(from, m.pids, m.ref)) return;
+    const removed = this.writer.leave(m.key, m.pids);
+    if (removed.length > 0) this.#notify('leave', m.key, removed);
+    this.#send(from, { t: 'ack', ref: m.ref, result: removed.length > 0 ? 'ok' : 'not_joined' });
+  }
+
+  /** A process of `from` exited: one leave per counted join, in one version. */
+  exit(from: number, m: ExitLeave): void {
+    if (!this.#member(from) || !this.#owned(from, [m.pid])) return;
+    const perKey = new Map<GroupKey, Pid[]>();
+    for (const key of m.keys) {
+      const list = perKey.get(key);
+      if (list === undefined) perKey.set(key, [m.pid]);
+      else list.push(m.pid);
+    }
+    const events: [GroupKey, Pid[]][] = [];
+    this.writer.batch(() => {
+      for (const [key, pids] of perKey) {
+        const removed = this.writer.leave(key, pids);
+        if (removed.length > 0) events.push([key, removed]);
+      }
+    });
+    for (const [key, pids] of events) this.#notify('leave', key, pids);
+  }
+
+  monitor(from: number, m: MonitorRequest): void {
+    const mon: Monitor = { node: from, ref: m.ref, key: m.key };
+    const id = `${from}:${m.ref}`;
+    let groups: [GroupKey, Pid[]][];
+    if (m.key === undefined) {
+      this.#scopeMonitors.set(id, mon);
+      groups = this.writer.keys().map((k) => [k, this.writer.members(k)]);
+    } else {
+      let set = this.#groupMonitors.get(m.key);
+      if (set === undefined) {
+        set = new Map();
+        this.#groupMonitors.set(m.key, set);
+      }
+      set.set(id, mon);
+      groups = [[m.key, this.writer.members(m.key)]];
+    }
+    this.#send(from, { t: 'monitored', ref: m.ref, groups });
+  }
+
+  demonitor(from: number, ref: number, monitor: number): void {
+    this.#dropMonitor(`${from}:${monitor}`);
+    this.#send(from, { t: 'ack', ref });
+  }
+
+  /** `node` left the scope (it went down, or its link to the scope was cut): its members go, in one version. */
+  detach(node: number, removeMonitors: boolean): void {
+    this.#attached.delete(node);
+    for (const [key, pids] of this.writer.dropNode(node)) this.#notify('leave', key, pids);
+    if (removeMonitors) {
+      for (const [id, m] of this.#scopeMonitors)
+        if (m.node === node) this.#scopeMonitors.delete(id);
+      for (const set of this.#groupMonitors.values())
+        for (const [id, m] of set) if (m.node === node) set.delete(id);
+    }
+  }
+
+  /** Stops the scope: the index is emptied and closed. */
+  close(): void {
+    this.#scopeMonitors.clear();
+    this.#groupMonitors.clear();
+    this.#attached.clear();
+    this.writer.close();
+  }
+
+  #dropMonitor(id: string): void {
+    if (this.#scopeMonitors.delete(id)) return;
+    for (const [key, set] of this.#groupMonitors) {
+      if (set.delete(id)) {
+        if (set.size === 0) this.#groupMonitors.delete(key);
+        return;
+      }
+    }
+  }
+
+  /** pg's `overlay_missing`: a node outside the scope is not applied (but not left hanging either). */
+  #member(from: number, ref?: number): boolean {
+    if (this.#attached.has(from)) return true;
+    this.counters.ignored++;
+    if (ref !== undefined)
+      this.#send(from, { t: 'ack', ref, error: 'this node is not part of the scope' });
+    return false;
+  }
+
+  #owned(from: number, pids: readonly Pid[], ref?: number): boolean {
+    for (const p of pids) {
+      if (nodeOf(p) !== from) {
+        this.counters.forged++;
+        if (ref !== undefined)
+          this.#send(from, { t: 'ack', ref, error: `pid ${p} does not belong to node ${from}` });
+        return false;
+      }
+    }
+    return true;
+  }
+
+  #notify(kind: 'join' | 'leave', key: GroupKey, pids: Pid[]): void {
+    if (this.#scopeMonitors.size === 0 && this.#groupMonitors.size === 0) return;
+    for (const m of this.#scopeMonitors.values())
+      this.#send(m.node, { t: 'event', ref: m.ref, kind, key, pids });
+    const set = this.#groupMonitors.get(key);
+    if (set !== undefined)
+      for (const m of set.values()) this.#send(m.node, { t: 'event', ref: m.ref, kind, key, pids });
+  }
+}
+
+/** For logs and errors: a key as the group it encodes. */
+export function groupOfKey(key: GroupKey): string {
+  return JSON.stringify(decodeGroup(key));
+}

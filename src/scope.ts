@@ -1,0 +1,392 @@
+/**
+ * A scope as one node sees it: the pg API (`node.pg`, `node.scope(name)`).
+ *
+ * The node keeps its own processes' memberships here, like pg's `monitors` map: that
+ * is what it syncs to the coordinator, what a process exit leaves, and what
+ * `getLocalMembers` answers from. Everything else is read from the scope's shared
+ * index, synchronously, on this thread.
+ *
+ * Writes go to the coordinator and resolve once it applied them; the node then renews
+ * its read section, so a thread always reads its own writes.
+ */
+import { describe, NoProcessError, NoScopeError, NotLocalError } from './errors.js';
+import { EventStream, type MembershipEvent } from './events.js';
+import { decodeGroup, encodeGroup, type Group, type GroupKey } from './group.js';
+import type { Node } from './node.js';
+import { formatPid, nodeOf, type Pid, toPidList } from './pid.js';
+import type { MonitorEvent, ToNode } from './protocol.js';
+import { checkGroup, IndexReader } from './shared-index/reader.js';
+import type { IndexHandle } from './shared-index/writer.js';
+
+export type { MembershipEvent } from './events.js';
+
+export interface MonitorOptions {
+  /** The monitor is removed when this local process exits. */
+  owner?: Pid;
+  /** Most events buffered for a consumer that falls behind. Default 65,536. */
+  maxBuffer?: number;
+  /** Receive events through this callback instead of the async iterator. */
+  onEvent?: (event: MembershipEvent) => void;
+}
+
+/** A scope subscription: the membership at subscription time, then every change. */
+export interface ScopeMonitor {
+  readonly ref: number;
+  /** Every group and its members when the monitor started. */
+  readonly groups: Map<Group, Pid[]>;
+  readonly events: AsyncIterable<MembershipEvent>;
+}
+
+/** A group subscription. */
+export interface GroupMonitor {
+  readonly ref: number;
+  /** The group's members when the monitor started. */
+  readonly members: Pid[];
+  readonly events: AsyncIterable<MembershipEvent>;
+}
+
+interface Subscription {
+  stream: EventStream;
+  owner: Pid | undefined;
+}
+
+const DEFAULT_MAX_BUFFER = 1 << 16;
+
+export class Scope {
+  readonly name: string;
+  readonly #node: Node;
+  #reader: IndexReader | undefined;
+  #partitioned = false;
+  /** Groups of each local pid, one entry per counted join (pg's `monitors`). */
+  readonly #byPid = new Map<Pid, GroupKey[]>();
+  /** Local members of each group, with their join counts. */
+  readonly #byGroup = new Map<GroupKey, Map<Pid, number>>();
+  readonly #subs = new Map<number, Subscription>();
+
+  /** @internal Made by the node. */
+  constructor(node: Node, name: string) {
+    this.#node = node;
+    this.name = name;
+  }
+
+  /** True while the scope runs and this node is attached to it. */
+  get running(): boolean {
+    return this.#reader !== undefined;
+  }
+
+  // Writes -----------------------------------------------------------------------------
+
+  /**
+   * Joins one local pid or a list of them to `group`. Joins are counted: a pid that
+   * joins twice is listed twice and must leave twice. Resolves once the coordinator has
+   * applied it, so this thread's next read sees it.
+   */
+  async join(group: Group, pidOrPids: Pid | readonly Pid[]): Promise<void> {
+    const key = encodeGroup(group);
+    const pids = this.#localPids(pidOrPids, 'join');
+    this.#assertRunning('join');
+    for (const p of pids) {
+      if (!this.#node.isLocalAlive(p))
+        throw new NoProcessError(`cannot join ${formatPid(p)}: it is not alive`, p);
+    }
+    if (pids.length === 0) return;
+    this.#add(key, pids);
+    if (this.#partitioned) return;
+    try {
+      await this.#request((ref) => ({ t: 'join', scope: this.name, ref, key, pids }));
+    } catch (error) {
+      this.#remove(key, pids);
+      throw error;
+    }
+  }
+
+  /**
+   * Takes one local pid or a list of them out of `group`, one occurrence each.
+   * Resolves `'not_joined'` when none of them was a member.
+   */
+  async leave(group: Group, pidOrPids: Pid | readonly Pid[]): Promise<'ok' | 'not_joined'> {
+    const key = encodeGroup(group);
+    const pids = this.#localPids(pidOrPids, 'leave');
+    this.#assertRunning('leave');
+    const members = this.#removable(key, pids);
+    if (members.length === 0) return 'not_joined';
+    this.#remove(key, members);
+    if (this.#partitioned) return 'ok';
+    try {
+      await this.#request((ref) => ({ t: 'leave', scope: this.name, ref, key, pids: members }));
+    } catch (error) {
+      if (this.#reader !== undefined) this.#add(key, members);
+      throw error;
+    }
+    return 'ok';
+  }
+
+  // Reads (synchronous, from the shared index) ----------------------------------------
+
+  /** Every member of `group` on every node, duplicates included; `[]` if none or the scope is not running. */
+  getMembers(group: Group): Pid[] {
+    const r = this.#reader;
+    if (r !== undefined) return r.members(group);
+    checkGroup(group);
+    return [];
+  }
+
+  /** The members of `group` that are processes of this node. */
+  getLocalMembers(group: Group): Pid[] {
+    const counts = this.#byGroup.get(encodeGroup(group));
+    return counts === undefined ? [] : expand(counts);
+  }
+
+  /** Every group with members, anywhere. */
+  whichGroups(): Group[] {
+    return this.#reader?.groups() ?? [];
+  }
+
+  /** Every group with members on this node. */
+  whichLocalGroups(): Group[] {
+    return [...this.#byGroup.keys()].map(decodeGroup);
+  }
+
+  /** Number of members of `group` (joins counted), without allocating. */
+  count(group: Group): number {
+    const r = this.#reader;
+    if (r !== undefined) return r.count(group);
+    checkGroup(group);
+    return 0;
+  }
+
+  /** The member at `index` modulo the member count, without allocating; undefined for an empty group. */
+  memberAt(group: Group, index: number): Pid | undefined {
+    const r = this.#reader;
+    if (r !== undefined) return r.memberAt(group, index);
+    checkGroup(group);
+    return undefined;
+  }
+
+  /** Calls `fn` for each member of a consistent copy of `group`; returns the count. */
+  forEachMember(group: Group, fn: (pid: Pid, index: number) => void): number {
+    const r = this.#reader;
+    if (r !== undefined) return r.forEach(group, fn);
+    checkGroup(group);
+    return 0;
+  }
+
+  // Monitors ---------------------------------------------------------------------------
+
+  /** Subscribes to every group of the scope: an atomic snapshot, then every change after it. */
+  async monitorScope(options: MonitorOptions = {}): Promise<ScopeMonitor> {
+    const [ref, groups, events] = await this.#subscribe(undefined, options);
+    const map = new Map<Group, Pid[]>();
+    for (const [key, pids] of groups) map.set(decodeGroup(key), pids);
+    return { ref, groups: map, events };
+  }
+
+  /** Subscribes to one group: its members now, then every change after it. */
+  async monitor(group: Group, options: MonitorOptions = {}): Promise<GroupMonitor> {
+    const key = encodeGroup(group);
+    const [ref, groups, events] = await this.#subscribe(key, options);
+    return { ref, members: groups[0]?.[1] ?? [], events };
+  }
+
+  /** Ends a subscription; no event arrives after this resolves, and its iterator finishes. */
+  async demonitor(ref: number | { ref: number }): Promise<void> {
+    const r = typeof ref === 'number' ? ref : ref?.ref;
+    const sub = this.#subs.get(r);
+    if (sub === undefined) return;
+    this.#subs.delete(r);
+    sub.stream.end();
+    if (this.#reader !== undefined) {
+      await this.#request((req) => ({
+        t: 'demonitor',
+        scope: this.name,
+        ref: req,
+        monitor: r,
+      })).catch(() => {
+        // The scope stopped meanwhile: the monitor is gone with it.
+      });
+    }
+  }
+
+  // Called by the node ------------------------------------------------------------------
+
+  /** @internal The scope (re)started: read its new index and sync this node's memberships. */
+  attach(handle: IndexHandle): void {
+    this.#reader?.release();
+    this.#reader = new IndexReader(handle);
+    this.#partitioned = false;
+    this.sync();
+  }
+
+  /**
+   * @internal The scope stopped (or the node is leaving). Pending writes fail with
+   * `NoScopeError`; monitors end. The coordinator's own node forgets its memberships
+   * (pg's scope restart loses them); other nodes keep theirs and sync them back.
+   */
+  detach(forget: boolean): void {
+    this.#reader?.release();
+    this.#reader = undefined;
+    this.#node.failRequests(this.name, new NoScopeError(`scope '${this.name}' stopped`));
+    for (const sub of this.#subs.values()) sub.stream.end();
+    this.#subs.clear();
+    if (forget) {
+      this.#byPid.clear();
+      this.#byGroup.clear();
+    }
+  }
+
+  /** @internal pg's sync: send this node's whole membership. */
+  sync(): void {
+    if (this.#reader === undefined || this.#partitioned) return;
+    this.#node.post({
+      t: 'sync',
+      scope: this.name,
+      groups: [...this.#byGroup].map(([key, counts]) => [key, expand(counts)]),
+    });
+  }
+
+  /** @internal A local process exited: it leaves every group, once per counted join. */
+  processExited(pid: Pid): void {
+    for (const [ref, sub] of this.#subs) if (sub.owner === pid) void this.demonitor(ref);
+    const keys = this.#byPid.get(pid);
+    if (keys === undefined) return;
+    for (const key of keys) this.#remove(key, [pid], false);
+    this.#byPid.delete(pid);
+    if (this.#reader !== undefined && !this.#partitioned) {
+      this.#node.post({ t: 'exit', scope: this.name, pid, keys });
+    }
+  }
+
+  /** @internal A monitor event from the coordinator. */
+  onEvent(m: MonitorEvent): void {
+    this.#subs.get(m.ref)?.stream.push({ kind: m.kind, group: decodeGroup(m.key), pids: m.pids });
+  }
+
+  /** @internal Another node went down (its members are removed by the coordinator). */
+  nodeDown(_id: number): void {}
+
+  /**
+   * @internal Test hook, the thread-world netsplit: `cut` stops talking to the
+   * coordinator for this scope (writes stay local, reads show the last state);
+   * `restore` syncs again. The coordinator side is `cluster.partition`/`heal`.
+   */
+  setPartitioned(cut: boolean): void {
+    if (this.#partitioned === cut) return;
+    this.#partitioned = cut;
+    if (!cut) this.sync();
+  }
+
+  // Internals --------------------------------------------------------------------------
+
+  #localPids(pidOrPids: Pid | readonly Pid[], what: string): Pid[] {
+    const pids = toPidList(pidOrPids);
+    for (const p of pids) {
+      if (nodeOf(p) !== this.#node.id) {
+        throw new NotLocalError(
+          `${what} takes only pids of this node (${this.#node.id}); ${formatPid(p)} belongs to node ${nodeOf(p)}. ` +
+            `Call ${what} on the node that owns it.`,
+          p,
+        );
+      }
+    }
+    return pids;
+  }
+
+  #assertRunning(what: string): void {
+    if (this.#reader === undefined) {
+      throw new NoScopeError(
+        `cannot ${what}: scope '${this.name}' is not running (start it with cluster.startScope)`,
+      );
+    }
+  }
+
+  async #request(build: (ref: number) => Parameters<Node['post']>[0]): Promise<ToNode> {
+    const answer = await this.#node.request(this.name, build);
+    if (answer.t === 'ack' && answer.error !== undefined) {
+      throw new NoScopeError(`scope '${this.name}' refused the request: ${answer.error}`);
+    }
+    this.#reader?.refresh();
+    return answer;
+  }
+
+  async #subscribe(
+    key: GroupKey | undefined,
+    options: MonitorOptions,
+  ): Promise<[number, [GroupKey, Pid[]][], EventStream]> {
+    if (options.owner !== undefined) this.#localPids(options.owner, 'monitor');
+    const max = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
+    if (!Number.isInteger(max) || max < 1)
+      throw new RangeError(`maxBuffer must be a positive integer, got ${describe(max)}`);
+    this.#assertRunning('monitor');
+    let ref = 0;
+    const stream = new EventStream(max, () => void this.demonitor(ref), options.onEvent);
+    // The subscription is registered under the request's ref before the request is
+    // sent, so that no event that follows the snapshot can arrive unrouted.
+    const answer = await this.#node.request(this.name, (r) => {
+      ref = r;
+      this.#subs.set(r, { stream, owner: options.owner });
+      return key === undefined
+        ? { t: 'monitor', scope: this.name, ref: r }
+        : { t: 'monitor', scope: this.name, ref: r, key };
+    });
+    if (answer.t !== 'monitored') {
+      this.#subs.delete(ref);
+      throw new NoScopeError(`scope '${this.name}' refused the monitor`);
+    }
+    return [ref, answer.groups, stream];
+  }
+
+  #add(key: GroupKey, pids: readonly Pid[]): void {
+    let counts = this.#byGroup.get(key);
+    if (counts === undefined) {
+      counts = new Map();
+      this.#byGroup.set(key, counts);
+    }
+    for (const p of pids) {
+      counts.set(p, (counts.get(p) ?? 0) + 1);
+      const keys = this.#byPid.get(p);
+      if (keys === undefined) this.#byPid.set(p, [key]);
+      else keys.push(key);
+    }
+  }
+
+  /** Which of `pids` can leave `key`: one occurrence each, as many as were joined. */
+  #removable(key: GroupKey, pids: readonly Pid[]): Pid[] {
+    const counts = this.#byGroup.get(key);
+    if (counts === undefined) return [];
+    const used = new Map<Pid, number>();
+    const out: Pid[] = [];
+    for (const p of pids) {
+      const u = used.get(p) ?? 0;
+      if (u < (counts.get(p) ?? 0)) {
+        out.push(p);
+        used.set(p, u + 1);
+      }
+    }
+    return out;
+  }
+
+  /** Removes one join of each of `pids` from `key` (and, unless told not to, `key` from each pid's list). */
+  #remove(key: GroupKey, pids: readonly Pid[], fromByPid = true): void {
+    const counts = this.#byGroup.get(key);
+    if (counts === undefined) return;
+    for (const p of pids) {
+      const n = counts.get(p) ?? 0;
+      if (n > 1) counts.set(p, n - 1);
+      else counts.delete(p);
+      if (!fromByPid) continue;
+      const keys = this.#byPid.get(p);
+      if (keys === undefined) continue;
+      const j = keys.indexOf(key);
+      if (j >= 0) keys.splice(j, 1);
+      if (keys.length === 0) this.#byPid.delete(p);
+    }
+    if (counts.size === 0) this.#byGroup.delete(key);
+  }
+}
+
+/** A pid → count map as a list with each pid repeated `count` times. */
+function expand(counts: Map<Pid, number>): Pid[] {
+  const out: Pid[] = [];
+  for (const [p, n] of counts) for (let i = 0; i < n; i++) out.push(p);
+  return out;
+}

@@ -1,0 +1,78 @@
+/**
+ * Errors across threads. Structured clone keeps only the built-in error types and drops
+ * custom names, codes and fields, so a handler's error travels as a plain record and is
+ * rebuilt on the caller's side with its name, message, stack, code and cause intact.
+ * Errors of this library come back as instances of their own classes.
+ */
+import * as errors from './errors.js';
+
+export interface WireError {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: unknown;
+  cause?: WireError;
+  /** Own enumerable fields of the error that structured-clone (pid, reason…). */
+  fields?: Record<string, unknown>;
+}
+
+type ErrorClass = new (...args: never[]) => Error;
+
+const known = new Map<string, ErrorClass>();
+for (const v of Object.values(errors) as unknown[]) {
+  if (typeof v === 'function' && v.prototype instanceof Error) known.set(v.name, v as ErrorClass);
+}
+
+export function toWire(e: unknown, depth = 0): WireError {
+  if (!(e instanceof Error)) {
+    return {
+      name: 'Error',
+      message: typeof e === 'string' ? e : `non-error thrown: ${errors.describe(e)}`,
+    };
+  }
+  const out: WireError = { name: e.name, message: e.message };
+  if (e.stack !== undefined) out.stack = e.stack;
+  const code = (e as { code?: unknown }).code;
+  if (code !== undefined) out.code = code;
+  if (e.cause !== undefined && depth < 4) out.cause = toWire(e.cause, depth + 1);
+  const fields: Record<string, unknown> = {};
+  let any = false;
+  for (const k of Object.keys(e)) {
+    if (k === 'name' || k === 'message' || k === 'stack' || k === 'code' || k === 'cause') continue;
+    const v = (e as unknown as Record<string, unknown>)[k];
+    try {
+      structuredClone(v);
+      fields[k] = v;
+      any = true;
+    } catch {
+      // A field that cannot cross a thread is left behind.
+    }
+  }
+  if (any) out.fields = fields;
+  return out;
+}
+
+export function fromWire(w: WireError): Error {
+  const Ctor = known.get(w.name);
+  const e: Error = Ctor !== undefined ? Object.create(Ctor.prototype) : new Error(w.message);
+  Object.defineProperty(e, 'message', { value: w.message, writable: true, configurable: true });
+  // Always set: Object.create skips the constructor, and with it the class fields `name` and `code`.
+  Object.defineProperty(e, 'name', { value: w.name, writable: true, configurable: true });
+  if (w.stack !== undefined)
+    Object.defineProperty(e, 'stack', { value: w.stack, writable: true, configurable: true });
+  if (w.code !== undefined)
+    Object.defineProperty(e, 'code', {
+      value: w.code,
+      writable: true,
+      configurable: true,
+      enumerable: true,
+    });
+  if (w.cause !== undefined)
+    Object.defineProperty(e, 'cause', {
+      value: fromWire(w.cause),
+      writable: true,
+      configurable: true,
+    });
+  if (w.fields !== undefined) Object.assign(e, w.fields);
+  return e;
+}
