@@ -24,7 +24,7 @@ function progress(name: string) {
         100,
       ),
     );
-    if (done === total) process.stderr.write('\r'.padEnd(101) + '\r');
+    if (done === total) process.stderr.write(`${'\r'.padEnd(101)}\r`);
   };
 }
 

@@ -164,17 +164,23 @@ export class Coordinator {
     }
     switch (m.t) {
       case 'sync':
-        return scope.sync(from.id, m);
+        scope.sync(from.id, m);
+        break;
       case 'join':
-        return scope.join(from.id, m);
+        scope.join(from.id, m);
+        break;
       case 'leave':
-        return scope.leave(from.id, m);
+        scope.leave(from.id, m);
+        break;
       case 'exit':
-        return scope.exit(from.id, m);
+        scope.exit(from.id, m);
+        break;
       case 'monitor':
-        return scope.monitor(from.id, m);
+        scope.monitor(from.id, m);
+        break;
       case 'demonitor':
-        return scope.demonitor(from.id, m.ref, m.monitor);
+        scope.demonitor(from.id, m.ref, m.monitor);
+        break;
     }
   }
 

@@ -122,32 +122,44 @@ export class Link implements ReplyTo {
   }
 
   readonly #onFrame = (f: unknown): void => {
+    if (!this.#dispatch(f)) this.#host.onMalformed(this);
+  };
+
+  /** Hands a frame to the host; false when it has the wrong shape. */
+  #dispatch(f: unknown): boolean {
     const h = this.#host;
-    if (!Array.isArray(f)) return h.onMalformed(this);
+    if (!Array.isArray(f)) return false;
     switch (f[0]) {
       case SEND:
-        if (f.length === 4 && isSerial(f[1])) return h.onSend(this, f[1], fromOf(f[2]), f[3]);
-        break;
+        if (f.length !== 4 || !isSerial(f[1])) return false;
+        h.onSend(this, f[1], fromOf(f[2]), f[3]);
+        return true;
       case CALL:
-        if (f.length === 5 && isId(f[1]) && isSerial(f[2]))
-          return h.onCall(this, f[1], f[2], fromOf(f[3]), f[4]);
-        break;
+        if (f.length !== 5 || !isId(f[1]) || !isSerial(f[2])) return false;
+        h.onCall(this, f[1], f[2], fromOf(f[3]), f[4]);
+        return true;
       case REPLY:
-        if (f.length === 3 && isId(f[1])) return h.onReply(f[1], f[2]);
-        break;
+        if (f.length !== 3 || !isId(f[1])) return false;
+        h.onReply(f[1], f[2]);
+        return true;
       case FAIL:
-        if (f.length === 3 && isId(f[1])) return h.onFail(f[1], f[2]);
-        break;
+        if (f.length !== 3 || !isId(f[1])) return false;
+        h.onFail(f[1], f[2]);
+        return true;
       case MONITOR:
-        if (f.length === 3 && isId(f[1]) && isSerial(f[2])) return h.onMonitor(this, f[1], f[2]);
-        break;
+        if (f.length !== 3 || !isId(f[1]) || !isSerial(f[2])) return false;
+        h.onMonitor(this, f[1], f[2]);
+        return true;
       case DEMONITOR:
-        if (f.length === 3 && isId(f[1]) && isSerial(f[2])) return h.onDemonitor(this, f[1], f[2]);
-        break;
+        if (f.length !== 3 || !isId(f[1]) || !isSerial(f[2])) return false;
+        h.onDemonitor(this, f[1], f[2]);
+        return true;
       case DOWN:
-        if (f.length === 3 && isId(f[1])) return h.onDown(f[1], f[2]);
-        break;
+        if (f.length !== 3 || !isId(f[1])) return false;
+        h.onDown(f[1], f[2]);
+        return true;
+      default:
+        return false;
     }
-    h.onMalformed(this);
-  };
+  }
 }

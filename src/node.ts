@@ -6,7 +6,7 @@
  * then the handling of frames from peer links, then of messages from the coordinator.
  */
 import { EventEmitter } from 'node:events';
-import { MessageChannel, type MessagePort, threadId } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { type CallOptions, Calls } from './calls.js';
 import {
   describe,
@@ -18,13 +18,7 @@ import {
 } from './errors.js';
 import { CALL, cloneError, DEMONITOR, DOWN, Link, type LinkHost, MONITOR, SEND } from './link.js';
 import { formatPid, makePid, nodeOf, type Pid, serialOf, toPid } from './pid.js';
-import {
-  type Handler,
-  Process,
-  type ProcessContext,
-  type ReplyTo,
-  type SpawnOptions,
-} from './process.js';
+import { type Handler, Process, type ReplyTo, type SpawnOptions } from './process.js';
 import { type Endpoint, parseToNode, type ToCoordinator, type ToNode } from './protocol.js';
 import { Scope } from './scope.js';
 import { fromWire, toWire, type WireError } from './wire-error.js';
@@ -421,8 +415,7 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
 
   onSend(_link: Link, serial: number, from: Pid | undefined, payload: unknown): void {
     const proc = this.#processes.get(serial);
-    if (proc !== undefined && proc.alive)
-      proc.deliver({ message: payload, from, id: 0, replyTo: undefined });
+    if (proc?.alive) proc.deliver({ message: payload, from, id: 0, replyTo: undefined });
   }
 
   onCall(link: Link, id: number, serial: number, from: Pid | undefined, payload: unknown): void {
