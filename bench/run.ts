@@ -2,6 +2,7 @@
  * `npm run bench [-- <name>…] [--quick]`: runs benchmarks, prints their tables, and
  * writes bench/results/<name>.json.
  */
+import { calls } from './calls.js';
 import { indexRead } from './index-read.js';
 import { type BenchResult, save, table } from './lib/report.js';
 
@@ -12,6 +13,7 @@ type Bench = (opts: {
 
 const benches: Record<string, Bench> = {
   'index-read': indexRead,
+  calls,
 };
 
 function progress(name: string) {

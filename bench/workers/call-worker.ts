@@ -1,0 +1,105 @@
+/**
+ * A node of the call benchmark. The server answers three ways (a procgroups process,
+ * a raw MessagePort echo, a comlink-exposed object); the client measures all three
+ * against it, in the same run, on the same two threads.
+ */
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import * as Comlink from 'comlink/dist/esm/comlink.mjs';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { connect, type Pid } from '../../src/index.js';
+import { pipelined, sequential } from '../lib/pipeline.js';
+
+export type CallCase =
+  | 'pg-pipelined'
+  | 'raw-pipelined'
+  | 'comlink-pipelined'
+  | 'pg-seq'
+  | 'raw-seq'
+  | 'comlink-seq';
+
+export interface RunCommand {
+  cmd: 'run';
+  cases: CallCase[];
+  ms: number;
+  inflight: number;
+}
+
+interface SetupCommand {
+  cmd: 'setup';
+  pid: Pid;
+  raw: MessagePort;
+  comlink: MessagePort;
+}
+
+const node = await connect();
+const port = parentPort!;
+
+if ((workerData as { role: string }).role === 'server') {
+  const noop = node.spawn(() => null);
+  port.once('message', (m: { raw: MessagePort; comlink: MessagePort }) => {
+    m.raw.on('message', (msg: unknown) => m.raw.postMessage(msg));
+    Comlink.expose({ noop: () => null }, nodeEndpoint(m.comlink));
+    port.postMessage({ type: 'ready', pid: noop });
+  });
+} else {
+  let pid = 0 as Pid;
+  let raw!: MessagePort;
+  let api!: { noop(): Promise<null> };
+  // Raw baseline: every reply starts the next message; nothing else on the path.
+  const rawPipelined = (inflight: number, ms: number) =>
+    new Promise<number>((resolve) => {
+      let done = 0;
+      let active = inflight;
+      const start = performance.now();
+      const onMessage = () => {
+        done++;
+        if (performance.now() - start < ms) raw.postMessage(null);
+        else if (--active === 0) {
+          raw.off('message', onMessage);
+          resolve((done / (performance.now() - start)) * 1000);
+        }
+      };
+      raw.on('message', onMessage);
+      for (let i = 0; i < inflight; i++) raw.postMessage(null);
+    });
+  const rawOnce = () =>
+    new Promise<void>((resolve) => {
+      raw.once('message', () => resolve());
+      raw.postMessage(null);
+    });
+  port.on('message', async (m: SetupCommand | RunCommand) => {
+    if (m.cmd === 'setup') {
+      pid = m.pid;
+      raw = m.raw;
+      api = Comlink.wrap(nodeEndpoint(m.comlink)) as unknown as { noop(): Promise<null> };
+      port.postMessage({ type: 'ready' });
+      return;
+    }
+    const { cases, ms, inflight } = m;
+    const values: number[] = [];
+    for (const c of cases) {
+      switch (c) {
+        case 'pg-pipelined':
+          values.push(await pipelined(() => node.call(pid, null), inflight, ms));
+          break;
+        case 'comlink-pipelined':
+          values.push(await pipelined(() => api.noop(), inflight, ms));
+          break;
+        case 'raw-pipelined':
+          values.push(await rawPipelined(inflight, ms));
+          break;
+        case 'pg-seq':
+          values.push((await sequential(() => node.call(pid, null), ms)).median);
+          break;
+        case 'comlink-seq':
+          values.push((await sequential(() => api.noop(), ms)).median);
+          break;
+        case 'raw-seq':
+          values.push((await sequential(rawOnce, ms)).median);
+          break;
+      }
+    }
+    port.postMessage({ type: 'measured', values });
+  });
+  port.postMessage({ type: 'started' });
+}

@@ -1,0 +1,51 @@
+/**
+ * A cheap, conservative test that a value will survive structured clone.
+ *
+ * Links batch small frames into one `postMessage` per microtask (see link.ts), which
+ * would move a clone failure away from the `send` that caused it. So a frame is
+ * batched only when its payload is surely cloneable: primitives, and plain arrays and
+ * objects, typed arrays and dates made of those, up to a small size. Anything else is
+ * posted on its own, right away, where a failure throws at the sender.
+ */
+import { types } from 'node:util';
+
+/** Values examined before giving up and sending the payload on its own. */
+const BUDGET = 256;
+
+export function surelyCloneable(value: unknown): boolean {
+  return walk(value, BUDGET) >= 0;
+}
+
+/** Returns the budget left, or -1 when the value is not surely cloneable (or too big to tell cheaply). */
+function walk(v: unknown, budget: number): number {
+  if (--budget < 0) return -1;
+  switch (typeof v) {
+    case 'number':
+    case 'string':
+    case 'boolean':
+    case 'undefined':
+    case 'bigint':
+      return budget;
+    case 'object':
+      break;
+    default:
+      return -1;
+  }
+  if (v === null) return budget;
+  if (Array.isArray(v)) {
+    if (v.length > budget || types.isProxy(v)) return -1;
+    for (let i = 0; i < v.length && budget >= 0; i++) budget = walk(v[i], budget);
+    return budget;
+  }
+  if (ArrayBuffer.isView(v) || types.isDate(v)) return budget;
+  const proto = Object.getPrototypeOf(v);
+  if ((proto !== Object.prototype && proto !== null) || types.isProxy(v)) return -1;
+  for (const key in v) {
+    if (!Object.hasOwn(v, key)) continue;
+    const d = Object.getOwnPropertyDescriptor(v, key);
+    if (d === undefined || d.get !== undefined) return -1;
+    budget = walk(d.value, budget);
+    if (budget < 0) return -1;
+  }
+  return budget;
+}
