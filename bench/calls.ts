@@ -57,7 +57,7 @@ export async function calls(opts: BenchOptions) {
       // Rotate the order so that no case always runs first (or last) in a trial.
       const cases = order.map((_, i) => order[(i + t) % order.length]!);
       const values = await run(cases);
-      cases.forEach((c, i) => s[c].push(values[i]!));
+      for (const [i, c] of cases.entries()) s[c].push(values[i]!);
       opts.progress(t + 1, trials, 'calls');
     }
     const figures = [
