@@ -4,6 +4,7 @@
  */
 import { calls } from './calls.js';
 import { indexRead } from './index-read.js';
+import { pg } from './pg.js';
 import { type BenchResult, save, table } from './lib/report.js';
 
 type Bench = (opts: {
@@ -14,6 +15,7 @@ type Bench = (opts: {
 const benches: Record<string, Bench> = {
   'index-read': indexRead,
   calls,
+  pg,
 };
 
 function progress(name: string) {

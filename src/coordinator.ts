@@ -7,6 +7,7 @@
  * contribution (see ScopeServer).
  */
 import { type MessagePort, threadId as ownThreadId, type Worker } from 'node:worker_threads';
+import { BatchPort } from './batch-port.js';
 import { type Endpoint, parseToCoordinator, type ToCoordinator, type ToNode } from './protocol.js';
 import { ScopeServer } from './scope-server.js';
 import type { IndexHandle, IndexOptions } from './shared-index/writer.js';
@@ -14,6 +15,8 @@ import type { IndexHandle, IndexOptions } from './shared-index/writer.js';
 interface NodeEntry {
   id: number;
   port: MessagePort;
+  /** Messages to the node, batched per job. */
+  out: BatchPort;
   threadId: number;
   name: string;
   worker: Worker | undefined;
@@ -85,6 +88,7 @@ export class Coordinator {
     const entry: NodeEntry = {
       id,
       port,
+      out: new BatchPort(port),
       threadId,
       name,
       worker,
@@ -120,13 +124,30 @@ export class Coordinator {
     this.onNodeDown(id);
   }
 
+  /**
+   * One delivery from a node: a message or a batch of them. A batch is applied inside
+   * one writer batch per scope, so that it publishes one version, and the acks (queued
+   * on the ports meanwhile) leave after that version is visible.
+   */
   #onMessage(entry: NodeEntry, raw: unknown): void {
-    const m = parseToCoordinator(raw);
-    if (m === undefined) {
+    const each = (one: unknown) => {
+      const m = parseToCoordinator(one);
+      if (m === undefined) this.#malformed++;
+      else this.#handle(entry, m);
+    };
+    const malformed = () => {
       this.#malformed++;
+    };
+    if (!Array.isArray(raw) || this.#scopes.size === 0) {
+      BatchPort.unpack(raw, each, malformed);
       return;
     }
-    this.#handle(entry, m);
+    const writers = [...this.#scopes.values()].map((s) => s.writer);
+    const nest = (i: number): void => {
+      if (i === writers.length) BatchPort.unpack(raw, each, malformed);
+      else writers[i]!.batch(() => nest(i + 1));
+    };
+    nest(0);
   }
 
   #handle(from: NodeEntry, m: ToCoordinator): void {
@@ -135,9 +156,7 @@ export class Coordinator {
         // Hand the channel's other end to the peer, or close it: the requester's link
         // then closes and whatever it sent fails as sent to a node that is down.
         if (m.peer !== from.id && this.#nodes.has(m.peer)) {
-          this.#nodes
-            .get(m.peer)!
-            .port.postMessage({ t: 'linked', peer: from.id, port: m.port }, [m.port]);
+          this.#nodes.get(m.peer)!.out.post({ t: 'linked', peer: from.id, port: m.port }, [m.port]);
         } else {
           m.port.close();
         }
@@ -185,13 +204,7 @@ export class Coordinator {
   }
 
   #send(node: number, message: ToNode): void {
-    const entry = this.#nodes.get(node);
-    if (entry === undefined) return;
-    try {
-      entry.port.postMessage(message);
-    } catch {
-      // The port closed under us: its close event brings the node down.
-    }
+    this.#nodes.get(node)?.out.post(message);
   }
 
   // Scopes -------------------------------------------------------------------------------
@@ -279,6 +292,7 @@ export class Coordinator {
     for (const id of [...this.#nodes.keys()]) {
       this.#send(id, { t: 'shutdown' });
       const entry = this.#nodes.get(id)!;
+      entry.out.flush();
       this.#nodes.delete(id);
       entry.port.off('message', entry.onMessage);
       entry.port.off('close', entry.onClose);

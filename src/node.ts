@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { BatchPort } from './batch-port.js';
 import { type CallOptions, Calls } from './calls.js';
 import {
   describe,
@@ -68,6 +69,8 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
   /** This node's id in the cluster: never reused while the cluster lives. */
   readonly id: number;
   readonly #control: Endpoint & { close?(): void };
+  /** Messages to the coordinator, batched per job. */
+  readonly #out: BatchPort;
   readonly #processes = new Map<number, Process>();
   #serial = 1;
   /** The link each peer is sent to over (the first one made, by either side). */
@@ -124,6 +127,7 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     super();
     this.id = welcome.id;
     this.#control = control;
+    this.#out = new BatchPort(control);
     for (const n of welcome.nodes) this.#nodeUp(n);
     this.#nodeUp(this.id);
     this.#processes.set(
@@ -501,6 +505,14 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
   // Messages from the coordinator ------------------------------------------------------------
 
   readonly #onControl = (raw: unknown): void => {
+    BatchPort.unpack(raw, this.#onControlMessage, this.#onMalformedControl);
+  };
+
+  readonly #onMalformedControl = (): void => {
+    this.#malformed++;
+  };
+
+  readonly #onControlMessage = (raw: unknown): void => {
     const m = parseToNode(raw);
     if (m === undefined) {
       this.#malformed++;
@@ -572,7 +584,7 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
   }
 
   #post(message: ToCoordinator, transfer?: MessagePort[]): void {
-    this.#control.postMessage(message, transfer);
+    this.#out.post(message, transfer);
   }
 
   #clone(message: unknown, transfer: readonly Transferable[] | undefined): unknown {
@@ -606,6 +618,7 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     for (const scope of this.#scopes.values()) scope.detach(true);
     for (const link of [...this.#allLinks]) link.close();
     this.#links.clear();
+    this.#out.flush();
     this.#control.off('message', this.#onControl);
     this.#control.close?.();
   }

@@ -77,23 +77,17 @@ export class ScopeServer {
     this.#send(from, { t: 'ack', ref: m.ref, result: removed.length > 0 ? 'ok' : 'not_joined' });
   }
 
-  /** A process of `from` exited: one leave per counted join, in one version. */
+  /**
+   * A process of `from` exited: it leaves each group once per counted join, all in one
+   * version, and monitors get one `leave` event per counted join (as pg sends them).
+   */
   exit(from: number, m: ExitLeave): void {
     if (!this.#member(from) || !this.#owned(from, [m.pid])) return;
-    const perKey = new Map<GroupKey, Pid[]>();
-    for (const key of m.keys) {
-      const list = perKey.get(key);
-      if (list === undefined) perKey.set(key, [m.pid]);
-      else list.push(m.pid);
-    }
-    const events: [GroupKey, Pid[]][] = [];
+    const left: GroupKey[] = [];
     this.writer.batch(() => {
-      for (const [key, pids] of perKey) {
-        const removed = this.writer.leave(key, pids);
-        if (removed.length > 0) events.push([key, removed]);
-      }
+      for (const key of m.keys) if (this.writer.leave(key, [m.pid]).length > 0) left.push(key);
     });
-    for (const [key, pids] of events) this.#notify('leave', key, pids);
+    for (const key of left) this.#notify('leave', key, [m.pid]);
   }
 
   monitor(from: number, m: MonitorRequest): void {

@@ -171,6 +171,16 @@ export class Scope {
     return 0;
   }
 
+  /**
+   * Ends this thread's read section: the next read sees the latest version. Reads
+   * renew their section on their own (each synchronous job, every 1,024 reads); call
+   * this in a loop that polls the index, or before a long computation so that memory
+   * the writer retired can be reused meanwhile.
+   */
+  refresh(): void {
+    this.#reader?.refresh();
+  }
+
   // Monitors ---------------------------------------------------------------------------
 
   /** Subscribes to every group of the scope: an atomic snapshot, then every change after it. */
