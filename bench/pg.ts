@@ -10,10 +10,10 @@
  */
 import { MessageChannel, type Worker } from 'node:worker_threads';
 import { type Cluster, startCluster } from '../src/index.js';
+import type { BenchOptions } from './index-read.js';
 import { spread } from './lib/measure.js';
 import { paired, result, single } from './lib/report.js';
 import { next } from './lib/threads.js';
-import type { BenchOptions } from './index-read.js';
 import type { PgCommand } from './workers/pg-worker.js';
 
 const workerUrl = new URL('./workers/pg-worker.js', import.meta.url);
@@ -38,7 +38,12 @@ export async function pg(opts: BenchOptions) {
   let step = 0;
   const tick = (what: string) => opts.progress(++step, steps, what);
   const cluster = await startCluster();
-  const s = { visible: [] as number[], rtt: [] as number[], piped: [] as number[], drop: [] as number[] };
+  const s = {
+    visible: [] as number[],
+    rtt: [] as number[],
+    piped: [] as number[],
+    drop: [] as number[],
+  };
   try {
     const a = await spawn(cluster);
     const b = await spawn(cluster);
@@ -102,13 +107,23 @@ export async function pg(opts: BenchOptions) {
   }
   const figures = [
     paired(
-      { id: 'join-visible-vs-rtt', label: 'join on A seen by a reader on B, median', unit: 'µs', target: { on: 'ratio', op: '<=', limit: 2 } },
+      {
+        id: 'join-visible-vs-rtt',
+        label: 'join on A seen by a reader on B, median',
+        unit: 'µs',
+        target: { on: 'ratio', op: '<=', limit: 2 },
+      },
       s.visible,
       'raw MessagePort round trip A↔B',
       s.rtt,
     ),
     single(
-      { id: 'join-leave-pipelined', label: 'join + leave from one worker, 1,000 in flight', unit: 'ops/s', target: { on: 'value', op: '>=', limit: 200_000 } },
+      {
+        id: 'join-leave-pipelined',
+        label: 'join + leave from one worker, 1,000 in flight',
+        unit: 'ops/s',
+        target: { on: 'value', op: '>=', limit: 200_000 },
+      },
       s.piped,
     ),
     single(
@@ -122,5 +137,11 @@ export async function pg(opts: BenchOptions) {
       s.drop,
     ),
   ];
-  return result('pg', 'pg over the cluster: visibility, write throughput, node down', opts.quick, trials, figures);
+  return result(
+    'pg',
+    'pg over the cluster: visibility, write throughput, node down',
+    opts.quick,
+    trials,
+    figures,
+  );
 }

@@ -4,8 +4,8 @@
  */
 import { calls } from './calls.js';
 import { indexRead } from './index-read.js';
-import { pg } from './pg.js';
 import { type BenchResult, save, table } from './lib/report.js';
+import { pg } from './pg.js';
 
 type Bench = (opts: {
   quick: boolean;

@@ -18,6 +18,7 @@ import {
 } from 'node:worker_threads';
 import { Coordinator, type CoordinatorStats } from './coordinator.js';
 import { describe, NotConnectedError } from './errors.js';
+import { LoadTable } from './load-table.js';
 import { Node } from './node.js';
 import type { Handler } from './process.js';
 import { type Endpoint, parseToNode, type ToNode } from './protocol.js';
@@ -57,6 +58,7 @@ export interface ConnectOptions {
 }
 
 async function attach(port: MessagePort, options: ConnectOptions): Promise<Node> {
+  const loads = new LoadTable();
   const welcome = await new Promise<Extract<ToNode, { t: 'welcome' }>>((resolve, reject) => {
     const onMessage = (raw: unknown) => {
       const m = parseToNode(raw);
@@ -76,10 +78,15 @@ async function attach(port: MessagePort, options: ConnectOptions): Promise<Node>
     };
     port.on('message', onMessage);
     port.once('close', onClose);
-    port.postMessage({ t: 'hello', threadId, name: options.name ?? `thread ${threadId}` });
+    port.postMessage({
+      t: 'hello',
+      threadId,
+      name: options.name ?? `thread ${threadId}`,
+      loads: loads.buffer,
+    });
   });
   const endpoint: Endpoint & { close(): void } = port;
-  const node = new Node(endpoint, welcome, options.handler);
+  const node = new Node(endpoint, welcome, loads, options.handler);
   port.once('close', () => node.close());
   return node;
 }

@@ -19,6 +19,7 @@ interface NodeEntry {
   out: BatchPort;
   threadId: number;
   name: string;
+  loads: SharedArrayBuffer;
   worker: Worker | undefined;
   onMessage: (m: unknown) => void;
   onClose: () => void;
@@ -73,7 +74,7 @@ export class Coordinator {
       port.off('message', onHello);
       port.off('close', onEarlyClose);
       this.#greeting.delete(port);
-      this.#register(port, worker, m.threadId, m.name);
+      this.#register(port, worker, m.threadId, m.name, m.loads);
     };
     const onEarlyClose = () => {
       this.#greeting.delete(port);
@@ -83,7 +84,13 @@ export class Coordinator {
     port.once('close', onEarlyClose);
   }
 
-  #register(port: MessagePort, worker: Worker | undefined, threadId: number, name: string): void {
+  #register(
+    port: MessagePort,
+    worker: Worker | undefined,
+    threadId: number,
+    name: string,
+    loads: SharedArrayBuffer,
+  ): void {
     const id = this.#nextId++;
     const entry: NodeEntry = {
       id,
@@ -91,17 +98,21 @@ export class Coordinator {
       out: new BatchPort(port),
       threadId,
       name,
+      loads,
       worker,
       onMessage: (raw) => this.#onMessage(entry, raw),
       onClose: () => this.nodeDown(id),
     };
-    const others = [...this.#nodes.keys()];
+    const others = [...this.#nodes.values()].map((n): [number, SharedArrayBuffer] => [
+      n.id,
+      n.loads,
+    ]);
     this.#nodes.set(id, entry);
     port.on('message', entry.onMessage);
     port.once('close', entry.onClose);
     const scopes: [string, IndexHandle][] = [...this.#scopes].map(([n, s]) => [n, s.writer.handle]);
     this.#send(id, { t: 'welcome', id, nodes: others, scopes });
-    for (const other of others) this.#send(other, { t: 'nodeup', id });
+    for (const [other] of others) this.#send(other, { t: 'nodeup', id, loads });
     const done = this.#waiting.get(port);
     this.#waiting.delete(port);
     done?.(id);

@@ -16,6 +16,14 @@ export {
 } from './cluster.js';
 export type { CoordinatorStats } from './coordinator.js';
 export {
+  type DispatchOptions,
+  type DispatchStats,
+  type MultiCallResult,
+  type PickFunction,
+  QueueFullError,
+  type Strategy,
+} from './dispatch.js';
+export {
   CallTimeoutError,
   IndexFullError,
   IndexLayoutError,

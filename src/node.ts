@@ -18,6 +18,7 @@ import {
   ProcessExitError,
 } from './errors.js';
 import { CALL, cloneError, DEMONITOR, DOWN, Link, type LinkHost, MONITOR, SEND } from './link.js';
+import { LoadTable } from './load-table.js';
 import { formatPid, makePid, nodeOf, type Pid, serialOf, toPid } from './pid.js';
 import { type Handler, Process, type ReplyTo, type SpawnOptions } from './process.js';
 import { type Endpoint, parseToNode, type ToCoordinator, type ToNode } from './protocol.js';
@@ -78,6 +79,9 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
   /** Every open link, including a second one when both sides made one at the same time. */
   readonly #allLinks = new Set<Link>();
   readonly #live = new Set<number>();
+  /** This node's load table, and every live node's (for `loadOf`). */
+  readonly #loads: LoadTable;
+  readonly #loadTables = new Map<number, LoadTable>();
   /** Nodes known to be gone. A node id that is neither live nor down may be brand new: try it. */
   readonly #down = new Set<number>();
   readonly #calls = new Calls();
@@ -122,18 +126,17 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
   constructor(
     control: Endpoint & { close?(): void },
     welcome: Extract<ToNode, { t: 'welcome' }>,
+    loads: LoadTable,
     rootHandler?: Handler,
   ) {
     super();
     this.id = welcome.id;
     this.#control = control;
     this.#out = new BatchPort(control);
-    for (const n of welcome.nodes) this.#nodeUp(n);
-    this.#nodeUp(this.id);
-    this.#processes.set(
-      1,
-      new Process(makePid(this.id, 1), rootHandler ?? noHandler, {}, this.#onSendError),
-    );
+    this.#loads = loads;
+    for (const [n, table] of welcome.nodes) this.#nodeUp(n, new LoadTable(table));
+    this.#nodeUp(this.id, loads);
+    this.#processes.set(1, this.#process(1, rootHandler ?? noHandler, {}));
     this.#serial = 2;
     control.on('message', this.#onControl);
     for (const [name, handle] of welcome.scopes) this.#scope(name).attach(handle);
@@ -148,8 +151,8 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
 
   /** Gives the root process a handler (it answers calls and sends to `self()`). */
   handle(handler: Handler): void {
-    const root = new Process(this.self(), handler, {}, this.#onSendError);
-    this.#processes.set(1, root);
+    this.#processes.get(1)?.exit('replaced');
+    this.#processes.set(1, this.#process(1, handler, {}));
   }
 
   /** Starts a process on this node and returns its pid. */
@@ -164,8 +167,20 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     }
     const serial = this.#serial++;
     const pid = makePid(this.id, serial);
-    this.#processes.set(serial, new Process(pid, handler as Handler, options, this.#onSendError));
+    this.#processes.set(serial, this.#process(serial, handler as Handler, options));
     return pid;
+  }
+
+  #process(serial: number, handler: Handler, options: SpawnOptions): Process {
+    return new Process(makePid(this.id, serial), handler, options, this.#onSendError, this.#loads);
+  }
+
+  /**
+   * Messages waiting for or being handled by `pid`, read from its node's load table in
+   * shared memory (no message): 0 when unknown. What the `'least-loaded'` strategy uses.
+   */
+  loadOf(pid: Pid): number {
+    return this.#loadTables.get(nodeOf(pid))?.load(serialOf(pid)) ?? 0;
   }
 
   /** True when `pid` is a live process of this node, or a pid of a node that is up (its process may be gone). */
@@ -520,11 +535,12 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     }
     switch (m.t) {
       case 'nodeup':
-        this.#nodeUp(m.id);
+        this.#nodeUp(m.id, new LoadTable(m.loads));
         this.emit('nodeup', m.id);
         break;
       case 'nodedown':
         this.#live.delete(m.id);
+        this.#loadTables.delete(m.id);
         this.#down.add(m.id);
         for (const link of [...this.#allLinks]) if (link.peer === m.id) link.close();
         this.#peerGone(m.id);
@@ -570,8 +586,9 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     }
   };
 
-  #nodeUp(id: number): void {
+  #nodeUp(id: number, loads: LoadTable): void {
     this.#live.add(id);
+    this.#loadTables.set(id, loads);
   }
 
   #scope(name: string): Scope {

@@ -9,7 +9,8 @@
  * The fast path: a synchronous handler is run as soon as the message arrives and its
  * value is answered at once, with no promise, no microtask and no queueing.
  */
-import type { Pid } from './pid.js';
+import type { LoadTable } from './load-table.js';
+import { type Pid, serialOf } from './pid.js';
 
 /** What a handler gets with each message. */
 export interface ProcessContext {
@@ -61,17 +62,27 @@ export class Process {
   readonly #running = new Set<Envelope>();
   #busy = 0;
   #alive = true;
+  /** Where this process publishes its load for other threads (offset -1: nowhere). */
+  readonly #loads: LoadTable | undefined;
+  readonly #loadAt: number;
 
   constructor(
     pid: Pid,
     handler: Handler,
     options: SpawnOptions,
     onSendError: (pid: Pid, error: unknown) => void,
+    loads?: LoadTable,
   ) {
     this.pid = pid;
     this.#handler = handler;
     this.#concurrency = options.concurrency ?? 1;
     this.#onSendError = onSendError;
+    this.#loads = loads;
+    this.#loadAt = loads?.claim(serialOf(pid)) ?? -1;
+  }
+
+  #publishLoad(): void {
+    if (this.#loadAt >= 0) this.#loads!.set(this.#loadAt, this.load);
   }
 
   get alive(): boolean {
@@ -89,11 +100,15 @@ export class Process {
 
   deliver(env: Envelope): void {
     if (this.#busy < this.#concurrency && this.#head === this.#queue.length) this.#run(env);
-    else this.#queue.push(env);
+    else {
+      this.#queue.push(env);
+      this.#publishLoad();
+    }
   }
 
   #run(env: Envelope): void {
     this.#busy++;
+    this.#publishLoad();
     let result: unknown;
     try {
       result = this.#handler(env.message, {
@@ -123,6 +138,7 @@ export class Process {
 
   #settle(env: Envelope, ok: boolean, value: unknown): void {
     this.#busy--;
+    this.#publishLoad();
     // After an exit the caller was already failed; a late answer is dropped.
     if (this.#alive) {
       if (env.id !== 0) {
@@ -166,6 +182,7 @@ export class Process {
     this.#queue = [];
     this.#head = 0;
     this.#running.clear();
+    if (this.#loadAt >= 0) this.#loads!.release(this.#loadAt);
     this.#controller.abort(reason);
     return pending;
   }

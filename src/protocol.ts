@@ -27,6 +27,8 @@ export interface Hello {
   t: 'hello';
   threadId: number;
   name: string;
+  /** The node's load table (see load-table.ts), shared with every other node. */
+  loads: SharedArrayBuffer;
 }
 /**
  * Hands the coordinator one end of a channel this node made to talk to `peer`; the
@@ -108,16 +110,17 @@ export type ToCoordinator =
 
 // Coordinator → node ----------------------------------------------------------------
 
-/** Answer to `hello`: the node's id, the live nodes, the running scopes. */
+/** Answer to `hello`: the node's id, the live nodes (with their load tables), the running scopes. */
 export interface Welcome {
   t: 'welcome';
   id: number;
-  nodes: number[];
+  nodes: [number, SharedArrayBuffer][];
   scopes: [string, IndexHandle][];
 }
 export interface NodeUp {
   t: 'nodeup';
   id: number;
+  loads: SharedArrayBuffer;
 }
 /** A node is gone: its pids are dead, its links closed, its members removed. */
 export interface NodeDown {
@@ -242,7 +245,10 @@ export function parseToCoordinator(m: unknown): ToCoordinator | undefined {
   if (!isObj(m)) return undefined;
   switch (m.t) {
     case 'hello':
-      return isNat(m.threadId) && typeof m.name === 'string' && m.name.length <= 256
+      return isNat(m.threadId) &&
+        typeof m.name === 'string' &&
+        m.name.length <= 256 &&
+        m.loads instanceof SharedArrayBuffer
         ? (m as unknown as Hello)
         : undefined;
     case 'link':
@@ -289,8 +295,11 @@ export function parseToNode(m: unknown): ToNode | undefined {
         ? (m as unknown as Welcome)
         : undefined;
     case 'nodeup':
+      return isNat(m.id) && m.loads instanceof SharedArrayBuffer
+        ? (m as unknown as NodeUp)
+        : undefined;
     case 'nodedown':
-      return isNat(m.id) ? (m as unknown as NodeUp) : undefined;
+      return isNat(m.id) ? (m as unknown as NodeDown) : undefined;
     case 'linked':
       return isNat(m.peer) && m.port instanceof MessagePort ? (m as unknown as Linked) : undefined;
     case 'scopeup':

@@ -9,6 +9,14 @@
  * Writes go to the coordinator and resolve once it applied them; the node then renews
  * its read section, so a thread always reads its own writes.
  */
+import type { CallOptions } from './calls.js';
+import {
+  Dispatcher,
+  type DispatchOptions,
+  type DispatchStats,
+  type MultiCallResult,
+  type Strategy,
+} from './dispatch.js';
 import { describe, NoProcessError, NoScopeError, NotLocalError } from './errors.js';
 import { EventStream, type MembershipEvent } from './events.js';
 import { decodeGroup, encodeGroup, type Group, type GroupKey } from './group.js';
@@ -62,11 +70,13 @@ export class Scope {
   /** Local members of each group, with their join counts. */
   readonly #byGroup = new Map<GroupKey, Map<Pid, number>>();
   readonly #subs = new Map<number, Subscription>();
+  readonly #dispatcher: Dispatcher;
 
   /** @internal Made by the node. */
   constructor(node: Node, name: string) {
     this.#node = node;
     this.name = name;
+    this.#dispatcher = new Dispatcher(node, name, () => this.#reader);
   }
 
   /** True while the scope runs and this node is attached to it. */
@@ -179,6 +189,37 @@ export class Scope {
    */
   refresh(): void {
     this.#reader?.refresh();
+  }
+
+  // Dispatch ---------------------------------------------------------------------------
+
+  /** One member of `group`, picked by `strategy` (see `Strategy`); synchronous, no allocation for the built-in ones. */
+  pick(group: Group, strategy?: Strategy, key?: string | number): Pid | undefined {
+    return this.#dispatcher.pick(group, strategy, key);
+  }
+
+  /** Calls a member of `group` picked by `options.strategy`, with backpressure and optional retries. */
+  dispatch<R = unknown>(group: Group, message: unknown, options?: DispatchOptions): Promise<R> {
+    return this.#dispatcher.dispatch<R>(group, message, options);
+  }
+
+  /** Sends `message` to every member of `group`; returns how many it was sent to. */
+  broadcast(group: Group, message: unknown): number {
+    return this.#dispatcher.broadcast(group, message);
+  }
+
+  /** Calls every member of `group`; resolves with the answers and the failures. */
+  multiCall<R = unknown>(
+    group: Group,
+    message: unknown,
+    options?: CallOptions,
+  ): Promise<MultiCallResult<R>> {
+    return this.#dispatcher.multiCall<R>(group, message, options);
+  }
+
+  /** This thread's dispatch counters and latency percentiles for `group`. */
+  dispatchStats(group: Group): DispatchStats {
+    return this.#dispatcher.stats(group);
   }
 
   // Monitors ---------------------------------------------------------------------------

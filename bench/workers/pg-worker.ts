@@ -70,7 +70,11 @@ port.on('message', async (m: PgCommand) => {
     }
     case 'pipelined': {
       let i = 0;
-      const rate = await pipelined(() => (i++ % 2 === 0 ? pg.join('pipe', self) : pg.leave('pipe', self)), m.inflight, m.ms);
+      const rate = await pipelined(
+        () => (i++ % 2 === 0 ? pg.join('pipe', self) : pg.leave('pipe', self)),
+        m.inflight,
+        m.ms,
+      );
       // Leave whatever is still joined, so that the next trial starts empty.
       for (const p of pg.getLocalMembers('pipe')) await pg.leave('pipe', p);
       port.postMessage({ type: 'piped', rate });

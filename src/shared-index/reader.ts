@@ -68,6 +68,8 @@ interface CacheEntry {
   gid: number;
   block: number;
   epoch: number;
+  /** This thread's round-robin position in the group. */
+  rr: number;
 }
 
 /** 2^32, as a literal: V8 folds it, while an imported binding is loaded on each use. */
@@ -173,6 +175,38 @@ export class IndexReader {
    * an empty group. Allocates nothing: pass a counter for round-robin, a random integer
    * for a random pick.
    */
+  /**
+   * The next member in this thread's round-robin over `group`, or `undefined` for an
+   * empty group. Allocates nothing: the position lives in the thread's key cache.
+   */
+  next(group: Group): Pid | undefined {
+    const block = this.#blockOf(group);
+    if (block === 0) return undefined;
+    const len = this.#len(block);
+    const entry = this.#entry;
+    if (len === 0 || entry === undefined) return undefined;
+    let i = entry.rr;
+    if (i >= len) i = 0;
+    entry.rr = i + 1;
+    const at = block + B_PIDS + 2 * i;
+    return (this.#i32[at]! * NODE_FACTOR + (this.#i32[at + 1]! >>> 0)) as Pid;
+  }
+
+  /**
+   * Copies the members of `group` into `out` (as many as fit) and returns the member
+   * count, so that a caller can pick among them without allocating.
+   */
+  membersInto(group: Group, out: Float64Array): number {
+    const block = this.#blockOf(group);
+    if (block === 0) return 0;
+    const len = this.#len(block);
+    const n = Math.min(len, out.length);
+    const i32 = this.#i32;
+    for (let i = 0, at = block + B_PIDS; i < n; i++, at += 2)
+      out[i] = i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0);
+    return len;
+  }
+
   memberAt(group: Group, index: number): Pid | undefined {
     const block = this.#blockOf(group);
     if (block === 0) return undefined;
@@ -378,6 +412,7 @@ export class IndexReader {
     else if (typeof group === 'number') entry = this.#numbers.get(group);
     else return this.#resolve(group);
     if (entry === undefined) return this.#resolve(group);
+    this.#entry = entry;
     if (entry.epoch === this.#epoch) return entry.block;
     return this.#recheck(entry, group);
   }
@@ -408,6 +443,7 @@ export class IndexReader {
       cache = this.#tuples as Map<string | number, CacheEntry>;
       cacheKey = key;
       const entry = cache.get(key);
+      this.#entry = entry;
       if (entry !== undefined) {
         if (entry.epoch === this.#epoch) return entry.block;
         const block = this.#slotBlock(entry.slot);
@@ -421,19 +457,25 @@ export class IndexReader {
     const found = this.#lookup(key);
     if (found === 0) {
       cache.delete(cacheKey);
+      this.#entry = undefined;
       return 0;
     }
     if (cache.size >= MAX_CACHE) cache.clear();
-    cache.set(cacheKey, {
+    const entry: CacheEntry = {
       slot: this.#foundSlot,
       gid: this.#i32[found + B_GID]!,
       block: found,
       epoch: this.#epoch,
-    });
+      rr: 0,
+    };
+    cache.set(cacheKey, entry);
+    this.#entry = entry;
     return found;
   }
 
   #foundSlot = 0;
+  /** The cache entry the last lookup used (undefined when the group was not found). */
+  #entry: CacheEntry | undefined;
 
   /** Finds `key` in the bucket table; returns its block (and leaves its slot in `#foundSlot`), or 0. */
   #lookup(key: GroupKey): number {
