@@ -193,7 +193,8 @@ export class Dispatcher {
         if (retriesLeft > 0 && memberGone(error)) {
           retriesLeft--;
           state.retries++;
-          (tried ??= new Set()).add(pid);
+          tried ??= new Set();
+          tried.add(pid);
           continue;
         }
         throw error;
