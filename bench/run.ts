@@ -3,6 +3,7 @@
  * writes bench/results/<name>.json.
  */
 import { calls } from './calls.js';
+import { dispatch } from './dispatch.js';
 import { indexRead } from './index-read.js';
 import { type BenchResult, save, table } from './lib/report.js';
 import { pg } from './pg.js';
@@ -15,6 +16,7 @@ type Bench = (opts: {
 const benches: Record<string, Bench> = {
   'index-read': indexRead,
   calls,
+  dispatch,
   pg,
 };
 
