@@ -1,0 +1,51 @@
+// Every example runs as documented (`node dist/examples/<name>/main.js`), exits 0 on
+// its own, and prints what it claims.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+function run(name: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [`dist/examples/${name}/main.js`],
+      { cwd: root, timeout: 60_000 },
+      (error, stdout, stderr) =>
+        error ? reject(new Error(`${name}: ${error.message}\n${stderr}`)) : resolve(stdout),
+    );
+  });
+}
+
+test('roles: work by role, sticky routing by key', async (t) => {
+  const out = await run('roles');
+  t.regex(out, /resized 40 images/);
+  t.regex(out, /sticky owners/);
+  t.regex(out, /groups \[ 'resize', 'hash' \] members 4/);
+});
+
+test('shards: keys stay put, and only a stopped shard’s keys move', async (t) => {
+  const out = await run('shards');
+  t.regex(out, /stable: true/);
+  t.regex(out, /keys moved, all of them its own: true/);
+});
+
+test('config-reload: broadcast reaches every member', async (t) => {
+  const out = await run('config-reload');
+  t.regex(out, /reload sent to 3 members/);
+  t.regex(out, /versions: \[ 2, 2, 2 \] failures: 0/);
+});
+
+test('watch: a monitor sees joins, leaves and exits', async (t) => {
+  const out = await run('watch');
+  t.regex(out, /join jobs 2 pid\(s\)/);
+  t.is(out.match(/leave jobs 1 pid\(s\)/g)?.length, 2);
+  t.regex(out, /members now: \[\]/);
+});
+
+test('piscina: piscina threads join a group (bring your own thread)', async (t) => {
+  const out = await run('piscina');
+  t.regex(out, /piscina threads in the group: 2/);
+  t.regex(out, /squares: \[ 1, 4, 9, 16 \]/);
+});
