@@ -8,7 +8,8 @@
 import { MessageChannel } from 'node:worker_threads';
 import { startCluster } from '../src/index.js';
 import type { BenchOptions } from './index-read.js';
-import { paired, result } from './lib/report.js';
+import type { Percentiles } from './lib/pipeline.js';
+import { type Distribution, paired, result } from './lib/report.js';
 import { next } from './lib/threads.js';
 import type { CallCase } from './workers/call-worker.js';
 
@@ -32,10 +33,16 @@ export async function calls(opts: BenchOptions) {
       com.port2,
     ]);
     await clientReady;
+    let dists: Partial<Record<CallCase, Percentiles>> = {};
     const run = async (cases: CallCase[]) => {
-      const done = next<{ type: string; values: number[] }>(client.worker, 'measured');
+      const done = next<{ type: string; values: number[]; dists: typeof dists }>(
+        client.worker,
+        'measured',
+      );
       client.worker.postMessage({ cmd: 'run', cases, ms, inflight: 1000 });
-      return (await done).values;
+      const answer = await done;
+      dists = answer.dists;
+      return answer.values;
     };
     const s: Record<CallCase, number[]> = {
       'pg-pipelined': [],
@@ -101,12 +108,23 @@ export async function calls(opts: BenchOptions) {
         s['comlink-seq'],
       ),
     ];
+    const distribution: Distribution = {
+      id: 'call-latency',
+      label: 'Sequential round trip between two worker threads (last trial)',
+      unit: 'µs',
+      series: [
+        { name: 'procgroups call', percentiles: dists['pg-seq']! },
+        { name: 'raw MessagePort', percentiles: dists['raw-seq']! },
+        { name: 'comlink', percentiles: dists['comlink-seq']! },
+      ],
+    };
     return result(
       'calls',
       'Calls between two worker nodes, raw MessagePort and comlink baselines',
       opts.quick,
       trials,
       figures,
+      [distribution],
     );
   } finally {
     await cluster.stop();

@@ -13,8 +13,8 @@ import { Piscina } from 'piscina';
 import { Tinypool } from 'tinypool';
 import { type Cluster, startCluster } from '../src/index.js';
 import type { BenchOptions } from './index-read.js';
-import { sequential } from './lib/pipeline.js';
-import { type Figure, paired, result } from './lib/report.js';
+import { type Percentiles, sequential } from './lib/pipeline.js';
+import { type Distribution, type Figure, paired, result } from './lib/report.js';
 import { next } from './lib/threads.js';
 
 const taskFile = new URL('./workers/pool-task.js', import.meta.url).href;
@@ -52,7 +52,11 @@ async function procgroups(): Promise<System & { cluster: Cluster }> {
     run: (input) =>
       input === null
         ? pg.dispatch('work', input, { maxQueue: 1_000_000 })
-        : pg.dispatch('work', input, { strategy: 'least-loaded', maxInFlight: 1, maxQueue: 1_000_000 }),
+        : pg.dispatch('work', input, {
+            strategy: 'least-loaded',
+            maxInFlight: 1,
+            maxQueue: 1_000_000,
+          }),
     close: () => cluster.stop(),
   };
 }
@@ -72,7 +76,12 @@ function piscina(concurrentTasksPerWorker?: number): System {
 }
 
 function tinypool(concurrentTasksPerWorker: number): System {
-  const pool = new Tinypool({ filename: taskFile, minThreads: 2, maxThreads: 2, concurrentTasksPerWorker });
+  const pool = new Tinypool({
+    filename: taskFile,
+    minThreads: 2,
+    maxThreads: 2,
+    concurrentTasksPerWorker,
+  });
   return {
     name: `tinypool ×${concurrentTasksPerWorker}`,
     run: (input) => pool.run(input),
@@ -91,6 +100,7 @@ export async function dispatch(opts: BenchOptions) {
   const rate: Record<string, number[]> = {};
   const eff: Record<string, number[]> = {};
   const lat: Record<string, number[]> = {};
+  const dist: Record<string, Percentiles> = {};
   for (const sys of systems) {
     rate[sys.name] = [];
     eff[sys.name] = [];
@@ -108,7 +118,9 @@ export async function dispatch(opts: BenchOptions) {
         rate[sys.name]!.push((tasks / (await burst(sys, tasks, null))) * 1000);
         const ideal = (cpuTasks * 1) / 2;
         eff[sys.name]!.push(ideal / (await burst(sys, cpuTasks, 1)));
-        lat[sys.name]!.push((await sequential(() => sys.run(null), ms / 4)).median);
+        const p = await sequential(() => sys.run(null), ms / 4);
+        lat[sys.name]!.push(p.median);
+        dist[sys.name] = p;
         opts.progress(++step, steps, sys.name);
       }
     }
@@ -121,7 +133,12 @@ export async function dispatch(opts: BenchOptions) {
   const bestTunedName = tuned.reduce((a, b) => (median(rate[b]!) > median(rate[a]!) ? b : a));
   const figures: Figure[] = [
     paired(
-      { id: 'dispatch-vs-piscina-default', label: `dispatch, ${tasks / 1000}k no-op tasks`, unit: 'ops/s', target: { on: 'ratio', op: '>=', limit: 3 } },
+      {
+        id: 'dispatch-vs-piscina-default',
+        label: `dispatch, ${tasks / 1000}k no-op tasks`,
+        unit: 'ops/s',
+        target: { on: 'ratio', op: '>=', limit: 3 },
+      },
       rate.procgroups!,
       'piscina (default)',
       rate['piscina (default)']!,
@@ -139,7 +156,16 @@ export async function dispatch(opts: BenchOptions) {
       bestTuned,
     ),
     ...tuned.map((n) =>
-      paired({ id: `dispatch-vs-${n.replace(/\W+/g, '-')}`, label: `dispatch, ${tasks / 1000}k no-op tasks`, unit: 'ops/s' }, rate.procgroups!, n, rate[n]!),
+      paired(
+        {
+          id: `dispatch-vs-${n.replace(/\W+/g, '-')}`,
+          label: `dispatch, ${tasks / 1000}k no-op tasks`,
+          unit: 'ops/s',
+        },
+        rate.procgroups!,
+        n,
+        rate[n]!,
+      ),
     ),
     paired(
       {
@@ -152,16 +178,51 @@ export async function dispatch(opts: BenchOptions) {
       'piscina (default)',
       eff['piscina (default)']!,
     ),
-    paired({ id: 'cpu-efficiency-tinypool', label: `${cpuTasks} tasks of 1 ms CPU, fraction of ideal`, unit: '×' }, eff.procgroups!, 'tinypool ×8', eff['tinypool ×8']!),
     paired(
-      { id: 'dispatch-latency', label: 'sequential dispatch, median', unit: 'µs', target: { on: 'ratio', op: '<=', limit: 1 } },
+      {
+        id: 'cpu-efficiency-tinypool',
+        label: `${cpuTasks} tasks of 1 ms CPU, fraction of ideal`,
+        unit: '×',
+      },
+      eff.procgroups!,
+      'tinypool ×8',
+      eff['tinypool ×8']!,
+    ),
+    paired(
+      {
+        id: 'dispatch-latency',
+        label: 'sequential dispatch, median',
+        unit: 'µs',
+        target: { on: 'ratio', op: '<=', limit: 1 },
+      },
       lat.procgroups!,
       'piscina (default)',
       lat['piscina (default)']!,
     ),
-    paired({ id: 'dispatch-latency-tinypool', label: 'sequential dispatch, median', unit: 'µs' }, lat.procgroups!, 'tinypool ×8', lat['tinypool ×8']!),
+    paired(
+      { id: 'dispatch-latency-tinypool', label: 'sequential dispatch, median', unit: 'µs' },
+      lat.procgroups!,
+      'tinypool ×8',
+      lat['tinypool ×8']!,
+    ),
   ];
-  return result('dispatch', 'Group dispatch against piscina and tinypool (2 worker threads each)', opts.quick, trials, figures);
+  const distribution: Distribution = {
+    id: 'dispatch-latency',
+    label: 'Sequential dispatch of a no-op task (last trial)',
+    unit: 'µs',
+    series: ['procgroups', 'piscina (default)', 'piscina ×8', 'tinypool ×8'].map((name) => ({
+      name,
+      percentiles: dist[name]!,
+    })),
+  };
+  return result(
+    'dispatch',
+    'Group dispatch against piscina and tinypool (2 worker threads each)',
+    opts.quick,
+    trials,
+    figures,
+    [distribution],
+  );
 }
 
 function median(xs: number[]): number {

@@ -227,18 +227,28 @@ export class Cluster {
     return port2;
   }
 
-  /** Starts a scope on every node. Resolves false if it was already running. */
+  /**
+   * Starts a scope on every node. Resolves (false if it was already running) once this
+   * thread's node can use it; other nodes attach to it as the news reaches them.
+   */
   async startScope(name: string, index?: IndexOptions): Promise<boolean> {
     this.#assertRunning();
     checkScopeName(name);
-    return this.#coordinator.startScope(name, index);
+    const started = this.#coordinator.startScope(name, index);
+    await this.#coordinator.barrier(this.#node.id);
+    return started;
   }
 
-  /** Stops a scope: its members are gone, its writes fail until it starts again. */
+  /**
+   * Stops a scope: its members are gone, its writes fail until it starts again.
+   * Resolves once this thread's node has let go of it.
+   */
   async stopScope(name: string): Promise<boolean> {
     this.#assertRunning();
     checkScopeName(name);
-    return this.#coordinator.stopScope(name);
+    const stopped = this.#coordinator.stopScope(name);
+    await this.#coordinator.barrier(this.#node.id);
+    return stopped;
   }
 
   /** Names of the running scopes. */

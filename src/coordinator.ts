@@ -44,7 +44,8 @@ export class Coordinator {
   readonly #waiting = new Map<MessagePort, (id: number) => void>();
   #nextId = 0;
   #ref = 0;
-  readonly #done = new Map<number, () => void>();
+  /** Requests to nodes waiting for their `done`: ref → (node, resolve). */
+  readonly #done = new Map<number, { node: number; resolve(): void }>();
   #malformed = 0;
   #stopped = false;
   /** Called when a node goes down (the cluster uses it to settle spawn promises). */
@@ -122,6 +123,12 @@ export class Coordinator {
   nodeDown(id: number): void {
     const entry = this.#nodes.get(id);
     if (entry === undefined) return;
+    // Requests the node will never answer: they resolve ("handled, or gone").
+    for (const [ref, d] of this.#done) {
+      if (d.node !== id) continue;
+      this.#done.delete(ref);
+      d.resolve();
+    }
     this.#nodes.delete(id);
     entry.port.off('message', entry.onMessage);
     entry.port.off('close', entry.onClose);
@@ -176,10 +183,14 @@ export class Coordinator {
       case 'bye':
         this.nodeDown(from.id);
         return;
-      case 'done':
-        this.#done.get(m.ref)?.();
-        this.#done.delete(m.ref);
+      case 'done': {
+        const d = this.#done.get(m.ref);
+        if (d?.node === from.id) {
+          this.#done.delete(m.ref);
+          d.resolve();
+        }
         return;
+      }
       case 'hello':
         this.#malformed++;
         return;
@@ -257,8 +268,18 @@ export class Coordinator {
     if (!this.#nodes.has(node)) return Promise.resolve();
     const ref = ++this.#ref;
     return new Promise((resolve) => {
-      this.#done.set(ref, resolve);
+      this.#done.set(ref, { node, resolve });
       this.#send(node, { t: 'partition', scope, cut, ref });
+    });
+  }
+
+  /** Resolves once `node` has handled everything sent to it so far (immediately if it is gone). */
+  barrier(node: number): Promise<void> {
+    if (!this.#nodes.has(node)) return Promise.resolve();
+    const ref = ++this.#ref;
+    return new Promise((resolve) => {
+      this.#done.set(ref, { node, resolve });
+      this.#send(node, { t: 'ping', ref });
     });
   }
 

@@ -581,6 +581,9 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
         this.#scope(m.scope).setPartitioned(m.cut);
         this.#post({ t: 'done', ref: m.ref });
         break;
+      case 'ping':
+        this.#post({ t: 'done', ref: m.ref });
+        break;
       case 'welcome':
         break;
     }

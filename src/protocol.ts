@@ -184,6 +184,11 @@ export interface Partition {
   cut: boolean;
   ref: number;
 }
+/** Answered by `done`: the node has handled every message the coordinator sent before it. */
+export interface Ping {
+  t: 'ping';
+  ref: number;
+}
 
 export type ToNode =
   | Welcome
@@ -197,7 +202,8 @@ export type ToNode =
   | Monitored
   | MonitorEvent
   | Shutdown
-  | Partition;
+  | Partition
+  | Ping;
 
 // Validation ------------------------------------------------------------------------
 
@@ -320,6 +326,8 @@ export function parseToNode(m: unknown): ToNode | undefined {
         : undefined;
     case 'shutdown':
       return m as unknown as Shutdown;
+    case 'ping':
+      return isNat(m.ref) ? (m as unknown as Ping) : undefined;
     case 'partition':
       return isScopeName(m.scope) && typeof m.cut === 'boolean' && isNat(m.ref)
         ? (m as unknown as Partition)

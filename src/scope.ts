@@ -17,7 +17,7 @@ import {
   type MultiCallResult,
   type Strategy,
 } from './dispatch.js';
-import { describe, NoProcessError, NoScopeError, NotLocalError } from './errors.js';
+import { describe, NoScopeError, NotLocalError } from './errors.js';
 import { EventStream, type MembershipEvent } from './events.js';
 import { decodeGroup, encodeGroup, type Group, type GroupKey } from './group.js';
 import type { Node } from './node.js';
@@ -93,12 +93,11 @@ export class Scope {
    */
   async join(group: Group, pidOrPids: Pid | readonly Pid[]): Promise<void> {
     const key = encodeGroup(group);
-    const pids = this.#localPids(pidOrPids, 'join');
+    const all = this.#localPids(pidOrPids, 'join');
     this.#assertRunning('join');
-    for (const p of pids) {
-      if (!this.#node.isLocalAlive(p))
-        throw new NoProcessError(`cannot join ${formatPid(p)}: it is not alive`, p);
-    }
+    // As in pg, a local pid that already exited may join: it leaves again at once, as
+    // its exit is noticed, so it simply never shows.
+    const pids = all.filter((p) => this.#node.isLocalAlive(p));
     if (pids.length === 0) return;
     this.#add(key, pids);
     if (this.#partitioned) return;
@@ -136,7 +135,12 @@ export class Scope {
   /** Every member of `group` on every node, duplicates included; `[]` if none or the scope is not running. */
   getMembers(group: Group): Pid[] {
     const r = this.#reader;
-    if (r !== undefined) return r.members(group);
+    if (r !== undefined) {
+      const members = r.members(group);
+      // Cut off from the coordinator, this node still sees its own members (as in a
+      // pg netsplit); the index, which the coordinator writes, no longer has them.
+      return this.#partitioned ? [...members, ...this.getLocalMembers(group)] : members;
+    }
     checkGroup(group);
     return [];
   }

@@ -54,7 +54,10 @@ export function toWire(e: unknown, depth = 0): WireError {
 
 export function fromWire(w: WireError): Error {
   const Ctor = known.get(w.name);
-  const e: Error = Ctor !== undefined ? Object.create(Ctor.prototype) : new Error(w.message);
+  // A real Error (with its internal error slot, so util.types.isNativeError holds),
+  // given the class's prototype when the class is one of ours.
+  const e = new Error(w.message);
+  if (Ctor !== undefined) Object.setPrototypeOf(e, Ctor.prototype);
   Object.defineProperty(e, 'message', { value: w.message, writable: true, configurable: true });
   // Always set: Object.create skips the constructor, and with it the class fields `name` and `code`.
   Object.defineProperty(e, 'name', { value: w.name, writable: true, configurable: true });

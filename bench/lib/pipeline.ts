@@ -35,11 +35,32 @@ export function pipelined(
   });
 }
 
-/** Runs `issue` one at a time for `ms` milliseconds; returns the median round trip in microseconds (and p99). */
-export async function sequential(
-  issue: () => Promise<unknown>,
-  ms: number,
-): Promise<{ median: number; p99: number }> {
+/** Latency percentiles in microseconds. */
+export interface Percentiles {
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  /** The median; kept under this name for callers that only need it. */
+  median: number;
+}
+
+/** Percentiles (µs) of a histogram recorded in nanoseconds. */
+export function percentiles(h: import('node:perf_hooks').RecordableHistogram): Percentiles {
+  const us = (ns: number) => ns / 1000;
+  return {
+    p50: us(h.percentile(50)),
+    p90: us(h.percentile(90)),
+    p99: us(h.percentile(99)),
+    p999: us(h.percentile(99.9)),
+    max: us(h.max),
+    median: us(h.percentile(50)),
+  };
+}
+
+/** Runs `issue` one at a time for `ms` milliseconds; returns round-trip percentiles in microseconds. */
+export async function sequential(issue: () => Promise<unknown>, ms: number): Promise<Percentiles> {
   for (let i = 0; i < 200; i++) await issue();
   const h = createHistogram();
   const start = performance.now();
@@ -48,5 +69,5 @@ export async function sequential(
     await issue();
     h.record(Math.max(1, Number(process.hrtime.bigint() - t)));
   }
-  return { median: h.percentile(50) / 1000, p99: h.percentile(99) / 1000 };
+  return percentiles(h);
 }

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Machine, machine } from './machine.js';
 import { type Spread, spread } from './measure.js';
+import type { Percentiles } from './pipeline.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -35,6 +36,14 @@ export interface Figure {
   note?: string;
 }
 
+/** Latency percentiles of several systems measured the same way in the same run (for charts). */
+export interface Distribution {
+  id: string;
+  label: string;
+  unit: 'µs';
+  series: { name: string; percentiles: Percentiles }[];
+}
+
 export interface BenchResult {
   schema: typeof SCHEMA_VERSION;
   name: string;
@@ -44,6 +53,7 @@ export interface BenchResult {
   trials: number;
   machine: Machine;
   figures: Figure[];
+  distributions: Distribution[];
 }
 
 /** Builds a figure from paired samples: `ours[i]` and `base[i]` were measured in the same trial. */
@@ -92,6 +102,7 @@ export function result(
   quick: boolean,
   trials: number,
   figures: Figure[],
+  distributions: Distribution[] = [],
 ): BenchResult {
   return {
     schema: SCHEMA_VERSION,
@@ -102,6 +113,7 @@ export function result(
     trials,
     machine: machine(),
     figures,
+    distributions,
   };
 }
 

@@ -7,7 +7,7 @@ import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { connect, type Pid } from '../../src/index.js';
-import { pipelined, sequential } from '../lib/pipeline.js';
+import { type Percentiles, pipelined, sequential } from '../lib/pipeline.js';
 
 export type CallCase =
   | 'pg-pipelined'
@@ -77,6 +77,12 @@ if ((workerData as { role: string }).role === 'server') {
     }
     const { cases, ms, inflight } = m;
     const values: number[] = [];
+    const dists: Partial<Record<CallCase, Percentiles>> = {};
+    const seq = async (c: CallCase, issue: () => Promise<unknown>) => {
+      const p = await sequential(issue, ms);
+      dists[c] = p;
+      return p.median;
+    };
     for (const c of cases) {
       switch (c) {
         case 'pg-pipelined':
@@ -89,17 +95,17 @@ if ((workerData as { role: string }).role === 'server') {
           values.push(await rawPipelined(inflight, ms));
           break;
         case 'pg-seq':
-          values.push((await sequential(() => node.call(pid, null), ms)).median);
+          values.push(await seq(c, () => node.call(pid, null)));
           break;
         case 'comlink-seq':
-          values.push((await sequential(() => api.noop(), ms)).median);
+          values.push(await seq(c, () => api.noop()));
           break;
         case 'raw-seq':
-          values.push((await sequential(rawOnce, ms)).median);
+          values.push(await seq(c, rawOnce));
           break;
       }
     }
-    port.postMessage({ type: 'measured', values });
+    port.postMessage({ type: 'measured', values, dists });
   });
   port.postMessage({ type: 'started' });
 }

@@ -6,7 +6,8 @@
 export function burn(ms: number): number {
   const end = process.hrtime.bigint() + BigInt(Math.round(ms * 1e6));
   let x = 0;
-  while (process.hrtime.bigint() < end) for (let i = 0; i < 1000; i++) x = (x * 1103515245 + 12345) | 0;
+  while (process.hrtime.bigint() < end)
+    for (let i = 0; i < 1000; i++) x = (x * 1103515245 + 12345) | 0;
   return x;
 }
 
