@@ -13,6 +13,7 @@
  * - the writer's member changes per second, one change per version and 64 per version.
  */
 import type { Worker } from 'node:worker_threads';
+import { SIZES } from './lib/index-data.js';
 import type { Figure } from './lib/report.js';
 import { paired, result, single } from './lib/report.js';
 import { next, start } from './lib/threads.js';
@@ -45,7 +46,7 @@ async function measure(
 export async function indexRead(opts: BenchOptions) {
   const trials = opts.quick ? 3 : 7;
   const ms = opts.quick ? 60 : 300;
-  const steps = trials * 5;
+  const steps = trials * 6;
   let step = 0;
   const tick = (what: string) => opts.progress(++step, steps, what);
 
@@ -70,6 +71,7 @@ export async function indexRead(opts: BenchOptions) {
     churn: [] as number[],
     write1: [] as number[],
     write64: [] as number[],
+    sizes: SIZES.map(() => ({ ours: [] as number[], base: [] as number[] })),
   };
   try {
     for (let t = 0; t < trials; t++) {
@@ -122,6 +124,13 @@ export async function indexRead(opts: BenchOptions) {
         (batch === 1 ? s.write1 : s.write64).push((await done).perSecond);
       }
       tick('writer');
+      const sized = next<{ type: string; values: [number, number][] }>(r1, 'sized');
+      send(r1, { cmd: 'sizes', ms: ms / 2 });
+      (await sized).values.forEach(([ours, base], i) => {
+        s.sizes[i]!.ours.push(ours);
+        s.sizes[i]!.base.push(base);
+      });
+      tick('group sizes');
     }
   } finally {
     for (const w of [writer, r1, r2]) await w.terminate();
@@ -196,6 +205,18 @@ export async function indexRead(opts: BenchOptions) {
     single(
       { id: 'writer-64', label: 'writer, 64 changes per version', unit: 'changes/s' },
       s.write64,
+    ),
+    ...SIZES.map((n, i) =>
+      paired(
+        {
+          id: `members-size-${n}`,
+          label: `members() of a group of ${n.toLocaleString('en')}`,
+          unit: 'ns',
+        },
+        s.sizes[i]!.ours,
+        'slice() of an array that size',
+        s.sizes[i]!.base,
+      ),
     ),
   ];
   return result(

@@ -6,6 +6,8 @@ import { calls } from './calls.js';
 import { dispatch } from './dispatch.js';
 import { indexRead } from './index-read.js';
 import { type BenchResult, save, table } from './lib/report.js';
+import { memory } from './memory.js';
+import { monitor } from './monitor.js';
 import { pg } from './pg.js';
 
 type Bench = (opts: {
@@ -18,6 +20,8 @@ const benches: Record<string, Bench> = {
   calls,
   dispatch,
   pg,
+  memory,
+  monitor,
 };
 
 function progress(name: string) {

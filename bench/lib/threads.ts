@@ -7,7 +7,7 @@ export interface Msg {
 }
 
 /** Resolves with the next message of `type` from `worker`; rejects if the worker fails first. */
-export function next<T extends Msg>(worker: Worker, type: string): Promise<T> {
+export function next<T extends { type: string }>(worker: Worker, type: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const onMessage = (m: Msg) => {
       if (m?.type !== type) return;
@@ -34,7 +34,7 @@ export function next<T extends Msg>(worker: Worker, type: string): Promise<T> {
 }
 
 /** Starts a worker from a compiled file next to the benchmarks and waits for its 'ready'. */
-export async function start<T extends Msg>(url: URL, workerData: unknown): Promise<[Worker, T]> {
+export async function start<T extends { type: string }>(url: URL, workerData: unknown): Promise<[Worker, T]> {
   const worker = new Worker(url, { workerData });
   const ready = await next<T>(worker, 'ready');
   return [worker, ready];

@@ -7,6 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { encodeGroup, type Group, IndexReader, IndexWriter, makePid } from '../../src/index.js';
 import type { IndexHandle } from '../../src/shared-index/writer.js';
+import { groupName, memberPid, SIZES, sizeGroup } from '../lib/index-data.js';
 import { type Op, randomSequence, throughput } from '../lib/measure.js';
 
 export interface WriterData {
@@ -29,16 +30,13 @@ export type Command =
   | { cmd: 'churn'; stop: Int32Array }
   | { cmd: 'spin'; stop: Int32Array }
   | { cmd: 'write'; ms: number; batch: number }
+  | { cmd: 'sizes'; ms: number }
   | { cmd: 'exit' };
 
 export type ReadCase = 'members' | 'slice' | 'count' | 'pick' | 'get';
 
 const port = parentPort!;
 const data = workerData as WriterData | ReaderData;
-
-export const groupName = (i: number): string => `group-${i}`;
-/** Member j of group i; members spread over 4 nodes so that pids are large numbers. */
-export const memberPid = (i: number, j: number) => makePid(1 + (j % 4), i * 64 + j + 1);
 
 if (data.role === 'writer') {
   const writer = new IndexWriter();
@@ -47,6 +45,12 @@ if (data.role === 'writer') {
       writer.join(
         encodeGroup(groupName(i)),
         Array.from({ length: data.members }, (_, j) => memberPid(i, j)),
+      );
+    }
+    for (const n of SIZES) {
+      writer.join(
+        encodeGroup(sizeGroup(n)),
+        Array.from({ length: n }, (_, j) => memberPid(j, 0)),
       );
     }
     for (let i = 0; i < data.churnGroups; i++) {
@@ -132,6 +136,28 @@ if (data.role === 'writer') {
       if (msg.go !== undefined) Atomics.wait(msg.go, 0, 0);
       const values = msg.cases.map((c) => throughput(ops[c], keys, msg.ms));
       port.postMessage({ type: 'measured', values });
+    } else if (msg.cmd === 'sizes') {
+      // members() on one group of each size, against slice() of a same-size array.
+      const values: [number, number][] = [];
+      for (const n of SIZES) {
+        const key = [sizeGroup(n)];
+        const array = Array.from({ length: n }, (_, j) => memberPid(j, 0) as number);
+        const base = new Map([[sizeGroup(n), array]]);
+        const ours = throughput(
+          (k: string) => reader.members(k).length,
+          key,
+          msg.ms,
+          n > 1000 ? 20 : 20_000,
+        );
+        const theirs = throughput(
+          (k: string) => base.get(k)!.slice().length,
+          key,
+          msg.ms,
+          n > 1000 ? 20 : 20_000,
+        );
+        values.push([1e9 / ours, 1e9 / theirs]);
+      }
+      port.postMessage({ type: 'sized', values });
     } else if (msg.cmd === 'exit') {
       reader.release();
       port.close();

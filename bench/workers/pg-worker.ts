@@ -6,9 +6,11 @@
  * - `fill` / `watch-drop`: a big membership, and the time until node-down removed it.
  * Times come from `process.hrtime.bigint()`, one clock for every thread of the process.
  */
+
+import { createHistogram } from 'node:perf_hooks';
 import { type MessagePort, parentPort } from 'node:worker_threads';
 import { connect } from '../../src/index.js';
-import { pipelined, sequential } from '../lib/pipeline.js';
+import { percentiles, pipelined, sequential } from '../lib/pipeline.js';
 
 export type PgCommand =
   | { cmd: 'latency'; samples: number; clock: BigInt64Array; flag: Int32Array }
@@ -17,7 +19,9 @@ export type PgCommand =
   | { cmd: 'fill'; groups: number; perGroup: number }
   | { cmd: 'watch-drop'; clock: BigInt64Array; flag: Int32Array }
   | { cmd: 'echo-serve'; port: MessagePort }
-  | { cmd: 'echo-measure'; port?: MessagePort; ms: number };
+  | { cmd: 'echo-measure'; port?: MessagePort; ms: number }
+  | { cmd: 'mon-watch'; samples: number; clock: BigInt64Array; flag: Int32Array }
+  | { cmd: 'mon-drive'; samples: number; clock: BigInt64Array; flag: Int32Array };
 
 // Handshake states in `flag[0]`.
 const IDLE = 0;
@@ -98,10 +102,39 @@ port.on('message', async (m: PgCommand) => {
           p.once('message', () => resolve());
           p.postMessage(null);
         });
-      const { median } = await sequential(once, m.ms);
-      port.postMessage({ type: 'echoed', median });
+      port.postMessage({ type: 'echoed', ...(await sequential(once, m.ms)) });
       break;
     }
+    case 'mon-watch': {
+      // A group monitor; each join event is timed from the stamp the driver took just
+      // before its join call.
+      const h = createHistogram();
+      let seen = 0;
+      const sub = await pg.monitor('mon', {
+        onEvent: (e) => {
+          if (e.kind !== 'join') return;
+          h.record(Math.max(1, Number(process.hrtime.bigint() - m.clock[0]!)));
+          Atomics.store(m.flag, 0, SEEN);
+          if (++seen === m.samples) {
+            void pg
+              .demonitor(sub.ref)
+              .then(() => port.postMessage({ type: 'mon-watched', percentiles: percentiles(h) }));
+          }
+        },
+      });
+      port.postMessage({ type: 'mon-ready' });
+      break;
+    }
+    case 'mon-drive':
+      for (let i = 0; i < m.samples; i++) {
+        Atomics.store(m.flag, 0, JOINING);
+        m.clock[0] = process.hrtime.bigint();
+        await pg.join('mon', self);
+        await until(m.flag, SEEN);
+        await pg.leave('mon', self);
+      }
+      port.postMessage({ type: 'done' });
+      break;
     case 'watch-drop':
       Atomics.store(m.flag, 0, ARMED);
       while (pg.count('drop-0') === 0) pg.refresh();
