@@ -7,8 +7,8 @@
  */
 import { MessageChannel } from 'node:worker_threads';
 import { startCluster } from '../src/index.js';
-import type { BenchOptions } from './index-read.js';
 import type { Percentiles } from './lib/pipeline.js';
+import type { BenchOptions } from './lib/report.js';
 import { type Distribution, paired, result } from './lib/report.js';
 import { next } from './lib/threads.js';
 import type { CallCase } from './workers/call-worker.js';

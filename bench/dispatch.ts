@@ -12,8 +12,8 @@ import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import { Tinypool } from 'tinypool';
 import { type Cluster, startCluster } from '../src/index.js';
-import type { BenchOptions } from './index-read.js';
 import { type Percentiles, sequential } from './lib/pipeline.js';
+import type { BenchOptions } from './lib/report.js';
 import { type Distribution, type Figure, paired, result } from './lib/report.js';
 import { next } from './lib/threads.js';
 

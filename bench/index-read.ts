@@ -14,15 +14,10 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { SIZES } from './lib/index-data.js';
-import type { Figure } from './lib/report.js';
+import type { BenchOptions, Figure } from './lib/report.js';
 import { paired, result, single } from './lib/report.js';
 import { next, start } from './lib/threads.js';
 import type { Command, ReadCase } from './workers/index-worker.js';
-
-export interface BenchOptions {
-  quick: boolean;
-  progress: (done: number, total: number, what: string) => void;
-}
 
 const workerUrl = new URL('./workers/index-worker.js', import.meta.url);
 const GROUPS = 1000;

@@ -10,7 +10,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { encodeGroup, IndexWriter, makePid } from '../src/index.js';
-import type { BenchOptions } from './index-read.js';
+import type { BenchOptions } from './lib/report.js';
 import { paired, result, single } from './lib/report.js';
 
 setFlagsFromString('--expose-gc');

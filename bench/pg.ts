@@ -10,8 +10,8 @@
  */
 import { MessageChannel, type Worker } from 'node:worker_threads';
 import { type Cluster, startCluster } from '../src/index.js';
-import type { BenchOptions } from './index-read.js';
 import { spread } from './lib/measure.js';
+import type { BenchOptions } from './lib/report.js';
 import { paired, result, single } from './lib/report.js';
 import { next } from './lib/threads.js';
 import type { PgCommand } from './workers/pg-worker.js';

@@ -1,46 +1,48 @@
 /**
- * `npm run bench [-- <name>…] [--quick]`: runs benchmarks, prints their tables, and
- * writes bench/results/<name>.json.
+ * `npm run bench [-- <name>…] [--quick]`: runs benchmarks, prints their tables, writes
+ * bench/results/<name>.json, and regenerates BENCHMARKS.md with its charts (from the
+ * full runs only: `--quick` results go to <name>.quick.json and into no report).
+ * `npm run bench -- --report` only regenerates the report.
  */
 import { calls } from './calls.js';
 import { dispatch } from './dispatch.js';
 import { indexRead } from './index-read.js';
-import { type BenchResult, save, table } from './lib/report.js';
+import { writeReport } from './lib/markdown.js';
+import { type BenchOptions, type BenchResult, save, table } from './lib/report.js';
 import { memory } from './memory.js';
 import { monitor } from './monitor.js';
 import { pg } from './pg.js';
 
-type Bench = (opts: {
-  quick: boolean;
-  progress: (done: number, total: number, what: string) => void;
-}) => Promise<BenchResult>;
+type Bench = (opts: BenchOptions) => Promise<BenchResult>;
 
 const benches: Record<string, Bench> = {
   'index-read': indexRead,
-  calls,
-  dispatch,
-  pg,
   memory,
+  calls,
+  pg,
   monitor,
+  dispatch,
 };
 
+/** A one-line progress bar on stderr, when stderr is a terminal. */
 function progress(name: string) {
   return (done: number, total: number, what: string) => {
     if (!process.stderr.isTTY) return;
     const width = 30;
-    const filled = Math.round((done / total) * width);
-    process.stderr.write(
-      `\r${name} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${what}`.padEnd(
-        100,
-      ),
-    );
-    if (done === total) process.stderr.write(`${'\r'.padEnd(101)}\r`);
+    const filled = Math.min(width, Math.round((done / total) * width));
+    const line = `${name} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${what}`;
+    process.stderr.write(`\r${line.padEnd(100)}`);
+    if (done >= total) process.stderr.write(`\r${' '.repeat(100)}\r`);
   };
 }
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
+  if (args.includes('--report')) {
+    console.log(`written: ${(await writeReport()).join(', ')}`);
+    return;
+  }
   const names = args.filter((a) => !a.startsWith('--'));
   const unknown = names.filter((n) => !(n in benches));
   if (unknown.length > 0) {
@@ -55,6 +57,7 @@ async function main(): Promise<void> {
     const file = save(r);
     console.log(`${table(r)}\n\nwritten to ${file}\n`);
   }
+  if (!quick) console.log(`report: ${(await writeReport()).join(', ')}`);
 }
 
 await main();

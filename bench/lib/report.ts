@@ -11,6 +11,14 @@ import type { Percentiles } from './pipeline.js';
 
 export const SCHEMA_VERSION = 1;
 
+/** What every benchmark gets from the runner. */
+export interface BenchOptions {
+  /** The smoke mode: fewer trials, shorter runs. */
+  quick: boolean;
+  /** Reports progress (the runner draws a bar when on a terminal). */
+  progress: (done: number, total: number, what: string) => void;
+}
+
 /** A target a figure must meet: on its ratio to the baseline, or on its own value. */
 export interface Target {
   on: 'ratio' | 'value';

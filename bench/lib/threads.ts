@@ -34,7 +34,10 @@ export function next<T extends { type: string }>(worker: Worker, type: string): 
 }
 
 /** Starts a worker from a compiled file next to the benchmarks and waits for its 'ready'. */
-export async function start<T extends { type: string }>(url: URL, workerData: unknown): Promise<[Worker, T]> {
+export async function start<T extends { type: string }>(
+  url: URL,
+  workerData: unknown,
+): Promise<[Worker, T]> {
   const worker = new Worker(url, { workerData });
   const ready = await next<T>(worker, 'ready');
   return [worker, ready];
