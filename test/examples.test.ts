@@ -6,12 +6,12 @@ import test from 'ava';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-function run(name: string): Promise<string> {
+function run(name: string, env: Record<string, string> = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
       [`dist/examples/${name}/main.js`],
-      { cwd: root, timeout: 60_000 },
+      { cwd: root, timeout: 60_000, env: { ...process.env, ...env } },
       (error, stdout, stderr) =>
         error ? reject(new Error(`${name}: ${error.message}\n${stderr}`)) : resolve(stdout),
     );
@@ -48,4 +48,13 @@ test('piscina: piscina threads join a group (bring your own thread)', async (t) 
   const out = await run('piscina');
   t.regex(out, /piscina threads in the group: 2/);
   t.regex(out, /squares: \[ 1, 4, 9, 16 \]/);
+});
+
+test('demo (npm start): roles, a kill with failover, monitor events, a summary', async (t) => {
+  const out = await run('demo', { DEMO_SECONDS: '3' });
+  t.regex(out, /killing worker node 1/);
+  t.regex(out, /leave resize/);
+  t.regex(out, /join {2}resize {2}<5\.2>/);
+  t.regex(out, /resize: \d+ tasks, 0 failed/);
+  t.regex(out, /hash: {3}\d+ tasks, 0 failed/);
 });
