@@ -124,7 +124,6 @@ if (plain !== undefined) clearInterval(plain);
 draw();
 await pg.demonitor(monitor.ref);
 const r = pg.dispatchStats('resize');
-const h = pg.dispatchStats('hash');
 const seconds = (performance.now() - t0) / 1000;
 console.log(
   [
@@ -132,6 +131,7 @@ console.log(
     'summary',
     `  resize: ${done.resize} tasks, ${failed.resize} failed, ${r.retries} retried on another member after the kill`,
     `  hash:   ${done.hash} tasks, ${failed.hash} failed (sticky: a user never moves while its member lives)`,
+    `  dispatch latency: resize p50 ${(r.p50 / 1000).toFixed(1)} ms, p99 ${(r.p99 / 1000).toFixed(1)} ms`,
     `  ${((done.resize + done.hash) / seconds).toFixed(0)} tasks/s over ${seconds.toFixed(1)} s; ${log.length} membership events seen`,
   ].join('\n'),
 );
