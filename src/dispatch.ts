@@ -409,40 +409,9 @@ export class Dispatcher {
 
   /** Resolves when `group` has a member, rejects with `NoMembersError` after `ms`. */
   async #waitForMembers(group: Group, ms: number, signal: AbortSignal | undefined): Promise<void> {
-    const scope = this.#node.scope(this.#scope);
-    let onJoin = () => {};
-    const monitor = scope.monitor(group, { onEvent: (e) => e.kind === 'join' && onJoin() });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-          () =>
-            reject(
-              new NoMembersError(
-                `group ${describe(group)} of scope '${this.#scope}' got no member within ${ms} ms`,
-              ),
-            ),
-          ms,
-        );
-        const onAbort = () => {
-          clearTimeout(timer);
-          reject(signal!.reason);
-        };
-        onJoin = () => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        monitor.then((m) => m.members.length > 0 && onJoin(), reject);
-      });
-    } finally {
-      // Whenever the subscription lands, it is ended: nothing waits on it any more.
-      monitor.then(
-        (m) => scope.demonitor(m.ref),
-        () => {},
-      );
-      scope.refresh();
-    }
+    await this.#node
+      .scope(this.#scope)
+      .waitForMembers(group, signal === undefined ? { timeout: ms } : { timeout: ms, signal });
   }
 }
 

@@ -17,7 +17,7 @@ import {
   type MultiCallResult,
   type Strategy,
 } from './dispatch.js';
-import { describe, NoScopeError, NotLocalError } from './errors.js';
+import { describe, NoMembersError, NoScopeError, NotLocalError } from './errors.js';
 import { EventStream, type MembershipEvent } from './events.js';
 import { decodeGroup, encodeGroup, type Group, type GroupKey } from './group.js';
 import type { Node } from './node.js';
@@ -224,6 +224,73 @@ export class Scope {
   /** This thread's dispatch counters and latency percentiles for `group`. */
   dispatchStats(group: Group): DispatchStats {
     return this.#dispatcher.stats(group);
+  }
+
+  /**
+   * Resolves with the members of `group` once it has at least `count` (default 1),
+   * watching it with a monitor rather than polling. Rejects with `NoMembersError`
+   * after `timeout` ms (default: no limit), or with the reason of `signal`.
+   */
+  async waitForMembers(
+    group: Group,
+    options: { count?: number; timeout?: number; signal?: AbortSignal } = {},
+  ): Promise<Pid[]> {
+    const want = options.count ?? 1;
+    if (!Number.isInteger(want) || want < 1)
+      throw new RangeError(`count must be a positive integer, got ${describe(want)}`);
+    if (this.count(group) >= want) return this.getMembers(group);
+    let have = 0;
+    let check = () => {};
+    const sub = this.monitor(group, {
+      onEvent: (e) => {
+        have += e.kind === 'join' ? e.pids.length : -e.pids.length;
+        check();
+      },
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const { timeout, signal } = options;
+        const timer =
+          timeout === undefined
+            ? undefined
+            : setTimeout(
+                () =>
+                  reject(
+                    new NoMembersError(
+                      `group ${describe(group)} of scope '${this.name}' did not reach ${want} member(s) within ${timeout} ms`,
+                    ),
+                  ),
+                timeout,
+              );
+        const onAbort = () => {
+          clearTimeout(timer);
+          reject(signal!.reason);
+        };
+        check = () => {
+          if (have < want) return;
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        if (signal?.aborted) {
+          onAbort();
+          return;
+        }
+        signal?.addEventListener('abort', onAbort, { once: true });
+        sub.then((m) => {
+          have += m.members.length;
+          check();
+        }, reject);
+      });
+    } finally {
+      // Whenever the subscription lands, it is ended: nothing waits on it any more.
+      sub.then(
+        (m) => this.demonitor(m.ref),
+        () => {},
+      );
+    }
+    this.refresh();
+    return this.getMembers(group);
   }
 
   // Monitors ---------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 // Every example runs as documented (`node dist/examples/<name>/main.js`), exits 0 on
 // its own, and prints what it claims.
 import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 
@@ -57,4 +59,30 @@ test('demo (npm start): roles, a kill with failover, monitor events, a summary',
   t.regex(out, /join {2}resize {2}<5\.2>/);
   t.regex(out, /resize: \d+ tasks, 0 failed/);
   t.regex(out, /hash: {3}\d+ tasks, 0 failed/);
+});
+
+test('the README quick start runs as pasted', async (t) => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const block = (marker: string) => {
+    const at = readme.indexOf(`<!-- quickstart:${marker} -->`);
+    const m = /```js\n([\s\S]*?)```/.exec(readme.slice(at));
+    if (at < 0 || m === null) throw new Error(`no quick start block '${marker}' in README.md`);
+    return m[1]!;
+  };
+  // Inside the package, so that `import 'procgroups'` resolves to this build.
+  const dir = join(root, 'dist', 'quickstart');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'main.mjs'), block('main'));
+  writeFileSync(join(dir, 'worker.mjs'), block('worker'));
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [join(dir, 'main.mjs')],
+      { cwd: root, timeout: 60_000 },
+      (error, stdout, stderr) =>
+        error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout),
+    );
+  });
+  t.regex(out, /\{ width: 400, by: [12] \}/);
+  t.regex(out, /2 \[ 'resize', 'hash' \]/);
 });
