@@ -14,7 +14,8 @@ export interface CallOptions {
   transfer?: readonly Transferable[];
 }
 
-type Transferable = ArrayBuffer | import('node:worker_threads').MessagePort;
+/** What a message can move instead of copying. */
+export type Transferable = ArrayBuffer | import('node:worker_threads').MessagePort;
 
 interface Pending {
   resolve(value: unknown): void;

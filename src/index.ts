@@ -4,7 +4,7 @@
  * Start a cluster on the main thread with `startCluster()`, attach worker threads with
  * `connect()`, and use `node.pg` (or `node.scope(name)`) on any of them.
  */
-export type { CallOptions } from './calls.js';
+export type { CallOptions, Transferable } from './calls.js';
 export {
   Cluster,
   type ClusterOptions,

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { BatchPort } from './batch-port.js';
-import { type CallOptions, Calls } from './calls.js';
+import { type CallOptions, Calls, type Transferable } from './calls.js';
 import {
   describe,
   InvalidPidError,
@@ -432,35 +432,42 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
 
   // LinkHost: frames from peers -----------------------------------------------------------
 
+  /** @internal A frame from a peer link. */
   onSend(_link: Link, serial: number, from: Pid | undefined, payload: unknown): void {
     const proc = this.#processes.get(serial);
     if (proc?.alive) proc.deliver({ message: payload, from, id: 0, replyTo: undefined });
   }
 
+  /** @internal A frame from a peer link. */
   onCall(link: Link, id: number, serial: number, from: Pid | undefined, payload: unknown): void {
     const proc = this.#processes.get(serial);
     if (proc === undefined || !proc.alive) link.fail(id, noProc(makePid(this.id, serial)));
     else proc.deliver({ message: payload, from, id, replyTo: link });
   }
 
+  /** @internal A frame from a peer link. */
   onReply(id: number, payload: unknown): void {
     this.#calls.settle(id, true, payload);
   }
 
+  /** @internal A frame from a peer link. */
   onFail(id: number, error: unknown): void {
     this.#calls.settle(id, false, fromWire(error as WireError));
   }
 
+  /** @internal A frame from a peer link. */
   onMonitor(link: Link, ref: number, serial: number): void {
     const proc = this.#processes.get(serial);
     if (proc === undefined || !proc.alive) link.post([DOWN, ref, encodeReason('noproc')]);
     else this.#watch(serial, ref, link);
   }
 
+  /** @internal A frame from a peer link. */
   onDemonitor(_link: Link, ref: number, serial: number): void {
     this.#watchers.get(serial)?.delete(ref);
   }
 
+  /** @internal A frame from a peer link. */
   onDown(ref: number, reason: unknown): void {
     const w = this.#watching.get(ref);
     if (w === undefined) return;
@@ -468,6 +475,7 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     w.resolve(decodeReason(reason));
   }
 
+  /** @internal A frame from a peer link. */
   onClose(link: Link): void {
     this.#allLinks.delete(link);
     if (this.#links.get(link.peer) === link) this.#links.delete(link.peer);
@@ -476,6 +484,7 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     this.#peerGone(link.peer);
   }
 
+  /** @internal A frame from a peer link. */
   onMalformed(): void {
     this.#malformed++;
   }
@@ -643,8 +652,6 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     this.#control.close?.();
   }
 }
-
-type Transferable = ArrayBuffer | MessagePort;
 
 function notConnected(id: number): NotConnectedError {
   return new NotConnectedError(`node ${id} has left its cluster`);

@@ -193,20 +193,24 @@ export class IndexWriter implements RadixHost {
 
   // RadixHost ----------------------------------------------------------------------
 
+  /** @internal */
   i32(): Int32Array {
     return this.#arena.i32;
   }
 
+  /** @internal */
   alloc(words: number): number {
     const ptr = this.#alloc.alloc(words);
     this.#fresh.add(ptr);
     return ptr;
   }
 
+  /** @internal */
   isFresh(ptr: number): boolean {
     return this.#fresh.has(ptr);
   }
 
+  /** @internal */
   discard(ptr: number, words: number): void {
     if (this.#fresh.delete(ptr)) this.#alloc.release(ptr, words);
     else this.#alloc.retire(ptr, words, nextEpoch(this.#epoch));
@@ -224,6 +228,7 @@ export class IndexWriter implements RadixHost {
     return this.#root;
   }
 
+  /** @internal The arena (readers on this thread share it). */
   get arena(): Arena {
     return this.#arena;
   }
