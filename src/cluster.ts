@@ -199,7 +199,8 @@ export class Cluster {
       worker.once('exit', () => {
         this.#workers.delete(id);
         this.#coordinator.nodeDown(id);
-        resolve();
+        // Resolve once this thread's node has heard of it too (its nodes() and isAlive agree).
+        void this.#coordinator.barrier(this.#node.id).then(resolve);
       });
     });
     // An uncaught error in the worker ends it; the 'exit' that follows brings the node

@@ -634,10 +634,13 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     if (!this.#connected) return;
     this.#connected = false;
     const closed = new NotConnectedError(`node ${this.id} left its cluster`);
+    // Callers on other nodes see this node go down, as if its thread had exited.
+    const gone = new NodeDownError(`node ${this.id} left the cluster before answering`, this.id);
     for (const serial of [...this.#processes.keys()]) {
       const proc = this.#processes.get(serial)!;
       this.#processes.delete(serial);
-      for (const env of proc.exit('shutdown')) env.replyTo?.fail(env.id, closed);
+      for (const env of proc.exit('shutdown'))
+        env.replyTo?.fail(env.id, env.replyTo === this.#localReply ? closed : gone);
     }
     this.#calls.failAll(() => closed);
     for (const r of this.#requests.values()) r.reject(closed);

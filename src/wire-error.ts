@@ -39,17 +39,35 @@ export function toWire(e: unknown, depth = 0): WireError {
   let any = false;
   for (const k of Object.keys(e)) {
     if (k === 'name' || k === 'message' || k === 'stack' || k === 'code' || k === 'cause') continue;
-    const v = (e as unknown as Record<string, unknown>)[k];
-    try {
-      structuredClone(v);
-      fields[k] = v;
-      any = true;
-    } catch {
-      // A field that cannot cross a thread is left behind.
-    }
+    fields[k] = fieldToWire((e as unknown as Record<string, unknown>)[k], depth);
+    any = true;
   }
   if (any) out.fields = fields;
   return out;
+}
+
+/** Marks a field that is itself an error (such as a `ProcessExitError`'s `reason`). */
+const ERROR_FIELD = '@procgroups/error';
+
+/**
+ * A field as it can cross: errors as wire errors (so that their names survive),
+ * cloneable values as they are, anything else as a description.
+ */
+function fieldToWire(v: unknown, depth: number): unknown {
+  if (v instanceof Error && depth < 4) return { [ERROR_FIELD]: toWire(v, depth + 1) };
+  try {
+    structuredClone(v);
+    return v;
+  } catch {
+    return errors.describe(v);
+  }
+}
+
+function fieldFromWire(v: unknown): unknown {
+  if (typeof v === 'object' && v !== null && ERROR_FIELD in v) {
+    return fromWire((v as Record<string, WireError>)[ERROR_FIELD]!);
+  }
+  return v;
 }
 
 export function fromWire(w: WireError): Error {
@@ -76,6 +94,9 @@ export function fromWire(w: WireError): Error {
       writable: true,
       configurable: true,
     });
-  if (w.fields !== undefined) Object.assign(e, w.fields);
+  if (w.fields !== undefined) {
+    for (const [k, v] of Object.entries(w.fields))
+      (e as unknown as Record<string, unknown>)[k] = fieldFromWire(v);
+  }
   return e;
 }
