@@ -217,9 +217,13 @@ export class Cluster {
     };
   }
 
-  /**
+    /**
    * A port that any thread can pass to `connect(port)` to join as a node (bring your
    * own thread). Transfer it to that thread (it is a MessagePort).
+   *
+   * The thread must keep its event loop free to answer calls: piscina and tinypool park
+   * idle threads in a blocking `Atomics.wait` by default, so create such pools with
+   * `atomics: 'disabled'` (piscina) or `useAtomics: false` (tinypool).
    */
   connectPort(): MessagePort {
     this.#assertRunning();
