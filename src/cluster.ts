@@ -217,7 +217,7 @@ export class Cluster {
     };
   }
 
-    /**
+  /**
    * A port that any thread can pass to `connect(port)` to join as a node (bring your
    * own thread). Transfer it to that thread (it is a MessagePort).
    *

@@ -36,9 +36,13 @@ export class EventStream implements AsyncIterable<MembershipEvent> {
   #error: unknown;
   #listener: ((e: MembershipEvent) => void) | undefined;
 
-  constructor(maxBuffer: number, onOverflow: () => void, listener?: (e: MembershipEvent) => void) {
+  /**
+   * `onEnd` is called when the stream ends on the consumer's side: it overflowed, or the
+   * consumer left its `for await` loop (the monitor is then removed).
+   */
+  constructor(maxBuffer: number, onEnd: () => void, listener?: (e: MembershipEvent) => void) {
     this.#max = maxBuffer;
-    this.#onOverflow = onOverflow;
+    this.#onOverflow = onEnd;
     this.#listener = listener;
   }
 
@@ -50,7 +54,16 @@ export class EventStream implements AsyncIterable<MembershipEvent> {
   push(event: MembershipEvent): void {
     if (this.#ended) return;
     if (this.#listener !== undefined) {
-      this.#listener(event);
+      try {
+        this.#listener(event);
+      } catch (error) {
+        // A consumer's bug must not cost the node the rest of what arrived with this
+        // event (acknowledgements, other monitors' events): report it and go on.
+        process.emitWarning(
+          `a monitor's onEvent callback threw: ${String(error)}`,
+          'ProcgroupsWarning',
+        );
+      }
       return;
     }
     if (this.#waiter !== undefined) {
@@ -112,8 +125,13 @@ export class EventStream implements AsyncIterable<MembershipEvent> {
     return {
       next: () => this.#next(),
       return: () => {
+        // The consumer left its loop: it wants no more events, so the monitor goes.
         this.#buffer = [];
         this.#head = 0;
+        if (!this.#ended) {
+          this.end();
+          this.#onOverflow();
+        }
         return Promise.resolve({ value: undefined, done: true });
       },
     };

@@ -529,7 +529,19 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
   // Messages from the coordinator ------------------------------------------------------------
 
   readonly #onControl = (raw: unknown): void => {
-    BatchPort.unpack(raw, this.#onControlMessage, this.#onMalformedControl);
+    BatchPort.unpack(raw, this.#onControlSafely, this.#onMalformedControl);
+  };
+
+  /** One message of a batch; a failure in it is reported and does not drop the rest of the batch. */
+  readonly #onControlSafely = (raw: unknown): void => {
+    try {
+      this.#onControlMessage(raw);
+    } catch (error) {
+      process.emitWarning(
+        `node ${this.id} failed on a message from the coordinator: ${String(error)}`,
+        'ProcgroupsWarning',
+      );
+    }
   };
 
   readonly #onMalformedControl = (): void => {

@@ -121,8 +121,10 @@ export class ScopeServer {
     if (removeMonitors) {
       for (const [id, m] of this.#scopeMonitors)
         if (m.node === node) this.#scopeMonitors.delete(id);
-      for (const set of this.#groupMonitors.values())
+      for (const [key, set] of this.#groupMonitors) {
         for (const [id, m] of set) if (m.node === node) set.delete(id);
+        if (set.size === 0) this.#groupMonitors.delete(key);
+      }
     }
   }
 

@@ -17,7 +17,7 @@ import {
   type MultiCallResult,
   type Strategy,
 } from './dispatch.js';
-import { describe, NoMembersError, NoScopeError, NotLocalError } from './errors.js';
+import { describe, NoMembersError, NoProcessError, NoScopeError, NotLocalError } from './errors.js';
 import { EventStream, type MembershipEvent } from './events.js';
 import { decodeGroup, encodeGroup, type Group, type GroupKey } from './group.js';
 import type { Node } from './node.js';
@@ -434,7 +434,15 @@ export class Scope {
     key: GroupKey | undefined,
     options: MonitorOptions,
   ): Promise<[number, [GroupKey, Pid[]][], EventStream]> {
-    if (options.owner !== undefined) this.#localPids(options.owner, 'monitor');
+    if (options.owner !== undefined) {
+      const [owner] = this.#localPids(options.owner, 'monitor');
+      if (!this.#node.isLocalAlive(owner!)) {
+        throw new NoProcessError(
+          `the owner of a monitor must be alive; ${formatPid(owner!)} is not`,
+          owner!,
+        );
+      }
+    }
     const max = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
     if (!Number.isInteger(max) || max < 1)
       throw new RangeError(`maxBuffer must be a positive integer, got ${describe(max)}`);
