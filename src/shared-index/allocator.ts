@@ -51,22 +51,83 @@ export class Allocator {
     this.#bump = start;
   }
 
-  /** A block of at least `words` words. Its contents are whatever was there before. */
+  /**
+   * A block of at least `words` words. Its contents are whatever was there before.
+   * Taken from the free list of its size class, else from the never-used end of the
+   * arena, else carved out of a larger free block (the rest goes back to the free lists).
+   * Throws `IndexFullError` when none of these has room; `fits` says beforehand.
+   */
   alloc(words: number): number {
     const c = classOf(words);
+    const size = classWords(c);
     const list = this.#free[c];
     if (list !== undefined && list.length > 0) {
-      this.#freeWords -= classWords(c);
+      this.#freeWords -= size;
       return list.pop()!;
     }
-    const size = classWords(c);
     const ptr = this.#bump;
-    if (ptr + size > this.#arena.words) this.#arena.grow(ptr + size);
-    this.#bump = ptr + size;
+    if (ptr + size <= this.#maxWords) {
+      if (ptr + size > this.#arena.words) this.#arena.grow(ptr + size);
+      this.#bump = ptr + size;
+      return ptr;
+    }
+    for (let bigger = c + 1; bigger < this.#free.length; bigger++) {
+      const from = this.#free[bigger]!;
+      if (from.length === 0) continue;
+      const block = from.pop()!;
+      this.#freeWords -= classWords(bigger);
+      this.#freeRest(block + size, classWords(bigger) - size);
+      return block;
+    }
+    this.#arena.grow(ptr + size); // past the cap: throws IndexFullError
     return ptr;
   }
 
-  /** True when `words` more words can be bump-allocated without growing past the cap. */
+  /** Puts the words `[at, at + words)` back on the free lists, as the largest classes that fit. */
+  #freeRest(at: number, words: number): void {
+    while (words >= 4) {
+      let c = classOf(words);
+      if (classWords(c) > words) c--;
+      this.release(at, classWords(c));
+      at += classWords(c);
+      words -= classWords(c);
+    }
+  }
+
+  /**
+   * True when blocks of all these sizes can be allocated now, one after the other, the
+   * way `alloc` would. The writer asks before an operation so that it never fails half
+   * way through.
+   */
+  fits(sizes: readonly number[]): boolean {
+    const counts = this.#free.map((l) => l.length);
+    let headroom = this.#maxWords - this.#bump;
+    const wanted = sizes.map(classOf).sort((x, y) => y - x);
+    for (const c of wanted) {
+      if ((counts[c] ?? 0) > 0) {
+        counts[c]!--;
+        continue;
+      }
+      if (headroom >= classWords(c)) {
+        headroom -= classWords(c);
+        continue;
+      }
+      let bigger = c + 1;
+      while (bigger < counts.length && counts[bigger] === 0) bigger++;
+      if (bigger >= counts.length) return false;
+      counts[bigger]!--;
+      for (let rest = classWords(bigger) - classWords(c); rest >= 4; ) {
+        let r = classOf(rest);
+        if (classWords(r) > rest) r--;
+        while (counts.length <= r) counts.push(0);
+        counts[r]!++;
+        rest -= classWords(r);
+      }
+    }
+    return true;
+  }
+
+  /** True when `words` more words can be taken from the never-used end without passing the cap. */
   headroom(words: number): boolean {
     return this.#bump + words <= this.#maxWords;
   }

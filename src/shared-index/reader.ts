@@ -96,6 +96,8 @@ export class IndexReader {
   #u16: Uint16Array;
   #limit: number;
   #record = -1;
+  /** Stops following the writer's publishes (readers on the writer's thread only). */
+  #unsubscribe: (() => void) | undefined;
   #online = false;
   #budget = 0;
   // The version this thread reads (copied from its root record).
@@ -141,7 +143,7 @@ export class IndexReader {
     this.#seed = this.#i32[H_SEED]!;
     if (this.#writer !== undefined) {
       const writer = this.#writer;
-      writer.onPublish(() => this.#adopt(writer.root));
+      this.#unsubscribe = writer.onPublish(() => this.#adopt(writer.root));
       this.#adopt(writer.root);
       this.#online = true;
       this.#budget = LOCAL_BUDGET;
@@ -285,6 +287,8 @@ export class IndexReader {
 
   /** Gives this thread's reader record back. The reader stays usable and claims one again if used. */
   release(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
     if (this.#writer !== undefined || this.#record < 0) return;
     this.#online = false;
     this.#budget = 0;
@@ -305,6 +309,11 @@ export class IndexReader {
    * order matters; see "Why plain reads are enough" in layout.ts.
    */
   #announce(): void {
+    if (this.#writer !== undefined) {
+      // On the writer's thread there is nothing to announce: follow its latest version.
+      this.#adopt(this.#writer.root);
+      return;
+    }
     if (this.#record < 0) this.#claim();
     const i32 = this.#arena.i32;
     const epoch = Atomics.load(i32, H_EPOCH);

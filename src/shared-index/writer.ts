@@ -315,10 +315,9 @@ export class IndexWriter implements RadixHost {
     checkPids(pids);
     if (pids.length === 0) return;
     const existing = this.#groups.get(key);
-    this.#reserve(
-      memberBlockWords((existing?.len ?? 0) + pids.length),
-      existing === undefined ? key : undefined,
-    );
+    const sizes: number[] = [];
+    this.#sizesFor(key, existing, (existing?.len ?? 0) + pids.length, sizes);
+    this.#reserve(sizes);
     const g = existing ?? this.#create(key);
     const old = g.len;
     const block = this.#newBlock(g, old + pids.length);
@@ -380,6 +379,10 @@ export class IndexWriter implements RadixHost {
     const out = new Map<GroupKey, Pid[]>();
     const groups = this.#nodes.get(node);
     if (groups === undefined) return out;
+    // Room for every group's change first, so that a node drop is all or nothing.
+    const sizes: number[] = [];
+    for (const g of groups) this.#sizesFor(g.key, g, g.len - (g.byNode.get(node) ?? 0), sizes);
+    this.#reserve(sizes);
     this.batch(() => {
       for (const g of [...groups]) {
         const i32 = this.#arena.i32;
@@ -419,6 +422,14 @@ export class IndexWriter implements RadixHost {
     const changes: SyncChange[] = [];
     const keys = new Set<GroupKey>(wanted.keys());
     for (const g of this.#nodes.get(node) ?? []) keys.add(g.key);
+    // Room for every group's change first, so that a sync is all or nothing.
+    const sizes: number[] = [];
+    for (const key of keys) {
+      const g = this.#groups.get(key);
+      const len = (g?.len ?? 0) - (g?.byNode.get(node) ?? 0) + (wanted.get(key)?.length ?? 0);
+      this.#sizesFor(key, g, len, sizes);
+    }
+    this.#reserve(sizes);
     this.batch(() => {
       for (const key of keys) {
         const change = this.#syncGroup(node, key, wanted.get(key) ?? []);
@@ -492,22 +503,45 @@ export class IndexWriter implements RadixHost {
   }
 
   /**
-   * Makes sure the arena can take an operation that writes a member block of
-   * `blockWords` (and, for a new group, its key and bucket), so that it cannot fail
-   * half-way. Reclaims first, grows if it must, throws `IndexFullError` if it cannot.
+   * The blocks that changing group `key` (`g`, or a new group when undefined) to `len`
+   * members allocates at most: its member block; for a new group its key record; for a
+   * new or vanishing group a new bucket block; and a path of radix nodes in each tree it
+   * touches (one more level when the tree may grow).
    */
-  #reserve(blockWords: number, newKey?: GroupKey): void {
-    let words = blockWords + ROOT_WORDS + 2 * (this.#slotsDepth + 1) * RADIX_FANOUT;
-    if (newKey !== undefined) {
-      words += keyRecordWords(newKey.length) + (this.#bucketsDepth + 1) * RADIX_FANOUT + 64;
+  #sizesFor(key: GroupKey, g: GroupState | undefined, len: number, out: number[]): void {
+    const path = (depth: number) => {
+      for (let i = 0; i < depth; i++) out.push(RADIX_FANOUT);
+    };
+    if (g === undefined) {
+      if (len === 0) return;
+      const entries = this.#bucketEntries(hashKey(key, this.#seed));
+      out.push(keyRecordWords(key.length), memberBlockWords(len), 1 + 2 * (entries + 1));
+      path(this.#bucketsDepth + 1);
+      path(this.#slotsDepth + 1);
+    } else if (len === 0) {
+      const entries = this.#bucketEntries(g.hash);
+      if (entries > 1) out.push(1 + 2 * (entries - 1));
+      path(this.#bucketsDepth);
+      path(this.#slotsDepth);
+    } else {
+      out.push(memberBlockWords(len));
+      path(this.#slotsDepth);
     }
-    words = words * 2; // size classes round up by up to a half
-    if (this.#alloc.headroom(words)) return;
+  }
+
+  /**
+   * Makes sure every block in `sizes` (plus a root record) can be allocated, so that the
+   * operation cannot fail half-way. Reclaims first if it must; throws `IndexFullError`,
+   * having changed nothing, if there is still no room.
+   */
+  #reserve(sizes: number[]): void {
+    sizes.push(ROOT_WORDS);
+    if (this.#alloc.fits(sizes)) return;
     this.#reclaim();
-    if (!this.#alloc.headroom(words)) {
+    if (!this.#alloc.fits(sizes)) {
       throw new IndexFullError(
         `the shared index has no room for this change below its maxBytes (${this.#arena.buffer.maxByteLength} bytes); ` +
-          'start the scope with a larger maxBytes or remove members',
+          'start the scope with a larger maxBytes, or remove members',
       );
     }
   }
@@ -544,7 +578,9 @@ export class IndexWriter implements RadixHost {
   #removeAt(g: GroupState, drop: readonly number[]): Pid[] {
     if (drop.length === 0) return [];
     const len = g.len - drop.length;
-    if (len > 0) this.#reserve(memberBlockWords(len));
+    const sizes: number[] = [];
+    this.#sizesFor(g.key, g, len, sizes);
+    this.#reserve(sizes);
     let i32 = this.#arena.i32;
     const from = g.block + B_PIDS;
     const removed: Pid[] = new Array(drop.length);
@@ -575,7 +611,9 @@ export class IndexWriter implements RadixHost {
       this.#replace(g, 0, 0);
       return;
     }
-    this.#reserve(memberBlockWords(pids.length));
+    const sizes: number[] = [];
+    this.#sizesFor(g.key, g, pids.length, sizes);
+    this.#reserve(sizes);
     const block = this.#newBlock(g, pids.length);
     const i32 = this.#arena.i32;
     for (let i = 0, at = block + B_PIDS; i < pids.length; i++, at += 2) writePid(i32, at, pids[i]!);
@@ -662,12 +700,20 @@ export class IndexWriter implements RadixHost {
   }
 
   #bucketGet(index: number): number {
+    // Beyond the tree's capacity the top-level index would wrap onto another bucket.
+    if (index >= radixCapacity(this.#bucketsDepth)) return 0;
     let node = this.#buckets;
     const i32 = this.#arena.i32;
     for (let d = this.#bucketsDepth - 1; d >= 0 && node !== 0; d--) {
       node = i32[node + ((index >>> (5 * d)) & 31)]!;
     }
     return node;
+  }
+
+  /** Entries in the bucket that `hash` falls in now. */
+  #bucketEntries(hash: number): number {
+    const bucket = this.#bucketGet(this.#bucketOf(hash));
+    return bucket === 0 ? 0 : this.#arena.i32[bucket]!;
   }
 
   #bucketPut(index: number, bucket: number): void {
@@ -740,11 +786,17 @@ export class IndexWriter implements RadixHost {
     }
     let depth = 1;
     while (radixCapacity(depth) < count) depth++;
-    const need =
-      2 * (perBucket.size * 8 + 3 * this.#groups.size + ((2 * count) / 31 + depth) * RADIX_FANOUT);
-    if (!this.#alloc.headroom(need)) {
+    // The new table's blocks: a bucket block per used bucket and the radix nodes above
+    // them. Without room for all of them, keep the old table (lookups just probe longer).
+    const sizes: number[] = [ROOT_WORDS];
+    for (const list of perBucket.values()) sizes.push(1 + 2 * list.length);
+    for (let level = 1, n = count; level <= depth; level++) {
+      n = Math.ceil(n / RADIX_FANOUT);
+      for (let k = 0; k < n; k++) sizes.push(RADIX_FANOUT);
+    }
+    if (!this.#alloc.fits(sizes)) {
       this.#reclaim();
-      if (!this.#alloc.headroom(need)) return false;
+      if (!this.#alloc.fits(sizes)) return false;
     }
     // Give up the old table, nodes and buckets alike.
     const i32 = this.#arena.i32;
