@@ -127,6 +127,35 @@ export class Allocator {
     return true;
   }
 
+    /**
+   * Merges adjacent free blocks, gives back to the never-used end whatever free space
+   * touches it, and refiles the rest as the largest classes that fit. The fast paths
+   * never do this (size classes are enough while there is room to grow); the writer
+   * calls it when an operation would not fit below the cap, where small blocks carved
+   * out of big ones would otherwise leave no big block for good.
+   */
+  coalesce(): void {
+    const blocks: [number, number][] = [];
+    this.#free.forEach((list, c) => {
+      for (const ptr of list) blocks.push([ptr, classWords(c)]);
+      list.length = 0;
+    });
+    this.#freeWords = 0;
+    blocks.sort((x, y) => x[0] - y[0]);
+    const extents: [number, number][] = [];
+    for (const [ptr, size] of blocks) {
+      const last = extents[extents.length - 1];
+      if (last !== undefined && last[0] + last[1] === ptr) last[1] += size;
+      else extents.push([ptr, size]);
+    }
+    const top = extents[extents.length - 1];
+    if (top !== undefined && top[0] + top[1] === this.#bump) {
+      this.#bump = top[0];
+      extents.pop();
+    }
+    for (const [ptr, size] of extents) this.#freeRest(ptr, size);
+  }
+
   /** True when `words` more words can be taken from the never-used end without passing the cap. */
   headroom(words: number): boolean {
     return this.#bump + words <= this.#maxWords;

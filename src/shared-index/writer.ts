@@ -535,9 +535,11 @@ export class IndexWriter implements RadixHost {
    * having changed nothing, if there is still no room.
    */
   #reserve(sizes: number[]): void {
-    sizes.push(ROOT_WORDS);
+        sizes.push(ROOT_WORDS);
     if (this.#alloc.fits(sizes)) return;
     this.#reclaim();
+    if (this.#alloc.fits(sizes)) return;
+    this.#alloc.coalesce();
     if (!this.#alloc.fits(sizes)) {
       throw new IndexFullError(
         `the shared index has no room for this change below its maxBytes (${this.#arena.buffer.maxByteLength} bytes); ` +
@@ -794,8 +796,9 @@ export class IndexWriter implements RadixHost {
       n = Math.ceil(n / RADIX_FANOUT);
       for (let k = 0; k < n; k++) sizes.push(RADIX_FANOUT);
     }
-    if (!this.#alloc.fits(sizes)) {
+        if (!this.#alloc.fits(sizes)) {
       this.#reclaim();
+      this.#alloc.coalesce();
       if (!this.#alloc.fits(sizes)) return false;
     }
     // Give up the old table, nodes and buckets alike.
