@@ -52,9 +52,11 @@ async function procgroups(): Promise<System & { cluster: Cluster }> {
     run: (input) =>
       input === null
         ? pg.dispatch('work', input, { maxQueue: 1_000_000 })
-        : pg.dispatch('work', input, {
+        : // Two in flight per member: one running, one waiting on its thread, so that no
+          // thread idles while the next task makes its round trip.
+          pg.dispatch('work', input, {
             strategy: 'least-loaded',
-            maxInFlight: 1,
+            maxInFlight: 2,
             maxQueue: 1_000_000,
           }),
     close: () => cluster.stop(),

@@ -483,6 +483,7 @@ export class Scope {
   #removable(key: GroupKey, pids: readonly Pid[]): Pid[] {
     const counts = this.#byGroup.get(key);
     if (counts === undefined) return [];
+    if (pids.length === 1) return counts.has(pids[0]!) ? [pids[0]!] : [];
     const used = new Map<Pid, number>();
     const out: Pid[] = [];
     for (const p of pids) {

@@ -100,6 +100,10 @@ export class Allocator {
    * way through.
    */
   fits(sizes: readonly number[]): boolean {
+    // The common case, far from the cap: the never-used end takes all of it.
+    let total = 0;
+    for (let i = 0; i < sizes.length; i++) total += classWords(classOf(sizes[i]!));
+    if (this.#bump + total <= this.#maxWords) return true;
     const counts = this.#free.map((l) => l.length);
     let headroom = this.#maxWords - this.#bump;
     const wanted = sizes.map(classOf).sort((x, y) => y - x);
@@ -127,7 +131,7 @@ export class Allocator {
     return true;
   }
 
-    /**
+  /**
    * Merges adjacent free blocks, gives back to the never-used end whatever free space
    * touches it, and refiles the rest as the largest classes that fit. The fast paths
    * never do this (size classes are enough while there is room to grow); the writer

@@ -535,7 +535,7 @@ export class IndexWriter implements RadixHost {
    * having changed nothing, if there is still no room.
    */
   #reserve(sizes: number[]): void {
-        sizes.push(ROOT_WORDS);
+    sizes.push(ROOT_WORDS);
     if (this.#alloc.fits(sizes)) return;
     this.#reclaim();
     if (this.#alloc.fits(sizes)) return;
@@ -796,7 +796,7 @@ export class IndexWriter implements RadixHost {
       n = Math.ceil(n / RADIX_FANOUT);
       for (let k = 0; k < n; k++) sizes.push(RADIX_FANOUT);
     }
-        if (!this.#alloc.fits(sizes)) {
+    if (!this.#alloc.fits(sizes)) {
       this.#reclaim();
       this.#alloc.coalesce();
       if (!this.#alloc.fits(sizes)) return false;
