@@ -48,8 +48,6 @@ export class Coordinator {
   readonly #done = new Map<number, { node: number; resolve(): void }>();
   #malformed = 0;
   #stopped = false;
-  /** Called when a node goes down (the cluster uses it to settle spawn promises). */
-  onNodeDown: (id: number) => void = () => {};
 
   constructor(indexOptions: IndexOptions) {
     this.#indexOptions = indexOptions;
@@ -139,7 +137,6 @@ export class Coordinator {
       if (entry.threadId !== ownThreadId) scope.writer.releaseReadersOf(entry.threadId);
     }
     for (const other of this.#nodes.keys()) this.#send(other, { t: 'nodedown', id });
-    this.onNodeDown(id);
   }
 
   /**

@@ -565,7 +565,7 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
         this.#down.add(m.id);
         for (const link of [...this.#allLinks]) if (link.peer === m.id) link.close();
         this.#peerGone(m.id);
-        for (const scope of this.#scopes.values()) scope.nodeDown(m.id);
+
         this.emit('nodedown', m.id);
         break;
       case 'linked':

@@ -8,7 +8,7 @@
  * about each change. It checks every pid against the node that sent it: a node can
  * never add or remove another node's pids, whatever its message says.
  */
-import { decodeGroup, type GroupKey } from './group.js';
+import type { GroupKey } from './group.js';
 import { nodeOf, type Pid } from './pid.js';
 import type { ExitLeave, Join, Leave, MonitorRequest, Sync, ToNode } from './protocol.js';
 import { type IndexOptions, IndexWriter } from './shared-index/writer.js';
@@ -175,9 +175,4 @@ export class ScopeServer {
     if (set !== undefined)
       for (const m of set.values()) this.#send(m.node, { t: 'event', ref: m.ref, kind, key, pids });
   }
-}
-
-/** For logs and errors: a key as the group it encodes. */
-export function groupOfKey(key: GroupKey): string {
-  return JSON.stringify(decodeGroup(key));
 }

@@ -383,9 +383,6 @@ export class Scope {
     this.#subs.get(m.ref)?.stream.push({ kind: m.kind, group: decodeGroup(m.key), pids: m.pids });
   }
 
-  /** @internal Another node went down (its members are removed by the coordinator). */
-  nodeDown(_id: number): void {}
-
   /**
    * @internal Test hook, the thread-world netsplit: `cut` stops talking to the
    * coordinator for this scope (writes stay local, reads show the last state);

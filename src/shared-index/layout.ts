@@ -89,8 +89,7 @@ export const H_COMMITTED = 4;
 export const H_MAX_READERS = 5;
 /** Seed of the key hash, random per index so that colliding keys cannot be prepared. */
 export const H_SEED = 6;
-/** 1 once the writer has been closed: readers see an empty index after that. */
-export const H_CLOSED = 7;
+// Word 7 is reserved.
 /** One more than the highest reader record ever claimed, so the writer scans no further. */
 export const H_READERS_USED = 8;
 

@@ -53,7 +53,6 @@ const {
   ROOT_GROUPS,
   ROOT_SLOTS,
   ROOT_SLOTS_DEPTH,
-  ROOT_SLOT_LIMIT,
   ROOT_WORDS,
   R_EPOCH,
   R_OWNER,
@@ -108,7 +107,6 @@ export class IndexReader {
   #buckets = 0;
   #bucketsDepth = 1;
   #bucketMask = 0;
-  #slotLimit = 0;
   #groupCount = 0;
   readonly #strings = new Map<string, CacheEntry>();
   readonly #numbers = new Map<number, CacheEntry>();
@@ -366,13 +364,7 @@ export class IndexReader {
       depth < 1 ||
       depth > RADIX_MAX_DEPTH
     ) {
-      this.#epoch =
-        this.#slots =
-        this.#buckets =
-        this.#slotCapacity =
-        this.#slotLimit =
-        this.#groupCount =
-          0;
+      this.#epoch = this.#slots = this.#buckets = this.#slotCapacity = this.#groupCount = 0;
       return;
     }
     this.#epoch = i32[root + ROOT_EPOCH]!;
@@ -382,7 +374,6 @@ export class IndexReader {
     this.#buckets = i32[root + ROOT_BUCKETS]!;
     this.#bucketsDepth = i32[root + ROOT_BUCKETS_DEPTH]!;
     this.#bucketMask = (1 << (i32[root + ROOT_BUCKET_BITS]! & 31)) - 1;
-    this.#slotLimit = i32[root + ROOT_SLOT_LIMIT]!;
     this.#groupCount = i32[root + ROOT_GROUPS]!;
   }
 

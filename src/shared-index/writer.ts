@@ -27,7 +27,6 @@ const {
   B_KEY,
   B_LEN,
   B_PIDS,
-  H_CLOSED,
   H_COMMITTED,
   H_EPOCH,
   H_MAGIC,
@@ -446,7 +445,6 @@ export class IndexWriter implements RadixHost {
       for (const node of [...this.#nodes.keys()]) this.dropNode(node);
     });
     this.#closed = true;
-    Atomics.store(this.#arena.i32, H_CLOSED, 1);
   }
 
   /**
