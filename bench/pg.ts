@@ -8,7 +8,7 @@
  * - node down: from the coordinator seeing a worker's exit to a reader on another
  *   worker seeing its members gone (100 groups × 100 members).
  */
-import { MessageChannel, type Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { type Cluster, startCluster } from '../src/index.js';
 import { spread } from './lib/measure.js';
 import type { BenchOptions } from './lib/report.js';
@@ -27,8 +27,6 @@ async function spawn(cluster: Cluster): Promise<Worker> {
 function send(w: Worker, c: PgCommand, transfer?: MessagePort[]): void {
   w.postMessage(c, transfer);
 }
-
-type MessagePort = import('node:worker_threads').MessagePort;
 
 export async function pg(opts: BenchOptions) {
   const trials = opts.quick ? 3 : 7;

@@ -2,6 +2,7 @@
  * The calls a node is waiting on: one promise each, settled by a reply, a failure, a
  * timeout, an abort, or the target's node going down.
  */
+import type { MessagePort } from 'node:worker_threads';
 import { CallTimeoutError } from './errors.js';
 import { formatPid, type Pid } from './pid.js';
 
@@ -15,7 +16,7 @@ export interface CallOptions {
 }
 
 /** What a message can move instead of copying. */
-export type Transferable = ArrayBuffer | import('node:worker_threads').MessagePort;
+export type Transferable = ArrayBuffer | MessagePort;
 
 interface Pending {
   resolve(value: unknown): void;

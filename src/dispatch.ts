@@ -41,12 +41,7 @@ export type PickFunction = (
  * - a function.
  */
 export type Strategy =
-  | 'random'
-  | 'round-robin'
-  | 'local-first'
-  | 'least-loaded'
-  | 'hash'
-  | PickFunction;
+  'random' | 'round-robin' | 'local-first' | 'least-loaded' | 'hash' | PickFunction;
 
 export interface DispatchOptions extends CallOptions {
   strategy?: Strategy;

@@ -97,16 +97,7 @@ export interface Done {
 }
 
 export type ToCoordinator =
-  | Hello
-  | LinkRequest
-  | Sync
-  | Join
-  | Leave
-  | ExitLeave
-  | MonitorRequest
-  | Demonitor
-  | Bye
-  | Done;
+  Hello | LinkRequest | Sync | Join | Leave | ExitLeave | MonitorRequest | Demonitor | Bye | Done;
 
 // Coordinator → node ----------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import { hashKey, MAX_KEY_UNITS } from '../src/group.js';
 import {
@@ -16,7 +16,7 @@ function normalise(group: Group): Group {
   return group.map((atom) => (atom === 0 ? 0 : atom));
 }
 
-function roundTrip(t: import('ava').ExecutionContext, group: Group): void {
+function roundTrip(t: ExecutionContext, group: Group): void {
   const key = encodeGroup(group);
   const back = decodeGroup(key);
   t.deepEqual(back, normalise(group), `round trip of ${JSON.stringify(group)}`);

@@ -1,5 +1,5 @@
 /** Async measuring helpers: pipelined throughput and sequential latency of promise-returning operations. */
-import { createHistogram, performance } from 'node:perf_hooks';
+import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
 
 /**
  * Keeps `inflight` operations outstanding for `ms` milliseconds, starting a new one as
@@ -47,7 +47,7 @@ export interface Percentiles {
 }
 
 /** Percentiles (µs) of a histogram recorded in nanoseconds. */
-export function percentiles(h: import('node:perf_hooks').RecordableHistogram): Percentiles {
+export function percentiles(h: RecordableHistogram): Percentiles {
   const us = (ns: number) => ns / 1000;
   return {
     p50: us(h.percentile(50)),

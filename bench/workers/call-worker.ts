@@ -10,12 +10,7 @@ import { connect, type Pid } from '../../src/index.js';
 import { type Percentiles, pipelined, sequential } from '../lib/pipeline.js';
 
 export type CallCase =
-  | 'pg-pipelined'
-  | 'raw-pipelined'
-  | 'comlink-pipelined'
-  | 'pg-seq'
-  | 'raw-seq'
-  | 'comlink-seq';
+  'pg-pipelined' | 'raw-pipelined' | 'comlink-pipelined' | 'pg-seq' | 'raw-seq' | 'comlink-seq';
 
 export interface RunCommand {
   cmd: 'run';

@@ -120,7 +120,7 @@ export class Allocator {
       while (bigger < counts.length && counts[bigger] === 0) bigger++;
       if (bigger >= counts.length) return false;
       counts[bigger]!--;
-      for (let rest = classWords(bigger) - classWords(c); rest >= 4; ) {
+      for (let rest = classWords(bigger) - classWords(c); rest >= 4;) {
         let r = classOf(rest);
         if (classWords(r) > rest) r--;
         while (counts.length <= r) counts.push(0);

@@ -333,7 +333,7 @@ export class IndexReader {
       if (Atomics.compareExchange(i32, record + R_OWNER, 0, threadId + 1) === 0) {
         Atomics.store(i32, record + R_EPOCH, 0);
         // Raise the high-water mark the writer scans up to (a CAS loop: claims are rare).
-        for (let used = Atomics.load(i32, H_READERS_USED); used < r + 1; ) {
+        for (let used = Atomics.load(i32, H_READERS_USED); used < r + 1;) {
           const seen = Atomics.compareExchange(i32, H_READERS_USED, used, r + 1);
           if (seen === used) break;
           used = seen;
