@@ -3,7 +3,7 @@
  * timeout, an abort, or the target's node going down.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { CallTimeoutError } from './errors.js';
+import { CallTimeoutError, checkNumber, describe } from './errors.js';
 import { formatPid, type Pid } from './pid.js';
 
 export interface CallOptions {
@@ -17,6 +17,24 @@ export interface CallOptions {
 
 /** What a message can move instead of copying. */
 export type Transferable = ArrayBuffer | MessagePort;
+
+/** Throws a TypeError or RangeError naming the bad field of call options. */
+export function checkCallOptions(options: CallOptions | undefined): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`call options must be an object, got ${describe(options)}`);
+  }
+  const { timeout, signal, transfer } = options;
+  checkNumber('timeout (ms)', timeout, 0);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`signal must be an AbortSignal, got ${describe(signal)}`);
+  }
+  if (transfer !== undefined && !Array.isArray(transfer)) {
+    throw new TypeError(
+      `transfer must be an array of ArrayBuffers and MessagePorts, got ${describe(transfer)}`,
+    );
+  }
+}
 
 interface Pending {
   resolve(value: unknown): void;

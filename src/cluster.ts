@@ -17,7 +17,7 @@ import {
   type WorkerOptions,
 } from 'node:worker_threads';
 import { Coordinator, type CoordinatorStats } from './coordinator.js';
-import { describe, NotConnectedError } from './errors.js';
+import { checkNumber, describe, NotConnectedError } from './errors.js';
 import { LoadTable } from './load-table.js';
 import { Node } from './node.js';
 import type { Handler } from './process.js';
@@ -156,6 +156,7 @@ export class Cluster {
   async spawn(url: string | URL, options: SpawnNodeOptions = {}): Promise<WorkerNode> {
     this.#assertRunning();
     const { connectTimeout = 30_000, ...workerOptions } = options;
+    checkNumber('connectTimeout (ms)', connectTimeout, 0, { exclusive: true });
     const { port1, port2 } = new MessageChannel();
     const worker = new Worker(url, workerOptions);
     worker.postMessage({ tag: HANDSHAKE, port: port2 }, [port2]);

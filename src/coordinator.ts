@@ -108,6 +108,7 @@ export class Coordinator {
     ]);
     this.#nodes.set(id, entry);
     port.on('message', entry.onMessage);
+    port.on('messageerror', () => this.#malformed++);
     port.once('close', entry.onClose);
     const scopes: [string, IndexHandle][] = [...this.#scopes].map(([n, s]) => [n, s.writer.handle]);
     this.#send(id, { t: 'welcome', id, nodes: others, scopes });
@@ -261,7 +262,7 @@ export class Coordinator {
    * Restoring lets the node sync again. Resolves once the node has applied it.
    */
   partition(node: number, scope: string, cut: boolean): Promise<void> {
-    if (cut) this.#scopes.get(scope)?.detach(node, false);
+    this.#scopes.get(scope)?.cut(node, cut);
     if (!this.#nodes.has(node)) return Promise.resolve();
     const ref = ++this.#ref;
     return new Promise((resolve) => {

@@ -9,19 +9,21 @@
  * with `QueueFullError`. Nothing is dropped silently.
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
-import type { CallOptions } from './calls.js';
+import { type CallOptions, checkCallOptions } from './calls.js';
 import {
+  checkNumber,
   describe,
   NodeDownError,
   NoMembersError,
   NoProcessError,
-  NotConnectedError,
+  NoScopeError,
   ProcessExitError,
 } from './errors.js';
 import { encodeGroup, type Group, type GroupKey, hashKey } from './group.js';
 import type { Node } from './node.js';
 import { nodeOf, type Pid } from './pid.js';
-import type { IndexReader } from './shared-index/reader.js';
+import type { MembershipView } from './partition-view.js';
+import { checkGroup } from './shared-index/reader.js';
 
 /** A user strategy: gets the members (a fresh array) and returns one of them, or undefined. */
 export type PickFunction = (
@@ -86,6 +88,38 @@ export interface MultiCallResult<R> {
 }
 
 const DEFAULT_MAX_IN_FLIGHT = 1024;
+const STRATEGIES = new Set(['random', 'round-robin', 'local-first', 'least-loaded', 'hash']);
+
+function checkStrategy(strategy: unknown, key: unknown): void {
+  if (
+    typeof strategy !== 'function' &&
+    !(typeof strategy === 'string' && STRATEGIES.has(strategy))
+  ) {
+    throw new TypeError(
+      `strategy must be one of ${[...STRATEGIES].map((s) => `'${s}'`).join(', ')} or a function, got ${describe(strategy)}`,
+    );
+  }
+  if (
+    key !== undefined &&
+    !(typeof key === 'string' || (typeof key === 'number' && Number.isFinite(key)))
+  ) {
+    throw new TypeError(`key must be a string or a finite number, got ${describe(key)}`);
+  }
+  if (strategy === 'hash' && key === undefined)
+    throw new TypeError("the 'hash' strategy needs a `key` to route by");
+}
+
+/** Throws a TypeError or RangeError naming the bad field of dispatch options. */
+function checkDispatchOptions(o: DispatchOptions): void {
+  if (typeof o !== 'object' || o === null)
+    throw new TypeError(`dispatch options must be an object, got ${describe(o)}`);
+  checkCallOptions(o);
+  checkStrategy(o.strategy ?? 'random', o.key);
+  checkNumber('retries', o.retries, 0, { integer: true });
+  checkNumber('maxInFlight', o.maxInFlight, 1, { integer: true });
+  checkNumber('maxQueue', o.maxQueue, 0, { integer: true });
+  checkNumber('waitForMembers (ms)', o.waitForMembers, 0);
+}
 const DEFAULT_MAX_QUEUE = 100_000;
 
 interface GroupState {
@@ -124,7 +158,7 @@ function score(keyHash: number, pid: number): number {
 
 export class Dispatcher {
   readonly #node: Node;
-  readonly #reader: () => IndexReader | undefined;
+  readonly #reader: () => MembershipView | undefined;
   readonly #scope: string;
   /** Calls from this thread in flight, per member. */
   readonly #inFlight = new Map<Pid, number>();
@@ -132,7 +166,7 @@ export class Dispatcher {
   #scratch = new Float64Array(64);
   #localRr = 0;
 
-  constructor(node: Node, scope: string, reader: () => IndexReader | undefined) {
+  constructor(node: Node, scope: string, reader: () => MembershipView | undefined) {
     this.#node = node;
     this.#scope = scope;
     this.#reader = reader;
@@ -140,6 +174,8 @@ export class Dispatcher {
 
   /** One member of `group` by `strategy`, or undefined for an empty group. Synchronous. */
   pick(group: Group, strategy: Strategy = 'random', key?: string | number): Pid | undefined {
+    checkStrategy(strategy, key);
+    if (this.#reader() === undefined) checkGroup(group);
     return this.#pick(group, strategy, key, undefined, Number.POSITIVE_INFINITY);
   }
 
@@ -149,10 +185,13 @@ export class Dispatcher {
    * member is saturated and the queue is full, or whatever the call rejects with.
    */
   async dispatch<R>(group: Group, message: unknown, options: DispatchOptions = {}): Promise<R> {
+    checkDispatchOptions(options);
     const strategy = options.strategy ?? 'random';
     const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    if (!(maxInFlight >= 1))
-      throw new RangeError(`maxInFlight must be at least 1, got ${describe(maxInFlight)}`);
+    if (this.#reader() === undefined) {
+      checkGroup(group);
+      throw new NoScopeError(`cannot dispatch: scope '${this.#scope}' is not running`);
+    }
     const state = this.#state(group);
     let retriesLeft = options.retries ?? 0;
     let tried: Set<Pid> | undefined;
@@ -162,7 +201,7 @@ export class Dispatcher {
       if (pid === undefined) {
         const reader = this.#reader();
         if (reader === undefined)
-          throw new NotConnectedError(`scope '${this.#scope}' is not running`);
+          throw new NoScopeError(`scope '${this.#scope}' stopped during the dispatch`);
         if (reader.count(group) === 0 || (tried !== undefined && this.#allTried(group, tried))) {
           if (!waited && (options.waitForMembers ?? 0) > 0) {
             waited = true;
@@ -205,7 +244,9 @@ export class Dispatcher {
 
   /** Sends `message` to every member of `group`; returns how many (syn's `publish`). */
   broadcast(group: Group, message: unknown): number {
-    const members = this.#reader()?.members(group) ?? [];
+    const reader = this.#reader();
+    if (reader === undefined) checkGroup(group);
+    const members = reader?.members(group) ?? [];
     let sent = 0;
     for (const pid of members) if (this.#node.send(pid, message)) sent++;
     return sent;
@@ -217,7 +258,10 @@ export class Dispatcher {
     message: unknown,
     options: CallOptions = {},
   ): Promise<MultiCallResult<R>> {
-    const members = this.#reader()?.members(group) ?? [];
+    checkCallOptions(options);
+    const reader = this.#reader();
+    if (reader === undefined) checkGroup(group);
+    const members = reader?.members(group) ?? [];
     const settled = await Promise.allSettled(
       members.map((pid) => this.#node.call<R>(pid, message, options)),
     );

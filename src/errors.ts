@@ -28,6 +28,32 @@ export function describe(value: unknown): string {
   }
 }
 
+/**
+ * Checks an optional numeric option the way Node does: a value of the wrong type is a
+ * TypeError, a number out of range (NaN included) a RangeError, and both name it.
+ */
+export function checkNumber(
+  name: string,
+  value: unknown,
+  min: number,
+  { integer = false, exclusive = false }: { integer?: boolean; exclusive?: boolean } = {},
+): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number')
+    throw new TypeError(`${name} must be a number, got ${describe(value)}`);
+  if (
+    Number.isNaN(value) ||
+    value < min ||
+    (exclusive && value === min) ||
+    (integer && !Number.isInteger(value))
+  ) {
+    const what = integer ? 'an integer' : 'a number';
+    throw new RangeError(
+      `${name} must be ${what} ${exclusive ? 'above' : 'of at least'} ${min}, got ${describe(value)}`,
+    );
+  }
+}
+
 /** A group key that is not a string, a finite number, or an array of those. */
 export class InvalidGroupError extends TypeError {
   override readonly name = 'InvalidGroupError';

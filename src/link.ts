@@ -56,7 +56,8 @@ export interface LinkHost {
 
 /** Turns a DataCloneError into a MessageCloneError that says what to do. */
 export function cloneError(error: unknown): unknown {
-  if (error instanceof Error && error.name === 'DataCloneError') {
+  const tooDeep = error instanceof RangeError && /call stack/i.test(error.message);
+  if ((error instanceof Error && error.name === 'DataCloneError') || tooDeep) {
     return new MessageCloneError(
       `the message cannot be sent to another thread: ${error.message}. ` +
         'Send plain data (objects, arrays, strings, numbers, typed arrays, Maps, Sets, errors); ' +
@@ -96,6 +97,7 @@ export class Link implements ReplyTo {
     this.#port = port;
     this.#host = host;
     port.on('message', this.#onFrame);
+    port.on('messageerror', () => host.onMalformed(this));
     port.once('close', () => this.#closed());
   }
 

@@ -8,12 +8,12 @@
 import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { BatchPort } from './batch-port.js';
-import { type CallOptions, Calls, type Transferable } from './calls.js';
+import { type CallOptions, Calls, checkCallOptions, type Transferable } from './calls.js';
 import {
   describe,
-  InvalidPidError,
   NodeDownError,
   NoProcessError,
+  NotLocalError,
   NotConnectedError,
   ProcessExitError,
 } from './errors.js';
@@ -139,6 +139,8 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     this.#processes.set(1, this.#process(1, rootHandler ?? noHandler, {}));
     this.#serial = 2;
     control.on('message', this.#onControl);
+    // A message that arrived but could not be deserialized (too deep, say): malformed too.
+    control.on('messageerror', this.#onMalformedControl);
     for (const [name, handle] of welcome.scopes) this.#scope(name).attach(handle);
   }
 
@@ -198,8 +200,9 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
   exit(pid: Pid, reason: ExitReason = 'normal'): boolean {
     const p = toPid(pid);
     if (nodeOf(p) !== this.id) {
-      throw new InvalidPidError(
-        `exit only ends processes of this node (${this.id}); ${formatPid(p)} is on node ${nodeOf(p)}`,
+      throw new NotLocalError(
+        `exit only ends processes of this node (${this.id}); ${formatPid(p)} is on node ${nodeOf(p)}: call exit there`,
+        p,
       );
     }
     const serial = serialOf(p);
@@ -257,6 +260,7 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     try {
       this.#assertConnected();
       const p = toPid(pid);
+      checkCallOptions(options);
       if (options?.signal?.aborted) return Promise.reject(options.signal.reason);
       const node = nodeOf(p);
       if (node === this.id) {

@@ -17,6 +17,8 @@ import type { IndexHandle } from './shared-index/writer.js';
 export interface Endpoint {
   postMessage(message: unknown, transfer?: readonly (ArrayBuffer | MessagePort)[]): void;
   on(event: 'message', listener: (message: unknown) => void): unknown;
+  /** A message arrived but could not be deserialized. */
+  on(event: 'messageerror', listener: (error: unknown) => void): unknown;
   off(event: 'message', listener: (message: unknown) => void): unknown;
 }
 

@@ -32,6 +32,8 @@ export class ScopeServer {
   readonly #send: (node: number, message: ToNode) => void;
   /** Nodes in the scope's overlay: they synced, and have not gone or been cut off since. */
   readonly #attached = new Set<number>();
+  /** Nodes whose link to the scope is cut (a test hook): even a sync from them is ignored. */
+  readonly #cut = new Set<number>();
   readonly #scopeMonitors = new Map<string, Monitor>();
   readonly #groupMonitors = new Map<GroupKey, Map<string, Monitor>>();
   readonly counters: ScopeCounters = { ignored: 0, forged: 0 };
@@ -49,6 +51,11 @@ export class ScopeServer {
 
   /** pg's `handle_sync`: what `from` sends replaces what the scope held for it. */
   sync(from: number, m: Sync): void {
+    if (this.#cut.has(from)) {
+      // A sync sent before the node learned of the cut: it must not re-attach it.
+      this.counters.ignored++;
+      return;
+    }
     if (
       !this.#owned(
         from,
@@ -115,8 +122,19 @@ export class ScopeServer {
   }
 
   /** `node` left the scope (it went down, or its link to the scope was cut): its members go, in one version. */
+  /** Cuts (or restores) `node`'s link to the scope: cut, it is detached and stays out until restored. */
+  cut(node: number, cut: boolean): void {
+    if (cut) {
+      this.#cut.add(node);
+      this.detach(node, false);
+    } else {
+      this.#cut.delete(node);
+    }
+  }
+
   detach(node: number, removeMonitors: boolean): void {
     this.#attached.delete(node);
+    if (removeMonitors) this.#cut.delete(node);
     for (const [key, pids] of this.writer.dropNode(node)) this.#notify('leave', key, pids);
     if (removeMonitors) {
       for (const [id, m] of this.#scopeMonitors)

@@ -23,6 +23,7 @@ import { decodeGroup, encodeGroup, type Group, type GroupKey } from './group.js'
 import type { Node } from './node.js';
 import { formatPid, nodeOf, type Pid, toPidList } from './pid.js';
 import type { MonitorEvent, ToNode } from './protocol.js';
+import { type MembershipView, PartitionView } from './partition-view.js';
 import { checkGroup, IndexReader } from './shared-index/reader.js';
 import type { IndexHandle } from './shared-index/writer.js';
 
@@ -64,19 +65,27 @@ export class Scope {
   readonly name: string;
   readonly #node: Node;
   #reader: IndexReader | undefined;
+  /**
+   * What reads go to: the reader, or while this node's link to the scope is cut, a view
+   * that adds this node's own members (see partition-view.ts). Undefined when the scope
+   * does not run.
+   */
+  #view: MembershipView | undefined;
   #partitioned = false;
   /** Groups of each local pid, one entry per counted join (pg's `monitors`). */
   readonly #byPid = new Map<Pid, GroupKey[]>();
   /** Local members of each group, with their join counts. */
   readonly #byGroup = new Map<GroupKey, Map<Pid, number>>();
   readonly #subs = new Map<number, Subscription>();
+  /** Counts the times this node forgot its memberships here (see `#propagate`). */
+  #forgets = 0;
   readonly #dispatcher: Dispatcher;
 
   /** @internal Made by the node. */
   constructor(node: Node, name: string) {
     this.#node = node;
     this.name = name;
-    this.#dispatcher = new Dispatcher(node, name, () => this.#reader);
+    this.#dispatcher = new Dispatcher(node, name, () => this.#view);
   }
 
   /** True while the scope runs and this node is attached to it. */
@@ -101,12 +110,7 @@ export class Scope {
     if (pids.length === 0) return;
     this.#add(key, pids);
     if (this.#partitioned) return;
-    try {
-      await this.#request((ref) => ({ t: 'join', scope: this.name, ref, key, pids }));
-    } catch (error) {
-      this.#remove(key, pids);
-      throw error;
-    }
+    await this.#propagate((ref) => ({ t: 'join', scope: this.name, ref, key, pids }));
   }
 
   /**
@@ -121,26 +125,34 @@ export class Scope {
     if (members.length === 0) return 'not_joined';
     this.#remove(key, members);
     if (this.#partitioned) return 'ok';
+    await this.#propagate((ref) => ({ t: 'leave', scope: this.name, ref, key, pids: members }));
+    return 'ok';
+  }
+
+  /**
+   * Sends a write that this node already applied to its own memberships, and waits for
+   * the coordinator to apply it too. If the scope stops or this node's link to it is cut
+   * while the write is on its way, the write still stands here, as a pg join stands on
+   * its node whatever the network does, and reaches the index with the next sync; no
+   * rollback, which could race with that sync. Only when the node has forgotten its
+   * memberships meanwhile (the coordinator's own node, on a scope stop) does it fail.
+   */
+  async #propagate(build: (ref: number) => Parameters<Node['post']>[0]): Promise<void> {
+    const forgets = this.#forgets;
     try {
-      await this.#request((ref) => ({ t: 'leave', scope: this.name, ref, key, pids: members }));
+      await this.#request(build);
     } catch (error) {
-      if (this.#reader !== undefined) this.#add(key, members);
+      if (error instanceof NoScopeError && forgets === this.#forgets) return;
       throw error;
     }
-    return 'ok';
   }
 
   // Reads (synchronous, from the shared index) ----------------------------------------
 
   /** Every member of `group` on every node, duplicates included; `[]` if none or the scope is not running. */
   getMembers(group: Group): Pid[] {
-    const r = this.#reader;
-    if (r !== undefined) {
-      const members = r.members(group);
-      // Cut off from the coordinator, this node still sees its own members (as in a
-      // pg netsplit); the index, which the coordinator writes, no longer has them.
-      return this.#partitioned ? [...members, ...this.getLocalMembers(group)] : members;
-    }
+    const v = this.#view;
+    if (v !== undefined) return v.members(group);
     checkGroup(group);
     return [];
   }
@@ -153,7 +165,7 @@ export class Scope {
 
   /** Every group with members, anywhere. */
   whichGroups(): Group[] {
-    return this.#reader?.groups() ?? [];
+    return this.#view?.groups() ?? [];
   }
 
   /** Every group with members on this node. */
@@ -163,24 +175,24 @@ export class Scope {
 
   /** Number of members of `group` (joins counted), without allocating. */
   count(group: Group): number {
-    const r = this.#reader;
-    if (r !== undefined) return r.count(group);
+    const v = this.#view;
+    if (v !== undefined) return v.count(group);
     checkGroup(group);
     return 0;
   }
 
   /** The member at `index` modulo the member count, without allocating; undefined for an empty group. */
   memberAt(group: Group, index: number): Pid | undefined {
-    const r = this.#reader;
-    if (r !== undefined) return r.memberAt(group, index);
+    const v = this.#view;
+    if (v !== undefined) return v.memberAt(group, index);
     checkGroup(group);
     return undefined;
   }
 
   /** Calls `fn` for each member of a consistent copy of `group`; returns the count. */
   forEachMember(group: Group, fn: (pid: Pid, index: number) => void): number {
-    const r = this.#reader;
-    if (r !== undefined) return r.forEach(group, fn);
+    const v = this.#view;
+    if (v !== undefined) return v.forEach(group, fn);
     checkGroup(group);
     return 0;
   }
@@ -335,6 +347,7 @@ export class Scope {
   attach(handle: IndexHandle): void {
     this.#reader?.release();
     this.#reader = new IndexReader(handle);
+    this.#view = this.#reader;
     this.#partitioned = false;
     this.sync();
   }
@@ -347,10 +360,12 @@ export class Scope {
   detach(forget: boolean): void {
     this.#reader?.release();
     this.#reader = undefined;
+    this.#view = undefined;
     this.#node.failRequests(this.name, new NoScopeError(`scope '${this.name}' stopped`));
     for (const sub of this.#subs.values()) sub.stream.end();
     this.#subs.clear();
     if (forget) {
+      this.#forgets++;
       this.#byPid.clear();
       this.#byGroup.clear();
     }
@@ -391,6 +406,8 @@ export class Scope {
   setPartitioned(cut: boolean): void {
     if (this.#partitioned === cut) return;
     this.#partitioned = cut;
+    if (this.#reader !== undefined)
+      this.#view = cut ? new PartitionView(this.#reader, this.#byGroup) : this.#reader;
     if (!cut) this.sync();
   }
 
@@ -439,6 +456,9 @@ export class Scope {
           owner!,
         );
       }
+    }
+    if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
+      throw new TypeError(`onEvent must be a function, got ${describe(options.onEvent)}`);
     }
     const max = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
     if (!Number.isInteger(max) || max < 1)

@@ -16,7 +16,14 @@
  */
 import { threadId } from 'node:worker_threads';
 import { describe, InvalidGroupError, TooManyReadersError } from '../errors.js';
-import { decodeGroup, encodeGroup, type Group, type GroupKey, hashKey } from '../group.js';
+import {
+  decodeGroup,
+  encodeGroup,
+  type Group,
+  type GroupKey,
+  hashKey,
+  MAX_KEY_UNITS,
+} from '../group.js';
 import type { Pid } from '../pid.js';
 import { Arena } from './arena.js';
 import * as layout from './layout.js';
@@ -561,9 +568,9 @@ export class IndexReader {
 
 /** Checks a group without reading anything, for callers that must reject bad input early. */
 export function checkGroup(group: unknown): asserts group is Group {
-  if (typeof group === 'string') return;
+  if (typeof group === 'string' && group.length < MAX_KEY_UNITS) return;
   if (typeof group === 'number' && Number.isFinite(group)) return;
-  if (Array.isArray(group)) {
+  if (Array.isArray(group) || typeof group === 'string') {
     encodeGroup(group);
     return;
   }
