@@ -18,6 +18,7 @@ import {
   NoProcessError,
   NoScopeError,
   ProcessExitError,
+  CallTimeoutError,
 } from './errors.js';
 import { encodeGroup, type Group, type GroupKey, hashKey } from './group.js';
 import type { Node } from './node.js';
@@ -122,14 +123,31 @@ function checkDispatchOptions(o: DispatchOptions): void {
 }
 const DEFAULT_MAX_QUEUE = 100_000;
 
+/** A dispatch waiting for a member with room. */
+interface Waiter {
+  /** Picks a member with room for this dispatch, or undefined. */
+  pick(): Pid | undefined;
+  /** Hands it the member picked (its slot is already taken), or fails it. */
+  resolve(pid: Pid): void;
+  reject(error: unknown): void;
+  /** Settled (started, timed out, aborted): skipped and dropped by the pumps. */
+  done: boolean;
+  state: GroupState;
+  group: Group;
+}
+
 interface GroupState {
   calls: number;
   failures: number;
   retries: number;
   histogram: RecordableHistogram;
-  /** Dispatches waiting for a member to have room, FIFO. */
-  queue: (() => void)[];
+  /** Dispatches waiting for any member with room, FIFO from `queueHead`. */
+  queue: Waiter[];
   queueHead: number;
+  /** Dispatches waiting for one member in particular ('hash', or a function strategy). */
+  sticky: Waiter[];
+  /** Waiting dispatches of this group, in every queue (the bound `maxQueue` applies to). */
+  waiting: number;
 }
 
 /** A member that died under a call: the only failures `retries` applies to. */
@@ -162,7 +180,13 @@ export class Dispatcher {
   readonly #scope: string;
   /** Calls from this thread in flight, per member. */
   readonly #inFlight = new Map<Pid, number>();
-  readonly #groups = new Map<string | number, GroupState>();
+  readonly #byString = new Map<string | number, GroupState>();
+  readonly #byNumber = new Map<string | number, GroupState>();
+  readonly #byTuple = new Map<string | number, GroupState>();
+  /** Every group state, for the pumps. */
+  readonly #groups = new Set<GroupState>();
+  /** Dispatches of this thread waiting, in all groups. */
+  #waiting = 0;
   #scratch = new Float64Array(64);
   #localRr = 0;
 
@@ -192,13 +216,18 @@ export class Dispatcher {
       checkGroup(group);
       throw new NoScopeError(`cannot dispatch: scope '${this.#scope}' is not running`);
     }
+    // `timeout` bounds the whole dispatch: waiting in a queue, then each attempt.
+    const deadline =
+      options.timeout === undefined ? undefined : performance.now() + options.timeout;
     const state = this.#state(group);
     let retriesLeft = options.retries ?? 0;
     let tried: Set<Pid> | undefined;
     let waited = false;
     for (;;) {
-      const pid = this.#pick(group, strategy, options.key, tried, maxInFlight);
-      if (pid === undefined) {
+      let pid = this.#pick(group, strategy, options.key, tried, maxInFlight);
+      if (pid !== undefined) {
+        this.#take(pid);
+      } else {
         const reader = this.#reader();
         if (reader === undefined)
           throw new NoScopeError(`scope '${this.#scope}' stopped during the dispatch`);
@@ -214,14 +243,26 @@ export class Dispatcher {
               : `every member of group ${describe(group)} tried failed, and no other is left`,
           );
         }
-        await this.#enqueue(state, options.maxQueue ?? DEFAULT_MAX_QUEUE, group);
-        continue;
+        // Every usable member is at its bound: wait for one (the waiter takes its slot).
+        const t = tried;
+        pid = await this.#wait(
+          state,
+          group,
+          options,
+          deadline,
+          () => this.#pick(group, strategy, options.key, t, maxInFlight),
+          strategy === 'hash' || typeof strategy === 'function',
+        );
       }
-      this.#inFlight.set(pid, (this.#inFlight.get(pid) ?? 0) + 1);
       state.calls++;
       const start = process.hrtime.bigint();
       try {
-        return await this.#node.call<R>(pid, message, options);
+        const left = deadline === undefined ? undefined : Math.max(0, deadline - performance.now());
+        return await this.#node.call<R>(
+          pid,
+          message,
+          left === undefined ? options : { ...options, timeout: left },
+        );
       } catch (error) {
         state.failures++;
         if (retriesLeft > 0 && memberGone(error)) {
@@ -234,10 +275,7 @@ export class Dispatcher {
         throw error;
       } finally {
         state.histogram.record(Math.max(1, Number(process.hrtime.bigint() - start)));
-        const n = this.#inFlight.get(pid)! - 1;
-        if (n === 0) this.#inFlight.delete(pid);
-        else this.#inFlight.set(pid, n);
-        this.#wake(state);
+        this.#release(pid);
       }
     }
   }
@@ -280,7 +318,8 @@ export class Dispatcher {
 
   /** This thread's dispatch statistics for `group`. */
   stats(group: Group): DispatchStats {
-    const s = this.#groups.get(this.#statsKey(group));
+    const [map, k] = this.#stateOf(group);
+    const s = map.get(k);
     if (s === undefined)
       return { calls: 0, failures: 0, retries: 0, queued: 0, p50: 0, p90: 0, p99: 0, max: 0 };
     const h = s.histogram;
@@ -289,7 +328,7 @@ export class Dispatcher {
       calls: s.calls,
       failures: s.failures,
       retries: s.retries,
-      queued: s.queue.length - s.queueHead,
+      queued: s.waiting,
       p50: us(h.percentile(50)),
       p90: us(h.percentile(90)),
       p99: us(h.percentile(99)),
@@ -403,13 +442,16 @@ export class Dispatcher {
 
   // Queueing and waiting -----------------------------------------------------------------
 
-  #statsKey(group: Group): string | number {
-    return typeof group === 'string' || typeof group === 'number' ? group : encodeGroup(group);
+  /** The group's state map and key: strings, numbers and tuples (by their encoding) apart. */
+  #stateOf(group: Group): [Map<string | number, GroupState>, string | number] {
+    if (typeof group === 'string') return [this.#byString, group];
+    if (typeof group === 'number') return [this.#byNumber, group];
+    return [this.#byTuple, encodeGroup(group)];
   }
 
   #state(group: Group): GroupState {
-    const k = this.#statsKey(group);
-    let s = this.#groups.get(k);
+    const [map, k] = this.#stateOf(group);
+    let s = map.get(k);
     if (s === undefined) {
       s = {
         calls: 0,
@@ -418,14 +460,104 @@ export class Dispatcher {
         histogram: createHistogram(),
         queue: [],
         queueHead: 0,
+        sticky: [],
+        waiting: 0,
       };
-      this.#groups.set(k, s);
+      map.set(k, s);
+      this.#groups.add(s);
     }
     return s;
   }
 
-  #enqueue(state: GroupState, maxQueue: number, group: Group): Promise<void> {
-    if (state.queue.length - state.queueHead >= maxQueue) {
+  /** Takes a slot of `pid` for a call from this thread. */
+  #take(pid: Pid): void {
+    this.#inFlight.set(pid, (this.#inFlight.get(pid) ?? 0) + 1);
+  }
+
+  /** Gives a slot of `pid` back, and lets waiting dispatches that can now go, go. */
+  #release(pid: Pid): void {
+    const n = this.#inFlight.get(pid)! - 1;
+    if (n === 0) this.#inFlight.delete(pid);
+    else this.#inFlight.set(pid, n);
+    // A member may belong to several groups, and a sticky dispatch can only use its own
+    // member: every group with waiters gets a look, not only the one this call was for.
+    if (this.#waiting > 0)
+      for (const state of this.#groups.values()) if (state.waiting > 0) this.#pump(state);
+  }
+
+  /**
+   * Starts the waiting dispatches of `state` that have a member with room now. Any-member
+   * waiters go in FIFO order, and the first that finds no room stops the others behind it
+   * (they would find none either). Sticky waiters are each looked at: one whose member
+   * just freed up goes, whatever waits before it.
+   */
+  #pump(state: GroupState): void {
+    const q = state.queue;
+    let head = state.queueHead;
+    while (head < q.length) {
+      const w = q[head]!;
+      if (!w.done) {
+        const pid = w.pick();
+        if (pid === undefined) {
+          if (this.#reader()?.count(w.group) !== 0) break;
+          // The members are gone while it waited: nobody will ever free up for it.
+          w.reject(
+            new NoMembersError(
+              `group ${describe(w.group)} lost its last member while dispatches waited`,
+            ),
+          );
+          head++;
+          continue;
+        }
+        this.#start(w, pid);
+      }
+      head++;
+    }
+    // Drop the started ones from the front without shifting the array on every call.
+    if (head === q.length) {
+      state.queue = [];
+      state.queueHead = 0;
+    } else if (head > 1024 && head * 2 > q.length) {
+      state.queue = q.slice(head);
+      state.queueHead = 0;
+    } else {
+      state.queueHead = head;
+    }
+    if (state.sticky.length > 0) {
+      let kept = 0;
+      for (const w of state.sticky) {
+        if (w.done) continue;
+        const pid = w.pick();
+        if (pid === undefined) state.sticky[kept++] = w;
+        else this.#start(w, pid);
+      }
+      state.sticky.length = kept;
+    }
+  }
+
+  #start(w: Waiter, pid: Pid): void {
+    this.#take(pid);
+    this.#settleWaiter(w);
+    w.resolve(pid);
+  }
+
+  #settleWaiter(w: Waiter): void {
+    w.done = true;
+    w.state.waiting--;
+    this.#waiting--;
+  }
+
+  /** Waits for a member with room, within `maxQueue`, the deadline and the signal. */
+  #wait(
+    state: GroupState,
+    group: Group,
+    options: DispatchOptions,
+    deadline: number | undefined,
+    pick: () => Pid | undefined,
+    sticky: boolean,
+  ): Promise<Pid> {
+    const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+    if (state.waiting >= maxQueue) {
       return Promise.reject(
         new QueueFullError(
           `every member of group ${describe(group)} is at its in-flight bound and ${maxQueue} dispatches already wait; ` +
@@ -433,17 +565,48 @@ export class Dispatcher {
         ),
       );
     }
-    return new Promise((resolve) => state.queue.push(resolve));
-  }
-
-  #wake(state: GroupState): void {
-    if (state.queueHead === state.queue.length) return;
-    const next = state.queue[state.queueHead++]!;
-    if (state.queueHead === state.queue.length) {
-      state.queue = [];
-      state.queueHead = 0;
-    }
-    next();
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<Pid>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const onAbort = () => fail(signal!.reason);
+      const cleanup = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const fail = (error: unknown) => {
+        if (w.done) return;
+        this.#settleWaiter(w);
+        cleanup();
+        reject(error);
+      };
+      const w: Waiter = {
+        pick,
+        resolve: (pid) => {
+          cleanup();
+          resolve(pid);
+        },
+        reject: fail,
+        done: false,
+        state,
+        group,
+      };
+      if (deadline !== undefined) {
+        timer = setTimeout(
+          () =>
+            fail(
+              new CallTimeoutError(
+                `dispatch to group ${describe(group)} waited ${options.timeout} ms for a member with room`,
+              ),
+            ),
+          Math.max(0, deadline - performance.now()),
+        );
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      (sticky ? state.sticky : state.queue).push(w);
+      state.waiting++;
+      this.#waiting++;
+    });
   }
 
   /** Resolves when `group` has a member, rejects with `NoMembersError` after `ms`. */

@@ -3,7 +3,7 @@
  * and process monitors (local and remote).
  */
 import test from 'ava';
-import { InvalidPidError, makePid, type Pid } from '../src/index.js';
+import { makePid, NotLocalError, type Pid } from '../src/index.js';
 import { nodeEvent, spawnAgent, start, tracker } from './support/cluster.js';
 
 test('self() is the root process, and node.handle gives it a handler that answers other nodes', async (t) => {
@@ -189,7 +189,8 @@ test('exit ends a local process; isAlive follows it; exit of a remote pid is ref
   const remote = await a.spawn('echo');
   t.true(await a.cmd({ cmd: 'isAlive', pid: remote }));
   t.true(node.isAlive(remote));
-  t.throws(() => node.exit(remote), { instanceOf: InvalidPidError });
+  // Another node's pid: NotLocalError, as for pg.join (exit there instead).
+  t.throws(() => node.exit(remote), { instanceOf: NotLocalError });
   t.true(await a.cmd({ cmd: 'exit', pid: remote, reason: 'bye' }));
   t.false(await a.cmd({ cmd: 'isAlive', pid: remote }));
   t.false(await a.cmd({ cmd: 'exit', pid: remote }));

@@ -1,0 +1,420 @@
+/**
+ * Backpressure of group dispatch: at most `maxInFlight` calls of this thread per
+ * member, a bounded FIFO queue per group beyond that, `QueueFullError` past the queue,
+ * nothing dropped; and `dispatchStats`.
+ *
+ * Members are `gate` processes: each message that reaches one is counted on its node
+ * and announced to the probe, and waits there until the test opens the gate. A round
+ * trip to a worker (`ping`) after the fact shows what did *not* reach it: links keep
+ * order, so anything sent to it before has been delivered by the time it answers.
+ */
+import test from 'ava';
+import { CallTimeoutError, InvalidGroupError, type Pid, QueueFullError } from '../src/index.js';
+import {
+  type DispatchNode,
+  type DispatchStats,
+  handled,
+  orAfter,
+  type Reply,
+  Rng,
+  rig,
+  type Tracked,
+  track,
+  turns,
+} from './support/dispatch.js';
+
+const states = (ds: Tracked<unknown>[]) => ds.map((d) => d.state);
+
+test('maxInFlight: 2 — the 3rd dispatch per member waits without reaching it, and goes when one completes', async (t) => {
+  const r = await rig(t, 2);
+  const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
+  const [a] = await w1.spawn('gate', 1, 'bp');
+  const [b] = await w2.spawn('gate', 1, 'bp');
+  await r.pg.waitForMembers('bp', { count: 2 });
+
+  const ds = Array.from({ length: 6 }, (_, i) =>
+    track(r.pg.dispatch<Reply>('bp', i, { maxInFlight: 2 })),
+  );
+  t.is(r.pg.dispatchStats('bp').queued, 2, 'two wait in the queue');
+  await r.probe.arrived(4);
+  await w1.ping();
+  await w2.ping();
+  t.is((await w1.received(a!)).length, 2, 'member a got two');
+  t.is((await w2.received(b!)).length, 2, 'member b got two');
+  t.is(r.probe.count(), 4, 'nothing else reached a member');
+  t.deepEqual(r.probe.arrivals.map((x) => x.msg).sort(), [0, 1, 2, 3], 'the first four went out');
+  t.true(states(ds).every((s) => s === 'pending'));
+
+  // One call on a completes: the first queued dispatch goes, to a (b is still full).
+  t.is(await w1.open(a, 1), 1);
+  await r.probe.arrived(5);
+  t.is(r.probe.arrivals[4]!.msg, 4, 'the first queued dispatch went first');
+  t.is(r.probe.arrivals[4]!.pid, a!);
+  t.is(r.pg.dispatchStats('bp').queued, 1);
+  t.is(states(ds).filter((s) => s === 'fulfilled').length, 1);
+  await w2.ping();
+  t.is((await w2.received(b!)).length, 2, 'b still has two');
+
+  await r.openAll();
+  const replies = await Promise.all(ds.map((d) => d.promise));
+  t.deepEqual(
+    replies.map((x) => x.msg),
+    [0, 1, 2, 3, 4, 5],
+  );
+  t.is(r.probe.count(), 6, 'each reached a member once');
+  t.like(r.pg.dispatchStats('bp'), { calls: 6, failures: 0, queued: 0 });
+});
+
+test('maxQueue: 5 — the next dispatch rejects at once with QueueFullError saying what to do; the others all complete', async (t) => {
+  const r = await rig(t, 2);
+  const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
+  await w1.spawn('gate', 1, 'full');
+  await w2.spawn('gate', 1, 'full');
+  await r.pg.waitForMembers('full', { count: 2 });
+  const opts = { maxInFlight: 2, maxQueue: 5 };
+  const ds = Array.from({ length: 9 }, (_, i) => track(r.pg.dispatch<Reply>('full', i, opts)));
+  t.is(r.pg.dispatchStats('full').queued, 5);
+  const over = track(r.pg.dispatch<Reply>('full', 'one too many', opts));
+  await turns(1);
+  t.is(over.state, 'rejected', 'rejected at once, not queued');
+  const e = over.error as QueueFullError;
+  t.true(e instanceof QueueFullError, String(e));
+  t.is(e.name, 'QueueFullError');
+  t.is(e.code, 'ERR_PG_QUEUE_FULL');
+  t.regex(e.message, /"full"/, 'it names the group');
+  t.regex(e.message, /maxInFlight/);
+  t.regex(e.message, /maxQueue/);
+  t.regex(e.message, /add members/);
+  t.true(
+    states(ds).every((s) => s === 'pending'),
+    'the others still wait',
+  );
+  t.is(r.pg.dispatchStats('full').queued, 5);
+
+  // maxQueue: 0 — no waiting at all.
+  await t.throwsAsync(r.pg.dispatch('full', 'no queue', { maxInFlight: 2, maxQueue: 0 }), {
+    instanceOf: QueueFullError,
+  });
+
+  await r.probe.arrived(4);
+  await r.openAll();
+  const replies = await Promise.all(ds.map((d) => d.promise));
+  t.deepEqual(
+    replies.map((x) => x.msg),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8],
+  );
+  await w1.ping();
+  await w2.ping();
+  const got = [
+    ...(await w1.cmd<[Pid, unknown[]][]>({ cmd: 'receivedAll' })),
+    ...(await w2.cmd<[Pid, unknown[]][]>({ cmd: 'receivedAll' })),
+  ].flatMap(([, msgs]) => msgs);
+  t.deepEqual(
+    got.sort(),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8],
+    'the rejected ones never reached a member; the others each once',
+  );
+  t.like(r.pg.dispatchStats('full'), { calls: 9, failures: 0, queued: 0 });
+});
+
+test('queued dispatches go out, and complete, in FIFO order as members free up', async (t) => {
+  const r = await rig(t, 1);
+  const w1 = r.workers[0]!;
+  const [a] = await w1.spawn('gate', 1, 'fifo');
+  const [b] = await r.spawnLocal('gate', 1, 'fifo');
+  await r.pg.waitForMembers('fifo', { count: 2 });
+  const done: number[] = [];
+  const ds = Array.from({ length: 10 }, (_, i) =>
+    handled(
+      r.pg.dispatch<Reply>('fifo', i, { maxInFlight: 1 }).then((x) => {
+        done.push(i);
+        return x;
+      }),
+    ),
+  );
+  await r.probe.arrived(2);
+  t.is(r.pg.dispatchStats('fifo').queued, 8);
+  // Free one slot at a time, alternating members (each holds one message at a time).
+  const released = new Map<Pid, number>([
+    [a!, 0],
+    [b!, 0],
+  ]);
+  for (let k = 2; k < 10; k++) {
+    const m = [a!, b!].find((p) => r.probe.count(p) > released.get(p)!)!;
+    released.set(m, released.get(m)! + 1);
+    if (m === a) t.is(await w1.open(a, 1), 1);
+    else t.is(r.local.open(b, 1), 1);
+    await r.probe.arrived(k + 1);
+    t.is(r.probe.arrivals[k]!.msg, k, `the ${k}th dispatch went out ${k}th`);
+    t.is(r.probe.arrivals[k]!.pid, m, 'to the member that was freed');
+  }
+  await r.openAll();
+  t.deepEqual(
+    (await Promise.all(ds)).map((x) => x.msg),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  );
+  t.is(done.length, 10);
+
+  // One member, one at a time: completion order is dispatch order.
+  const [c] = await w1.spawn('gate', 1, 'fifo-1');
+  await r.pg.waitForMembers('fifo-1');
+  const order: number[] = [];
+  const more = Array.from({ length: 7 }, (_, i) =>
+    handled(r.pg.dispatch('fifo-1', i, { maxInFlight: 1 }).then(() => order.push(i))),
+  );
+  await r.probe.arrived(1, c);
+  await w1.open(c, undefined, true);
+  await Promise.all(more);
+  t.deepEqual(order, [0, 1, 2, 3, 4, 5, 6]);
+  t.deepEqual(await w1.received(c!), [0, 1, 2, 3, 4, 5, 6], 'the member got them in order');
+});
+
+test('nothing is silently dropped: every dispatch resolves once at a member or rejects with QueueFullError (seeded run)', async (t) => {
+  for (const seed of [7, 42]) {
+    const r = await rig(t, 2);
+    const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
+    const [a] = await w1.spawn('gate', 1, 'nd');
+    const [b] = await w2.spawn('gate', 1, 'nd');
+    const [c] = await r.spawnLocal('gate', 1, 'nd');
+    await r.pg.waitForMembers('nd', { count: 3 });
+    const rng = new Rng(seed);
+    const opts = { maxInFlight: 2, maxQueue: 4 };
+    const ds: Tracked<Reply>[] = [];
+    for (let step = 0; step < 80; step++) {
+      // A burst first (6 in flight, 4 queued, the rest rejected), then a random mix.
+      if (step < 15 || rng.below(10) < 6) {
+        ds.push(track(r.pg.dispatch<Reply>('nd', ds.length, opts)));
+      } else {
+        const which = rng.below(3);
+        if (which === 0) await w1.open(a, 1);
+        else if (which === 1) await w2.open(b, 1);
+        else {
+          r.local.open(c, 1);
+          await turns(1);
+        }
+      }
+    }
+    await r.openAll();
+    const all = await orAfter(
+      Promise.allSettled(ds.map((d) => d.promise)),
+      15_000,
+      'some dispatch never settled' as const,
+    );
+    if (typeof all === 'string') {
+      t.fail(`seed ${seed}: ${all}: ${ds.filter((d) => d.state === 'pending').length} pending`);
+      continue;
+    }
+    const ok: number[] = [];
+    let full = 0;
+    all.forEach((o, i) => {
+      if (o.status === 'fulfilled') {
+        t.is(o.value.msg, i, 'its own answer');
+        ok.push(i);
+      } else if (o.reason instanceof QueueFullError) full++;
+      else t.fail(`seed ${seed}: dispatch ${i} rejected with ${String(o.reason)}`);
+    });
+    t.true(full > 0, `seed ${seed}: some were refused (${full})`);
+    t.is(ok.length + full, ds.length);
+    // Each answered dispatch reached a member exactly once; no refused one reached any.
+    t.deepEqual(
+      r.probe.arrivals.map((x) => x.msg as number).sort((x, y) => x - y),
+      ok,
+      `seed ${seed}`,
+    );
+    t.like(r.pg.dispatchStats('nd'), { calls: ok.length, failures: 0, queued: 0 });
+  }
+});
+
+test('a queued dispatch rejects with the reason as soon as its signal aborts, not when a member frees up', async (t) => {
+  const r = await rig(t, 1);
+  const w1 = r.workers[0]!;
+  const [a] = await w1.spawn('gate', 1, 'qa');
+  await r.pg.waitForMembers('qa');
+  const d0 = handled(r.pg.dispatch('qa', 'first', { maxInFlight: 1 }));
+  await r.probe.arrived(1, a);
+  const ac = new AbortController();
+  const reason = new Error('caller gave up');
+  const d1 = track(r.pg.dispatch('qa', 'second', { maxInFlight: 1, signal: ac.signal }));
+  t.is(r.pg.dispatchStats('qa').queued, 1);
+  ac.abort(reason);
+  await w1.ping(); // plenty of turns for the abort to take effect
+  t.is(d1.state, 'rejected', 'rejected while the member is still busy');
+  t.is(d1.error, reason);
+  t.is(r.pg.dispatchStats('qa').queued, 0, 'it left the queue');
+  await r.openAll();
+  await d0;
+  await d1.promise.catch(() => {});
+  await w1.ping();
+  t.deepEqual(await w1.received(a!), ['first'], 'the aborted dispatch never reached the member');
+});
+
+test('a queued dispatch with a timeout rejects with CallTimeoutError when the wait outlasts it', async (t) => {
+  const r = await rig(t, 1);
+  const w1 = r.workers[0]!;
+  const [a] = await w1.spawn('gate', 1, 'qt');
+  await r.pg.waitForMembers('qt');
+  const d0 = handled(r.pg.dispatch('qt', 'first', { maxInFlight: 1 }));
+  await r.probe.arrived(1, a);
+  const d1 = track(r.pg.dispatch('qt', 'second', { maxInFlight: 1, timeout: 100 }));
+  t.is(r.pg.dispatchStats('qt').queued, 1);
+  // The member stays busy. A guard turns a hang into a failure (the timeout is 100 ms).
+  const outcome = await orAfter(
+    d1.promise.then(
+      () => 'resolved',
+      (e: unknown) => e,
+    ),
+    5_000,
+    'still pending 5 s later' as const,
+  );
+  t.true(outcome instanceof CallTimeoutError, `expected CallTimeoutError, got ${String(outcome)}`);
+  await r.openAll();
+  await d0;
+  await d1.promise.catch(() => {});
+});
+
+test('a dispatch queued on one group goes out when a member it shares with another group frees up', async (t) => {
+  const r = await rig(t, 1);
+  const w1 = r.workers[0]!;
+  const [p] = await w1.spawn('gate', 1, 'x');
+  await w1.join('y', [p!]);
+  await r.pg.waitForMembers('y');
+  // maxInFlight counts this thread's calls to the member, whichever group they came through.
+  const d0 = handled(r.pg.dispatch('x', 'via x', { maxInFlight: 1 }));
+  await r.probe.arrived(1, p);
+  const d1 = track(r.pg.dispatch('y', 'via y', { maxInFlight: 1 }));
+  t.is(r.pg.dispatchStats('y').queued, 1, 'the member is full: the dispatch on y waits');
+  t.is(await w1.open(p, 1), 1);
+  await d0;
+  await w1.ping(); // had the dispatch on y gone out when p freed up, it has reached p by now
+  t.deepEqual(
+    await w1.received(p!),
+    ['via x', 'via y'],
+    'the dispatch queued on y went to p once p had room',
+  );
+  await r.openAll();
+  // Left pending if the bug is there: do not wait on it forever.
+  await orAfter(d1.promise, 2_000, undefined);
+});
+
+test('hash: a dispatch waiting for a free owner is not held up behind one waiting for a busy owner', async (t) => {
+  const r = await rig(t, 2);
+  const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
+  const [a] = await w1.spawn('gate', 1, 'hh');
+  const [b] = await w2.spawn('gate', 1, 'hh');
+  await r.pg.waitForMembers('hh', { count: 2 });
+  const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
+  const ka = keys.find((k) => r.pg.pick('hh', 'hash', k) === a)!;
+  const kb = keys.find((k) => r.pg.pick('hh', 'hash', k) === b)!;
+  const opts = (key: string) => ({ strategy: 'hash' as const, key, maxInFlight: 1 });
+  const d1 = handled(r.pg.dispatch('hh', 'a1', opts(ka)));
+  const d2 = handled(r.pg.dispatch('hh', 'b1', opts(kb)));
+  await r.probe.arrived(2);
+  const d3 = track(r.pg.dispatch('hh', 'a2', opts(ka))); // waits for a
+  const d4 = track(r.pg.dispatch('hh', 'b2', opts(kb))); // waits for b
+  t.is(r.pg.dispatchStats('hh').queued, 2);
+  // b finishes; a stays busy.
+  t.is(await w2.open(b, 1), 1);
+  await d2;
+  await w2.ping();
+  t.deepEqual(await w2.received(b!), ['b1', 'b2'], 'b2 went to b as soon as b had room');
+  t.deepEqual(await w1.received(a!), ['a1']);
+  await r.openAll();
+  await Promise.all([d1, d3.promise, d4.promise]);
+});
+
+test('maxInFlight must be at least 1', async (t) => {
+  const r = await rig(t);
+  await r.spawnLocal('echo', 1, 'mif');
+  for (const bad of [0, -1, 0.5, Number.NaN])
+    await t.throwsAsync(r.pg.dispatch('mif', 'x', { maxInFlight: bad }), {
+      instanceOf: RangeError,
+      message: /maxInFlight/,
+    });
+});
+
+// Stats --------------------------------------------------------------------------------
+
+test('dispatchStats: calls, failures, retries and queued match what happened; latency percentiles after calls', async (t) => {
+  const r = await rig(t, 1);
+  const w1 = r.workers[0]!;
+  const echoes = [...(await w1.spawn('echo', 2, 'st')), ...(await r.spawnLocal('echo', 1, 'st'))];
+  const [thrower] = await w1.spawn('thrower', 1, 'st');
+  const [mortal] = await w1.spawn('mortal', 1, 'st');
+  await r.pg.waitForMembers('st', { count: 5 });
+  const zero: DispatchStats = {
+    calls: 0,
+    failures: 0,
+    retries: 0,
+    queued: 0,
+    p50: 0,
+    p90: 0,
+    p99: 0,
+    max: 0,
+  };
+  t.deepEqual(r.pg.dispatchStats('st'), zero, 'nothing yet');
+  t.deepEqual(r.pg.dispatchStats('never-used'), zero);
+
+  const toEcho = (members: readonly Pid[]) => members.find((p) => echoes.includes(p));
+  for (let i = 0; i < 20; i++) await r.pg.dispatch('st', i, { strategy: toEcho });
+  const s1 = r.pg.dispatchStats('st');
+  t.like(s1, { calls: 20, failures: 0, retries: 0, queued: 0 });
+  t.true(s1.p50 > 0, `p50 ${s1.p50}`);
+  t.true(s1.p50 <= s1.p90 && s1.p90 <= s1.p99 && s1.p99 <= s1.max, JSON.stringify(s1));
+
+  const toThrower = (members: readonly Pid[]) => (members.includes(thrower!) ? thrower : undefined);
+  for (let i = 0; i < 2; i++)
+    await t.throwsAsync(r.pg.dispatch('st', 'x', { strategy: toThrower, retries: 2 }));
+  t.like(r.pg.dispatchStats('st'), { calls: 22, failures: 2, retries: 0 });
+
+  const toMortal = (members: readonly Pid[]) =>
+    members.includes(mortal!) ? mortal : toEcho(members);
+  await r.pg.dispatch('st', 'y', { strategy: toMortal, retries: 1 });
+  const s3 = r.pg.dispatchStats('st');
+  t.like(s3, { calls: 24, failures: 3, retries: 1, queued: 0 });
+  t.true(s3.max >= s1.max);
+
+  // Stats are per calling thread: a worker's dispatches are its own.
+  await w1.spawn('echo', 2, 'st-w');
+  await r.pg.waitForMembers('st-w', { count: 2 });
+  for (let i = 0; i < 5; i++) await w1.cmd({ cmd: 'dispatch', group: 'st-w', msg: i });
+  const theirs = await w1.cmd<DispatchStats>({ cmd: 'stats', group: 'st-w' });
+  t.like(theirs, { calls: 5, failures: 0, retries: 0, queued: 0 });
+  t.true(theirs.p50 > 0);
+  t.like(r.pg.dispatchStats('st-w'), { calls: 0 }, 'node 0 made none');
+  t.like(await w1.cmd<DispatchStats>({ cmd: 'stats', group: 'st' }), { calls: 0 });
+  t.like(r.pg.dispatchStats('st'), { calls: 24 });
+});
+
+test('dispatchStats: queued counts the dispatches waiting right now', async (t) => {
+  const r = await rig(t, 1);
+  const w1 = r.workers[0]!;
+  await w1.spawn('gate', 1, 'sq');
+  await r.pg.waitForMembers('sq');
+  const ds = Array.from({ length: 4 }, (_, i) =>
+    handled(r.pg.dispatch('sq', i, { maxInFlight: 1 })),
+  );
+  t.is(r.pg.dispatchStats('sq').queued, 3);
+  await r.probe.arrived(1);
+  await w1.open(undefined, 1);
+  await r.probe.arrived(2);
+  t.is(r.pg.dispatchStats('sq').queued, 2);
+  await r.openAll();
+  await Promise.all(ds);
+  t.like(r.pg.dispatchStats('sq'), { calls: 4, queued: 0 });
+});
+
+test('dispatchStats keeps a tuple group apart from a string group (["shard", 3] is not "ts5:shardn1:3")', async (t) => {
+  const r = await rig(t);
+  await r.spawnLocal('echo', 1, ['shard', 3]);
+  for (let i = 0; i < 3; i++) await r.pg.dispatch(['shard', 3], i);
+  t.is(r.pg.dispatchStats(['shard', 3]).calls, 3);
+  t.is(r.pg.dispatchStats('shard,3').calls, 0);
+  t.is(
+    r.pg.dispatchStats('ts5:shardn1:3').calls,
+    0,
+    'a string group that spells the canonical key of the tuple is another group',
+  );
+  t.is(r.pg.dispatchStats(3).calls, 0);
+  t.is(r.pg.dispatchStats('3').calls, 0);
+  t.throws(() => r.pg.dispatchStats({} as never), { instanceOf: InvalidGroupError });
+});
