@@ -185,16 +185,17 @@ async function charts(results: BenchResult[]): Promise<Map<string, string[]>> {
             width: 360,
             height: 200,
             data: { values },
-            mark: 'bar',
+                        // Lines over the percentiles, on a log scale: bars cannot start at 0 on one.
+            mark: { type: 'line', point: true },
             encoding: {
-              x: { field: 'percentile', type: 'nominal', title: null, axis: { labelAngle: 0 } },
-              xOffset: { field: 'series' },
-              y: {
-                field: 'us',
-                type: 'quantitative',
-                scale: { type: 'log' },
-                title: 'microseconds',
+              x: {
+                field: 'percentile',
+                type: 'ordinal',
+                sort: ['p50', 'p90', 'p99'],
+                title: null,
+                axis: { labelAngle: 0 },
               },
+              y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'microseconds' },
               color: { field: 'series', type: 'nominal', title: null },
             },
           },
