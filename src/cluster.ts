@@ -27,6 +27,7 @@ import type { IndexOptions } from './shared-index/writer.js';
 /** Tag of the first message `cluster.spawn` posts to a worker: its control port. */
 const HANDSHAKE = 'procgroups:control-port';
 
+/** Options of `startCluster()`. */
 export interface ClusterOptions {
   /** Scopes to start besides the default `'pg'`. */
   scopes?: string[];
@@ -36,6 +37,7 @@ export interface ClusterOptions {
   handler?: Handler;
 }
 
+/** Options of `cluster.spawn()`: Node's `WorkerOptions` (`workerData`, `name`, `resourceLimits`, `execArgv`…) plus `connectTimeout`. */
 export interface SpawnNodeOptions extends Omit<WorkerOptions, 'eval' | 'transferList'> {
   /** Milliseconds for the worker to call `connect()` before spawn gives up and terminates it. Default 30,000. */
   connectTimeout?: number;
@@ -45,11 +47,13 @@ export interface SpawnNodeOptions extends Omit<WorkerOptions, 'eval' | 'transfer
 export interface WorkerNode {
   /** Its node id. */
   readonly id: number;
+  /** The worker thread itself. */
   readonly worker: Worker;
   /** Terminates the worker; resolves when the cluster has dropped the node. */
   terminate(): Promise<void>;
 }
 
+/** Options of `connect()`. */
 export interface ConnectOptions {
   /** Handler of this thread's root process. */
   handler?: Handler;
@@ -117,6 +121,10 @@ export async function connect(port?: MessagePort, options: ConnectOptions = {}):
   return attach(port, options);
 }
 
+/**
+ * A running cluster, from `startCluster()`: spawns and admits nodes, starts and stops
+ * scopes, and stops the whole cluster. Only the thread that started it has it.
+ */
 export class Cluster {
   readonly #coordinator: Coordinator;
   readonly #workers = new Map<number, Worker>();
@@ -282,6 +290,7 @@ export class Cluster {
     return this.#coordinator.partition(node, scope, true);
   }
 
+  /** Restores the link that `partition` cut: the node syncs and both sides converge. */
   heal(node: number, scope = 'pg'): Promise<void> {
     return this.#coordinator.partition(node, scope, false);
   }

@@ -25,7 +25,9 @@ interface NodeEntry {
   onClose: () => void;
 }
 
+/** What the coordinator counted; see `cluster.stats()`. */
 export interface CoordinatorStats {
+  /** Nodes attached now. */
   nodes: number;
   /** Messages that did not parse. */
   malformed: number;

@@ -46,7 +46,9 @@ export type PickFunction = (
 export type Strategy =
   'random' | 'round-robin' | 'local-first' | 'least-loaded' | 'hash' | PickFunction;
 
+/** Options of `dispatch()`: those of `call()` (`timeout` bounds the whole dispatch), and these. */
 export interface DispatchOptions extends CallOptions {
+  /** How the member is picked; default `'random'`. */
   strategy?: Strategy;
   /** The routing key of the `'hash'` strategy (passed to a function strategy too). */
   key?: string | number;
@@ -72,19 +74,29 @@ export class QueueFullError extends Error {
 
 /** Counters and latency percentiles of one group's dispatches from this thread. */
 export interface DispatchStats {
+  /** Calls made (a retried dispatch counts each attempt). */
   calls: number;
+  /** Calls that failed. */
   failures: number;
+  /** Attempts made again on another member after a member died. */
   retries: number;
+  /** Dispatches waiting now for a member with room. */
   queued: number;
   /** Latency percentiles in microseconds (of calls that completed, either way). */
   p50: number;
+  /** 90th percentile latency, µs. */
   p90: number;
+  /** 99th percentile latency, µs. */
   p99: number;
+  /** Slowest call, µs. */
   max: number;
 }
 
+/** What `multiCall()` resolves with: one entry per member, in either list. */
 export interface MultiCallResult<R> {
+  /** Members that answered, with their answers. */
   replies: [Pid, R][];
+  /** Members whose call failed, with the error (a handler's, or NodeDownError, CallTimeoutError…). */
   failures: [Pid, Error][];
 }
 

@@ -109,6 +109,7 @@ export class NoProcessError extends Error {
   readonly code = 'ERR_PG_NOPROC';
   constructor(
     message: string,
+    /** The pid that is not alive. */
     readonly pid: number,
   ) {
     super(message);
@@ -121,7 +122,9 @@ export class ProcessExitError extends Error {
   readonly code = 'ERR_PG_EXIT';
   constructor(
     message: string,
+    /** The process that exited. */
     readonly pid: number,
+    /** Its exit reason: `'normal'`, an Error, or what was given to `exit`. */
     readonly reason: unknown,
   ) {
     super(message);
@@ -134,6 +137,7 @@ export class NodeDownError extends Error {
   readonly code = 'ERR_PG_NODE_DOWN';
   constructor(
     message: string,
+    /** The node that went down. */
     readonly node: number,
   ) {
     super(message);

@@ -13,7 +13,9 @@ import type { Pid } from './pid.js';
 
 /** A change of membership seen by a monitor. */
 export interface MembershipEvent {
+  /** Whether the pids joined or left. */
   kind: 'join' | 'leave';
+  /** The group they joined or left. */
   group: Group;
   /** Exactly the pids that joined or left, duplicates included (a pid joined twice and removed leaves twice). */
   pids: Pid[];

@@ -33,13 +33,17 @@ export type ExitReason = unknown;
 
 /** A watch on a process, from `node.monitor(pid)`. */
 export interface ProcessMonitor {
+  /** Identifies the monitor for `demonitor`. */
   readonly ref: number;
   /** Resolves with the exit reason when the process ends (never rejects). */
   readonly down: Promise<ExitReason>;
 }
 
+/** Events a `Node` emits (it is an EventEmitter). */
 export interface NodeEvents {
+  /** A node attached to the cluster. */
   nodeup: [id: number];
+  /** A node went away (exit, crash, closed link, or `close()`). */
   nodedown: [id: number];
   /** A handler failed on a `send`, where no caller could be told. */
   processError: [pid: Pid, error: unknown];
@@ -66,6 +70,11 @@ function decodeReason(wire: unknown): ExitReason {
   return wire;
 }
 
+/**
+ * This thread as a member of a cluster: its processes, messaging, process monitors,
+ * and the pg API of each scope (`node.pg`, `node.scope(name)`). From `connect()`, or
+ * `cluster.node` on the coordinator's thread.
+ */
 export class Node extends EventEmitter<NodeEvents> implements LinkHost {
   /** This node's id in the cluster: never reused while the cluster lives. */
   readonly id: number;
@@ -342,7 +351,10 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     return this.#scope(name);
   }
 
-  /** Counters of what this node dropped. */
+  /**
+   * Counters: messages it dropped as malformed, its live processes, the calls it waits
+   * on, its open links to other nodes.
+   */
   stats(): { malformed: number; processes: number; pendingCalls: number; links: number } {
     return {
       malformed: this.#malformed,
@@ -352,6 +364,7 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     };
   }
 
+  /** False once the node has left its cluster (`close()`, or the cluster stopped). */
   get connected(): boolean {
     return this.#connected;
   }

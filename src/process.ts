@@ -30,6 +30,7 @@ export interface ProcessContext {
  */
 export type Handler<M = unknown, R = unknown> = (message: M, ctx: ProcessContext) => R | Promise<R>;
 
+/** Options of `node.spawn()`. */
 export interface SpawnOptions {
   /** Messages handled at the same time. Default 1: one at a time, in order. */
   concurrency?: number;

@@ -29,6 +29,7 @@ import type { IndexHandle } from './shared-index/writer.js';
 
 export type { MembershipEvent } from './events.js';
 
+/** Options of `monitorScope()` and `monitor()`. */
 export interface MonitorOptions {
   /** The monitor is removed when this local process exits. */
   owner?: Pid;
@@ -40,17 +41,21 @@ export interface MonitorOptions {
 
 /** A scope subscription: the membership at subscription time, then every change. */
 export interface ScopeMonitor {
+  /** Identifies the monitor for `demonitor`. */
   readonly ref: number;
   /** Every group and its members when the monitor started. */
   readonly groups: Map<Group, Pid[]>;
+  /** Every change after the snapshot, in order (`for await`). */
   readonly events: AsyncIterable<MembershipEvent>;
 }
 
 /** A group subscription. */
 export interface GroupMonitor {
+  /** Identifies the monitor for `demonitor`. */
   readonly ref: number;
   /** The group's members when the monitor started. */
   readonly members: Pid[];
+  /** Every change of the group after the snapshot, in order (`for await`). */
   readonly events: AsyncIterable<MembershipEvent>;
 }
 
@@ -61,6 +66,11 @@ interface Subscription {
 
 const DEFAULT_MAX_BUFFER = 1 << 16;
 
+/**
+ * The pg API of one scope on one node: `node.pg` (scope `'pg'`) or `node.scope(name)`.
+ * Writes go through the coordinator; reads come from the scope's shared index on this
+ * thread; dispatch picks members there and calls them directly.
+ */
 export class Scope {
   readonly name: string;
   readonly #node: Node;

@@ -93,6 +93,10 @@ const orphans = new FinalizationRegistry<{ i32: Int32Array; record: number }>(({
   Atomics.store(i32, record + R_OWNER, 0);
 });
 
+/**
+ * Reads a shared index on any thread that holds its handle: synchronous, lock-free,
+ * wait-free. See the module comment for the fast path and the read sections.
+ */
 export class IndexReader {
   readonly #arena: Arena;
   readonly #base: number;
@@ -214,6 +218,10 @@ export class IndexReader {
     return len;
   }
 
+  /**
+   * The member at position `index` (taken modulo the member count; indexes beyond
+   * 2^32 wrap), or `undefined` for an empty group. Allocates nothing.
+   */
   memberAt(group: Group, index: number): Pid | undefined {
     const block = this.#blockOf(group);
     if (block === 0) return undefined;

@@ -57,6 +57,7 @@ const {
   R_OWNER,
 } = layout;
 
+/** Sizing of a shared index (`startCluster({ index })`, `cluster.startScope(name, index)`). */
 export interface IndexOptions {
   /** Bytes reserved at first; the buffer doubles as needed. Default 1 MiB. */
   initialBytes?: number;
@@ -68,16 +69,21 @@ export interface IndexOptions {
 
 /** What a thread needs to read an index: structured-cloneable, send it in `workerData` or a message. */
 export interface IndexHandle {
+  /** The growable SharedArrayBuffer that holds the index. */
   readonly buffer: SharedArrayBuffer;
 }
 
 /** Members that one node gained and lost in one group through a sync. */
 export interface SyncChange {
+  /** The group's canonical key. */
   key: GroupKey;
+  /** Pids of the node that are new in the group (duplicates included). */
   joined: Pid[];
+  /** Pids of the node that left the group. */
   left: Pid[];
 }
 
+/** Sizes and counts of an index (`writer.stats()`). */
 export interface IndexStats {
   /** Bytes of the SharedArrayBuffer in use (high-water mark of the arena, header included). */
   usedBytes: number;
@@ -87,8 +93,11 @@ export interface IndexStats {
   freeBytes: number;
   /** Bytes waiting for readers to move past them before reuse. */
   retiredBytes: number;
+  /** Non-empty groups. */
   groups: number;
+  /** Memberships (joins counted). */
   members: number;
+  /** The version last published. */
   epoch: number;
 }
 
@@ -128,7 +137,12 @@ function checkPids(pids: readonly Pid[]): void {
   }
 }
 
+/**
+ * The single writer of a shared index (the coordinator owns one per scope). Every
+ * operation is atomic for readers; see the module comment.
+ */
 export class IndexWriter implements RadixHost {
+  /** What readers on other threads need: send it in `workerData` or a message. */
   readonly handle: IndexHandle;
   readonly #arena: Arena;
   readonly #alloc: Allocator;
@@ -280,6 +294,7 @@ export class IndexWriter implements RadixHost {
     };
   }
 
+  /** Sizes and counts, from the writer's own bookkeeping. */
   stats(): IndexStats {
     const a = this.#alloc.stats();
     return {
