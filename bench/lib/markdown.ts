@@ -185,7 +185,7 @@ async function charts(results: BenchResult[]): Promise<Map<string, string[]>> {
             width: 360,
             height: 200,
             data: { values },
-                        // Lines over the percentiles, on a log scale: bars cannot start at 0 on one.
+            // Lines over the percentiles, on a log scale: bars cannot start at 0 on one.
             mark: { type: 'line', point: true },
             encoding: {
               x: {
@@ -195,7 +195,12 @@ async function charts(results: BenchResult[]): Promise<Map<string, string[]>> {
                 title: null,
                 axis: { labelAngle: 0 },
               },
-              y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'microseconds' },
+              y: {
+                field: 'us',
+                type: 'quantitative',
+                scale: { type: 'log' },
+                title: 'microseconds',
+              },
               color: { field: 'series', type: 'nominal', title: null },
             },
           },
