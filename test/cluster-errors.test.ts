@@ -14,7 +14,8 @@ import {
   type Pid,
   ProcessExitError,
 } from '../src/index.js';
-import { handled, rejects, settle, spawnAgent, start } from './support/cluster.js';
+import { handled, rejects, spawnAgent, start } from './support/cluster.js';
+import { outcome } from './support/wait.js';
 
 class ValidationError extends Error {
   override readonly name = 'ValidationError';
@@ -208,7 +209,7 @@ test('a call racing a remote process exit always settles, with the answer or a n
   const b = await spawnAgent(cluster);
   const outcomes = new Map<string, number>();
   const tally = (key: string) => outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
-  const check = (label: string, r: Awaited<ReturnType<typeof settle>>, i: number) => {
+  const check = (label: string, r: Awaited<ReturnType<typeof outcome>>, i: number) => {
     if (r.ok) {
       t.is(r.value, i);
       tally(`${label}:answered`);
@@ -227,9 +228,9 @@ test('a call racing a remote process exit always settles, with the answer or a n
       // A exits them from the last; node 0 calls them from the first, a few per turn: the
       // early calls find live processes, the late ones dead ones, the middle ones race.
       const exiting = a.cmd({ cmd: 'exitSpread', pids: [...pids].reverse(), reason: 'race' });
-      const calls: ReturnType<typeof settle>[] = [];
+      const calls: ReturnType<typeof outcome>[] = [];
       for (let i = 0; i < n; i++) {
-        calls.push(settle(node.call(pids[i]!, i)));
+        calls.push(outcome(node.call(pids[i]!, i)));
         if (i % 3 === 2) await new Promise((r) => setImmediate(r));
       }
       await exiting;
@@ -237,9 +238,9 @@ test('a call racing a remote process exit always settles, with the answer or a n
     }
     // B tells A's processes to exit while node 0 calls them: two senders, one target.
     const pids = await a.cmd<Pid[]>({ cmd: 'spawn', kind: 'mortal', n, concurrency: 4 });
-    const calls = pids.map((pid, i) => settle(node.call(pid, i)));
+    const calls = pids.map((pid, i) => outcome(node.call(pid, i)));
     const dying = b.cmd({ cmd: 'sendEach', pids, msg: 'die' });
-    const more = pids.map((pid, i) => settle(node.call(pid, i)));
+    const more = pids.map((pid, i) => outcome(node.call(pid, i)));
     await dying;
     for (const [i, r] of (await Promise.all([...calls, ...more])).entries())
       check('mortal', r, i % n);
@@ -266,7 +267,7 @@ test('a call racing a local process exit always settles, with the answer or a na
       });
       const call = node.call(pid, i);
       exitLater[i % exitLater.length]!(() => node.exit(pid, 'race'));
-      return { r: await settle(call), i };
+      return { r: await outcome(call), i };
     }),
   );
   for (const { r, i } of results) {

@@ -12,10 +12,10 @@ import {
   handled,
   nodeEvent,
   rejects,
-  settle,
   spawnAgent,
   start,
 } from './support/cluster.js';
+import { outcome } from './support/wait.js';
 
 test('spawn, connectPort, startScope and node calls after stop() throw NotConnectedError', async (t) => {
   const cluster = await startCluster();
@@ -100,19 +100,19 @@ test('stop() while a spawn is under way: the spawn settles and its worker does n
   t.timeout(20_000);
   const cluster = await startCluster();
   t.teardown(() => cluster.stop());
-  const spawning = settle(cluster.spawn(AGENT));
+  const spawning = outcome(cluster.spawn(AGENT));
   await cluster.stop();
-  const outcome = await spawning;
-  if (outcome.ok) {
+  const result = await spawning;
+  if (result.ok) {
     // It made it before the stop: then stop() must have ended it.
     const exited = await new Promise<boolean>((resolve) => {
-      if (outcome.value.worker.threadId === -1) resolve(true);
-      else outcome.value.worker.once('exit', () => resolve(true));
+      if (result.value.worker.threadId === -1) resolve(true);
+      else result.value.worker.once('exit', () => resolve(true));
     });
     t.true(exited);
   } else {
-    t.true(outcome.error instanceof Error, String(outcome.error));
-    t.log(String(outcome.error));
+    t.true(result.error instanceof Error, String(result.error));
+    t.log(String(result.error));
   }
 });
 
@@ -131,8 +131,8 @@ test('stop() settles calls and monitors that are pending on every node', async (
   const exited = exitOf(a.worker);
   await cluster.stop();
   t.is(typeof (await exited), 'number');
-  const remote = await settle(remoteCall);
-  const local = await settle(localCall);
+  const remote = await outcome(remoteCall);
+  const local = await outcome(localCall);
   t.false(remote.ok);
   t.false(local.ok);
   t.true(

@@ -16,12 +16,12 @@ import {
   handled,
   orAfter,
   type Reply,
-  Rng,
   rig,
   type Tracked,
   track,
   turns,
 } from './support/dispatch.js';
+import { Rng } from './support/random.js';
 
 const states = (ds: Tracked<unknown>[]) => ds.map((d) => d.state);
 

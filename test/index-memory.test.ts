@@ -18,9 +18,10 @@ import {
   nameFor,
   pidFor,
   type ReaderReport,
-} from './helpers/churn.js';
-import { Rng } from './helpers/random.js';
-import { ask, nextMessage, startWorker, turn } from './helpers/workers.js';
+} from './support/churn.js';
+import { Rng } from './support/random.js';
+import { ask, nextMessage, startWorker } from './support/workers.js';
+import { turn } from './support/wait.js';
 
 const WINDOW = 1000;
 const CYCLES = 2_000_000;

@@ -1,7 +1,7 @@
 /**
  * Concurrency stress test of the shared index: one writer thread, two reader threads,
  * real SharedArrayBuffer, nothing mocked. The invariant is described in
- * test/helpers/stress.ts. The negative control runs the same readers against a writer
+ * test/support/stress.ts. The negative control runs the same readers against a writer
  * that publishes the two halves of each change separately, to show that the checker
  * does catch torn updates.
  */
@@ -9,8 +9,8 @@ import test, { type ExecutionContext } from 'ava';
 import type { IndexHandle } from '../src/index.js';
 import type { ReaderData } from './fixtures/stress-reader.js';
 import type { WriterData, WriterDone } from './fixtures/stress-writer.js';
-import { C_WORDS, K, type ReaderReport } from './helpers/stress.js';
-import { nextMessage, startWorker, type Tagged } from './helpers/workers.js';
+import { C_WORDS, K, type ReaderReport } from './support/stress.js';
+import { nextMessage, startWorker, type Tagged } from './support/workers.js';
 
 const READERS = 2;
 

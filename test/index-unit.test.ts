@@ -19,7 +19,8 @@ import {
 } from '../src/index.js';
 import { H_SEED } from '../src/shared-index/layout.js';
 import type { ReadResult, SnapshotResult } from './fixtures/unit-reader.js';
-import { ask, nextMessage, startWorker, type Tagged, turn } from './helpers/workers.js';
+import { ask, nextMessage, startWorker, type Tagged } from './support/workers.js';
+import { turn } from './support/wait.js';
 
 const key = (g: Group): GroupKey => encodeGroup(g);
 const pid = (node: number, serial: number): Pid => makePid(node, serial);

@@ -8,15 +8,14 @@ import {
   Collector,
   type CollectorState,
   flush,
-  indexView,
   spawnLocal,
   spawnMonitorWorker,
   spawnMonitorWorkers,
   spyNode,
   startMonitorCluster,
-  viewFrom,
   watch,
 } from './support/monitor.js';
+import { viewFrom, viewOf } from './support/views.js';
 
 const join = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'join', group, pids });
 
@@ -124,7 +123,7 @@ test('overflow: a consumer that never reads gets its buffered events, then Monit
   await flush(cluster);
   t.is(observer.c.events.length, 27);
   t.deepEqual([wired(idle.ref), wired(idleGroup.ref)], before, 'overflowed monitors still fed');
-  t.deepEqual(indexView(pg), viewFrom([['g', [...pids.slice(3), ...more]]]));
+  t.deepEqual(viewOf(pg), viewFrom([['g', [...pids.slice(3), ...more]]]));
   // A new monitor starts from the current state.
   const fresh = await pg.monitor('g');
   t.is(fresh.members.length, 27);

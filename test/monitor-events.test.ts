@@ -9,16 +9,15 @@ import {
   type CollectorState,
   eventMultiset,
   flush,
-  indexView,
   type Started,
   sortedEvent,
   spawnLocal,
   spawnMonitorWorker,
   spawnMonitorWorkers,
   startMonitorCluster,
-  viewFrom,
   watch,
 } from './support/monitor.js';
+import { viewFrom, viewOf } from './support/views.js';
 
 const join = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'join', group, pids });
 const leave = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'leave', group, pids });
@@ -118,7 +117,7 @@ test('a process exit gives one leave of [pid] per counted join', async (t) => {
     eventMultiset(groupA.c.events),
     eventMultiset([leave('a', [p]), leave('a', [p]), leave('a', [q]), leave('a', [q])]),
   );
-  t.deepEqual(indexView(pg), [['sa', [other]]]);
+  t.deepEqual(viewOf(pg), [['sa', [other]]]);
 });
 
 test("a node going down gives one leave per group with that node's pids", async (t) => {
@@ -160,7 +159,7 @@ test("a node going down gives one leave per group with that node's pids", async 
   await flush(cluster);
   t.deepEqual(scope.c.events.slice(3), [leave('a', [c1, c1])]);
   t.deepEqual(groupA.c.events.slice(1), [leave('a', [c1, c1])]);
-  t.deepEqual(indexView(pg), viewFrom([['a', [mine, o1]]]));
+  t.deepEqual(viewOf(pg), viewFrom([['a', [mine, o1]]]));
 });
 
 test('a sync after partition and heal emits the difference as events', async (t) => {
@@ -202,14 +201,14 @@ test('a sync after partition and heal emits the difference as events', async (t)
     eventMultiset([...cut, ...healed]),
   );
   t.deepEqual(
-    indexView(pg),
+    viewOf(pg),
     viewFrom([
       ['a', [p2, p2]],
       ['c', [p1]],
       ['same', [p3, p3]],
     ]),
   );
-  t.deepEqual(await w.cmd({ cmd: 'localView' }), indexView(pg));
+  t.deepEqual(await w.cmd({ cmd: 'localView' }), viewOf(pg));
 });
 
 test('a sync that changes groups emits exactly the difference, joins and leaves', async (t) => {
@@ -224,7 +223,7 @@ test('a sync that changes groups emits exactly the difference, joins and leaves'
   await w.cmd({ cmd: 'join', group: 'same', pids: [p4] });
   await pg.join('a', mine);
   await flush(cluster);
-  const real = indexView(pg);
+  const real = viewOf(pg);
 
   const scope = await watch(pg);
   const groupA = await watch(pg, 'a');
@@ -247,7 +246,7 @@ test('a sync that changes groups emits exactly the difference, joins and leaves'
   t.deepEqual(eventMultiset(scope.c.events), eventMultiset(diff));
   t.deepEqual(eventMultiset(groupA.c.events), eventMultiset([diff[0]!, diff[1]!]));
   t.deepEqual(
-    indexView(pg),
+    viewOf(pg),
     viewFrom([
       ['a', [mine, p1, p4]],
       ['c', [p2, p2]],
@@ -260,7 +259,7 @@ test('a sync that changes groups emits exactly the difference, joins and leaves'
   await flush(cluster);
   const back = [leave('a', [p4]), join('a', [p1, p2]), join('b', [p3]), leave('c', [p2, p2])];
   t.deepEqual(eventMultiset(scope.c.events.slice(diff.length)), eventMultiset(back));
-  t.deepEqual(indexView(pg), real);
+  t.deepEqual(viewOf(pg), real);
   t.deepEqual(
     eventMultiset((await watcher.cmd<CollectorState>({ cmd: 'events', name: 'scope' })).events),
     eventMultiset([...diff, ...back]),

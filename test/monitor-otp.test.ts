@@ -15,14 +15,13 @@ import {
   type CollectorState,
   flush,
   type Started,
-  sortPids,
   spawnLocal,
   spawnMonitorWorker,
   spyNode,
   startMonitorCluster,
-  viewFrom,
   watch,
 } from './support/monitor.js';
+import { sortPids, viewFrom } from './support/views.js';
 
 const join = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'join', group, pids });
 const leave = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'leave', group, pids });

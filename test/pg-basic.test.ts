@@ -16,19 +16,16 @@ import {
 import {
   type BadGroupReport,
   barrier,
-  localViewOf,
-  outcome,
+  outcomeName,
   rejectsWith,
-  settle,
-  sortPids,
   spawnLocal,
   spawnPgWorker,
   startPgCluster,
   startScope,
   stopScope,
-  type View,
-  viewOf,
 } from './support/pg.js';
+import { localViewOf, sortPids, type View, viewOf } from './support/views.js';
+import { settle } from './support/wait.js';
 
 test('pg: the default scope API (pg_SUITE pg)', async (t) => {
   const cluster = await startPgCluster(t);
@@ -104,8 +101,8 @@ test('leave_exit_race: join then leave of an already-exited process, 100 times (
   for (let i = 0; i < 100; i++) {
     const [pid] = spawnLocal(cluster) as [Pid];
     node.exit(pid);
-    joins.push(await outcome(s.join('test', pid)));
-    leaves.push(await outcome(s.leave('test', pid)));
+    joins.push(await outcomeName(s.join('test', pid)));
+    leaves.push(await outcomeName(s.leave('test', pid)));
   }
   t.deepEqual((await settle(() => viewOf(s), [])).value, [], 'nothing is left in the index');
   t.deepEqual(s.getMembers('test'), []);
@@ -138,9 +135,9 @@ test('leave_exit_race: a process exits while its join is in flight, 100 times', 
   const leaves: string[] = [];
   for (let i = 0; i < 100; i++) {
     const [pid] = spawnLocal(cluster) as [Pid];
-    joins.push(outcome(s.join('test', pid)));
+    joins.push(outcomeName(s.join('test', pid)));
     node.exit(pid);
-    leaves.push(await outcome(s.leave('test', pid)));
+    leaves.push(await outcomeName(s.leave('test', pid)));
   }
   t.deepEqual([...new Set(await Promise.all(joins))], ['ok']);
   t.deepEqual([...new Set(leaves)], ['not_joined']);
@@ -288,7 +285,7 @@ test('startScope resolves once the scope is usable on the calling thread', async
   const s = node.scope('fresh');
   const started = await cluster.startScope('fresh');
   const running = s.running;
-  const joined = await outcome(s.join('g', self));
+  const joined = await outcomeName(s.join('g', self));
   await barrier(cluster, 0);
   t.deepEqual(
     { started, running, joined, members: s.getMembers('g') },
@@ -307,10 +304,10 @@ test('stopScope + startScope: a join made after startScope resolved is not faile
   const stopped = await cluster.stopScope('fresh');
   const runningAfterStop = s.running;
   const started = await cluster.startScope('fresh');
-  const joined = await outcome(s.join('h', self));
+  const joined = await outcomeName(s.join('h', self));
   await barrier(cluster, 0);
   t.true(s.running);
-  t.is(await outcome(s.join('i', self)), 'ok', 'a join once the node caught up');
+  t.is(await outcomeName(s.join('i', self)), 'ok', 'a join once the node caught up');
   t.deepEqual(
     { stopped, runningAfterStop, started, joined },
     { stopped: true, runningAfterStop: false, started: true, joined: 'ok' },
@@ -411,7 +408,7 @@ test('join of a pid of this node that never existed', async (t) => {
   const cluster = await startPgCluster(t);
   const pg = cluster.node.pg;
   const ghost = (cluster.node.self() + 1000) as Pid;
-  const r = await outcome(pg.join('ghost', ghost));
+  const r = await outcomeName(pg.join('ghost', ghost));
   t.true(r === 'ok' || r === NoProcessError.name, `join answered ${r}`);
   const seen = await settle(() => viewOf(pg), []);
   t.deepEqual(seen.value, []);

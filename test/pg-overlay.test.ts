@@ -12,22 +12,16 @@ import { encodeGroup, NoScopeError, type Pid } from '../src/index.js';
 import {
   barrier,
   LocalModel,
-  localViewOf,
   type PgWorker,
-  type PollResult,
   rejectsWith,
-  settle,
-  sortPids,
   spawnLocal,
   spawnPgWorker,
   spawnPgWorkers,
   startPgCluster,
   startScope,
-  turn,
-  unionOf,
-  type View,
-  viewOf,
 } from './support/pg.js';
+import { localViewOf, sortPids, unionOf, type View, viewOf } from './support/views.js';
+import { type PollResult, settle, turn } from './support/wait.js';
 
 test('overlay_missing: join/leave/exit from a node outside the scope are ignored (pg_SUITE overlay_missing)', async (t) => {
   const cluster = await startPgCluster(t);

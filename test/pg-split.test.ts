@@ -13,19 +13,14 @@ import { type Cluster, encodeGroup, type Pid } from '../src/index.js';
 import {
   barrier,
   LocalModel,
-  localViewOf,
   type PgWorker,
-  type PollResult,
-  settle,
-  sortPids,
   spawnLocal,
   spawnPgWorker,
   spawnPgWorkers,
   startPgCluster,
-  unionOf,
-  type View,
-  viewOf,
 } from './support/pg.js';
+import { localViewOf, sortPids, unionOf, type View, viewOf } from './support/views.js';
+import { type PollResult, settle } from './support/wait.js';
 
 interface Member {
   /** Undefined for the coordinator's own thread. */

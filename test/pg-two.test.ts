@@ -10,17 +10,14 @@ import test from 'ava';
 import { encodeGroup, InvalidPidError, makePid, NotLocalError, type Pid } from '../src/index.js';
 import {
   barrier,
-  type PollResult,
   rejectsWith,
-  settle,
-  sortPids,
   spawnLocal,
   spawnPgWorker,
   spawnPgWorkers,
   startPgCluster,
-  turn,
-  viewOf,
 } from './support/pg.js';
+import { sortPids, viewOf } from './support/views.js';
+import { type PollResult, settle, turn } from './support/wait.js';
 
 test('two: a peer sees our join and our exit, we see its joins, its members go when it stops (pg_SUITE two)', async (t) => {
   const cluster = await startPgCluster(t);

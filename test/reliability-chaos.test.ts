@@ -46,19 +46,14 @@ import {
   fixtureUrl,
   LONG,
   type MonitorReport,
-  Multiset,
   type NodeCommand,
   newSignal,
-  outcome,
-  Rng,
   seedFromEnv,
-  sortPids,
-  unionOf,
-  type View,
-  viewDiff,
   waitSignal,
-  writerView,
 } from './support/reliability.js';
+import { Rng } from './support/random.js';
+import { Multiset, sortPids, unionOf, type View, viewDiff, writerView } from './support/views.js';
+import { outcome } from './support/wait.js';
 
 const SEED = seedFromEnv(0x5eed_c4a0);
 const OPS = LONG ? 20_000 : 1_500;
@@ -334,7 +329,7 @@ async function runChaos(t: ExecutionContext, cluster: Cluster): Promise<void> {
       }
       if (s === 'chaos' && !chaosRunning) return;
       const attached = live().filter((w) => !main.cut.get(s)!.has(w.id));
-      const union = unionOf(attached.map((w) => locals.get(w.id)![i]!));
+      const union = unionOf(...attached.map((w) => locals.get(w.id)![i]!));
       problem(
         `${label}: index of '${s}' (actual) vs the union of the attached nodes' own memberships (expected)`,
         viewDiff(index[s], union),

@@ -32,10 +32,8 @@ import {
   LONG,
   type NodeCommand,
   seedFromEnv,
-  type View,
-  viewDiff,
-  writerView,
 } from './support/reliability.js';
+import { type View, viewDiff, writerView } from './support/views.js';
 
 const SEED = seedFromEnv(0xf022);
 const RUNS = LONG ? 20_000 : 1_000;

@@ -33,15 +33,8 @@ import {
   type Pid,
   startCluster,
 } from '../src/index.js';
-import {
-  barrierAll,
-  CMD_SERIAL,
-  fixtureUrl,
-  localView,
-  type NodeCommand,
-  sortPids,
-  writerView,
-} from './support/reliability.js';
+import { barrierAll, CMD_SERIAL, fixtureUrl, type NodeCommand } from './support/reliability.js';
+import { localViewOf, sortPids, writerView } from './support/views.js';
 
 type ErrorClass = abstract new (...args: never[]) => Error;
 
@@ -112,7 +105,7 @@ async function snapshot(env: Env): Promise<string> {
   return JSON.stringify({
     pg: writerView(env.cluster, 'pg'),
     extra: writerView(env.cluster, 'extra'),
-    local0: [localView(node.pg), localView(node.scope('extra'))],
+    local0: [localViewOf(node.pg), localViewOf(node.scope('extra'))],
     localW: await env.w.cmd({ cmd: 'local', scopes: ['pg', 'extra'] }),
     nodes: env.cluster.nodes(),
     scopes: env.cluster.scopes(),

@@ -20,9 +20,9 @@ import {
   fixtureUrl,
   LONG,
   type NodeCommand,
-  poll,
-  sortPids,
 } from './support/reliability.js';
+import { sortPids } from './support/views.js';
+import { poll } from './support/wait.js';
 
 const NODES = LONG ? 20 : 10;
 const PER_NODE = 100_000;

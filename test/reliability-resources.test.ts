@@ -28,9 +28,9 @@ import {
   fixtureUrl,
   LONG,
   type NodeCommand,
-  outcome,
-  writerView,
 } from './support/reliability.js';
+import { writerView } from './support/views.js';
+import { outcome } from './support/wait.js';
 
 const execFileAsync = promisify(execFile);
 const CYCLES = LONG ? 5_000_000 : 1_000_000;

@@ -12,6 +12,7 @@ import {
   type SpawnNodeOptions,
   startCluster,
 } from '../../src/index.js';
+import { outcome } from './wait.js';
 
 /** The generic worker node (test/fixtures/cluster-agent.ts). */
 export const AGENT = new URL('../fixtures/cluster-agent.js', import.meta.url);
@@ -75,17 +76,6 @@ export function exitOf(worker: Worker): Promise<number> {
   return new Promise((resolve) => worker.once('exit', resolve));
 }
 
-/** The promise's outcome as a value: `{ ok, value }` or `{ ok: false, error }`. */
-export async function settle<T>(
-  p: Promise<T>,
-): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
-  try {
-    return { ok: true, value: await p };
-  } catch (error) {
-    return { ok: false, error };
-  }
-}
-
 /** An async handler that records when it runs, to check overlap and order. */
 export function tracker() {
   let active = 0;
@@ -128,12 +118,12 @@ export async function rejects<E = Error & { code?: unknown }>(
   promise: Promise<unknown>,
   expected: ErrorExpectation = {},
 ): Promise<E> {
-  const outcome = await settle(promise);
-  if (outcome.ok) {
-    t.fail(`expected a rejection, got the value ${String(outcome.value)}`);
+  const result = await outcome(promise);
+  if (result.ok) {
+    t.fail(`expected a rejection, got the value ${String(result.value)}`);
     return undefined as E;
   }
-  const e = outcome.error as Error & { code?: unknown };
+  const e = result.error as Error & { code?: unknown };
   if (expected.instanceOf !== undefined)
     t.true(
       e instanceof expected.instanceOf,

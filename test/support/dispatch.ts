@@ -349,27 +349,6 @@ export async function rig(t: ExecutionContext, workers = 0): Promise<Rig> {
 
 // Small helpers ----------------------------------------------------------------------
 
-/** A seeded PRNG (mulberry32): the same seed gives the same data on every run. */
-export class Rng {
-  #state: number;
-
-  constructor(seed: number) {
-    this.#state = seed | 0;
-  }
-
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) | 0;
-    let t = Math.imul(this.#state ^ (this.#state >>> 15), 1 | this.#state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-
-  /** A uniform integer in `[0, n)`. */
-  below(n: number): number {
-    return this.next() % n;
-  }
-}
-
 /** How many times each value occurs. */
 export function tally<T>(values: Iterable<T>): Map<T, number> {
   const out = new Map<T, number>();

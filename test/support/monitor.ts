@@ -11,10 +11,8 @@
  * This module is also imported by the fixture: it must not import ava at run time.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { ExecutionContext } from 'ava';
 import {
   type Cluster,
-  type ClusterOptions,
   connect,
   encodeGroup,
   type Group,
@@ -24,8 +22,9 @@ import {
   type Node,
   type Pid,
   type Scope,
-  startCluster,
 } from '../../src/index.js';
+import { Rng } from './random.js';
+import { sortPids } from './views.js';
 
 /** The worker script of the monitor tests. */
 export const MONITOR_NODE = new URL('../fixtures/monitor-node.js', import.meta.url);
@@ -33,114 +32,7 @@ export const MONITOR_NODE = new URL('../fixtures/monitor-node.js', import.meta.u
 /** Milliseconds a command to a worker may take before the call fails (it never should). */
 export const CMD_TIMEOUT = 20_000;
 
-// Views and multisets ----------------------------------------------------------------------
-
-/** `[encoded group key, sorted pids]`, sorted by key, empty groups left out. */
-export type View = [string, Pid[]][];
-
-export function sortPids(pids: readonly Pid[]): Pid[] {
-  return [...pids].sort((a, b) => a - b);
-}
-
-function byKey(a: [string, unknown], b: [string, unknown]): number {
-  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
-}
-
-/** A view from `[encoded key, pids]` entries (a key listed twice gets both lists). */
-export function viewFromKeys(entries: Iterable<readonly [string, readonly Pid[]]>): View {
-  const acc = new Map<string, Pid[]>();
-  for (const [key, pids] of entries) {
-    const list = acc.get(key);
-    if (list === undefined) acc.set(key, [...pids]);
-    else list.push(...pids);
-  }
-  const out: View = [];
-  for (const [key, pids] of acc) if (pids.length > 0) out.push([key, sortPids(pids)]);
-  return out.sort(byKey);
-}
-
-/** A view from `[group, pids]` entries. */
-export function viewFrom(entries: Iterable<readonly [Group, readonly Pid[]]>): View {
-  return viewFromKeys([...entries].map(([g, pids]) => [encodeGroup(g), pids] as const));
-}
-
-/** Every group of `scope` and its members, as this thread reads them now (after a refresh). */
-export function indexView(scope: Scope): View {
-  scope.refresh();
-  return viewFrom(scope.whichGroups().map((g) => [g, scope.getMembers(g)] as const));
-}
-
-/** This node's own memberships in `scope`. */
-export function localView(scope: Scope): View {
-  return viewFrom(scope.whichLocalGroups().map((g) => [g, scope.getLocalMembers(g)] as const));
-}
-
-/** The multiset sum of several views. */
-export function unionOf(...views: View[]): View {
-  return viewFromKeys(views.flat());
-}
-
-/**
- * Membership rebuilt from a monitor: its snapshot, then every event, as a multiset per
- * group. A `leave` of a pid that the rebuilt state does not hold is an anomaly (a join
- * the snapshot or the events missed, or a leave delivered twice): it is recorded.
- */
-export class Rebuild {
-  readonly #groups = new Map<string, Map<Pid, number>>();
-  readonly anomalies: string[] = [];
-  applied = 0;
-
-  constructor(snapshot: Iterable<readonly [Group, readonly Pid[]]>) {
-    for (const [g, pids] of snapshot) this.#add(encodeGroup(g), pids);
-  }
-
-  apply(e: MembershipEvent): void {
-    this.applied++;
-    const key = encodeGroup(e.group);
-    if (e.kind === 'join') {
-      this.#add(key, e.pids);
-      return;
-    }
-    const counts = this.#groups.get(key);
-    for (const p of e.pids) {
-      const n = counts?.get(p) ?? 0;
-      if (n === 0) {
-        this.anomalies.push(
-          `event #${this.applied}: leave of ${p} from ${key}, which the rebuilt state does not hold`,
-        );
-        continue;
-      }
-      if (n === 1) counts!.delete(p);
-      else counts!.set(p, n - 1);
-    }
-    if (counts !== undefined && counts.size === 0) this.#groups.delete(key);
-  }
-
-  applyAll(events: Iterable<MembershipEvent>): this {
-    for (const e of events) this.apply(e);
-    return this;
-  }
-
-  view(): View {
-    const out: View = [];
-    for (const [key, counts] of this.#groups) {
-      const pids: Pid[] = [];
-      for (const [p, n] of counts) for (let i = 0; i < n; i++) pids.push(p);
-      if (pids.length > 0) out.push([key, sortPids(pids)]);
-    }
-    return out.sort(byKey);
-  }
-
-  #add(key: string, pids: readonly Pid[]): void {
-    if (pids.length === 0) return;
-    let counts = this.#groups.get(key);
-    if (counts === undefined) {
-      counts = new Map();
-      this.#groups.set(key, counts);
-    }
-    for (const p of pids) counts.set(p, (counts.get(p) ?? 0) + 1);
-  }
-}
+// Events ------------------------------------------------------------------------------------
 
 /** An event with its pids sorted: for comparing events whose pid order is not specified. */
 export function sortedEvent(e: MembershipEvent): MembershipEvent {
@@ -297,24 +189,6 @@ export async function flush(
   await Promise.all(ids.map((id) => barrier(cluster, id)));
 }
 
-// A pseudo-random generator with a seed ---------------------------------------------------------
-
-/** mulberry32: small, fast, good enough to pick operations; the same seed gives the same sequence. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export function pick<T>(r: () => number, items: readonly T[]): T {
-  return items[Math.floor(r() * items.length)]!;
-}
-
 // A random workload ------------------------------------------------------------------------------
 
 /** Groups the workload writes to: strings, a number and tuples (a tuple is not its string). */
@@ -349,7 +223,7 @@ export async function runWorkload(
   plan: WorkloadPlan,
   onOp?: (i: number) => Promise<void> | void,
 ): Promise<WorkloadReport> {
-  const r = rng(plan.seed);
+  const r = new Rng(plan.seed);
   const slots: Pid[] = [];
   for (let i = 0; i < plan.processes; i++) slots.push(node.spawn(() => 'pong'));
   const report: WorkloadReport = { joins: 0, leaves: 0, notJoined: 0, exits: 0, failed: {} };
@@ -357,28 +231,28 @@ export async function runWorkload(
     const name = errorName(e);
     report.failed[name] = (report.failed[name] ?? 0) + 1;
   };
-  const some = (n: number) => Array.from({ length: n }, () => pick(r, slots));
+  const some = (n: number) => Array.from({ length: n }, () => r.pick(slots));
   const chain = async (c: number) => {
     for (let i = 0; i < plan.ops; i++) {
       if (c === 0 && onOp !== undefined) await onOp(i);
-      const x = r();
-      const group = pick(r, WORKLOAD_GROUPS);
+      const x = r.float();
+      const group = r.pick(WORKLOAD_GROUPS);
       try {
         if (x < 0.45) {
           // 1 to 3 pids, picked with replacement: duplicates are common.
-          await scope.join(group, some(1 + Math.floor(r() * 3)));
+          await scope.join(group, some(1 + r.below(3)));
           report.joins++;
         } else if (x < 0.85) {
           const local = scope.getLocalMembers(group);
           // Mostly members (some twice), sometimes a pid that may not be one.
           const pids =
-            local.length > 0 && r() < 0.85
-              ? Array.from({ length: 1 + Math.floor(r() * 2) }, () => pick(r, local))
+            local.length > 0 && r.chance(0.85)
+              ? Array.from({ length: 1 + r.below(2) }, () => r.pick(local))
               : some(1);
           if ((await scope.leave(group, pids)) === 'ok') report.leaves++;
           else report.notJoined++;
         } else if (x < 0.95) {
-          const k = Math.floor(r() * slots.length);
+          const k = r.below(slots.length);
           node.exit(slots[k]!, 'kill');
           slots[k] = node.spawn(() => 'pong');
           report.exits++;
@@ -386,7 +260,7 @@ export async function runWorkload(
           await new Promise<void>((resolve) => setImmediate(resolve));
         } else {
           // The same pid twice in one join.
-          const p = pick(r, slots);
+          const p = r.pick(slots);
           await scope.join(group, [p, p]);
           report.joins++;
         }
@@ -464,14 +338,7 @@ export interface MonitorWorker {
 // Clusters ----------------------------------------------------------------------------------------
 
 /** Starts a cluster that the test stops in teardown. */
-export async function startMonitorCluster(
-  t: ExecutionContext,
-  options?: ClusterOptions,
-): Promise<Cluster> {
-  const cluster = await startCluster(options);
-  t.teardown(() => cluster.stop());
-  return cluster;
-}
+export { start as startMonitorCluster } from './cluster.js';
 
 export async function spawnMonitorWorker(cluster: Cluster): Promise<MonitorWorker> {
   const w = await cluster.spawn(MONITOR_NODE);

@@ -4,30 +4,19 @@
  * pg_SUITE drives peer Erlang nodes over RPC; here a peer is a worker thread running
  * test/fixtures/pg-node.ts, driven by calls to its root process (`PgWorker.cmd`).
  * pg_SUITE's `sync(Scope)` (wait until a gen_server handled its queue) becomes either a
- * poll of a synchronous read that yields to the event loop between reads (`settle`),
+ * poll of a synchronous read that yields to the event loop between reads (`settle`, in
+ * wait.ts),
  * or `barrier(cluster, node)`: a round trip over the node's control port, after which
  * everything that node posted to the coordinator before it has been applied.
  *
  * This module is also imported by the fixture, so it must not import ava at run time.
  */
-import { isDeepStrictEqual } from 'node:util';
 import type { ExecutionContext } from 'ava';
-import {
-  type Cluster,
-  type ClusterOptions,
-  encodeGroup,
-  type Group,
-  makePid,
-  type Pid,
-  type Scope,
-  startCluster,
-} from '../../src/index.js';
+import { type Cluster, encodeGroup, type Group, makePid, type Pid } from '../../src/index.js';
+import { type View, viewFromKeys } from './views.js';
 
 /** The worker script every pg test spawns. */
 export const PG_NODE = new URL('../fixtures/pg-node.js', import.meta.url);
-
-/** Event-loop turns a poll waits before it gives up (the failure then shows what it last saw). */
-export const POLL_LIMIT = 2_000_000;
 
 /** Milliseconds a command to a worker may take before the call fails (it never should). */
 export const CMD_TIMEOUT = 20_000;
@@ -68,15 +57,6 @@ export type PgCommand =
   /** Ends the worker thread with process.exit (after answering). → true */
   | { cmd: 'processExit'; code?: number };
 
-export interface PollResult<T> {
-  /** True when the value was seen before the bound. */
-  ok: boolean;
-  /** What the last read returned. */
-  value: T;
-  /** Event-loop turns waited. */
-  turns: number;
-}
-
 export interface BadGroupReport {
   label: string;
   /** Error name each API failed with, or 'none' when it did not fail. */
@@ -87,57 +67,7 @@ export interface BadGroupReport {
   count: string;
 }
 
-// Views ---------------------------------------------------------------------------------
-
-/**
- * A membership view: `[encoded group key, sorted pids]`, sorted by key, empty groups
- * left out. Keys are compared in their canonical encoding, so `['a', 1]` and `'a,1'`
- * stay apart.
- */
-export type View = [string, Pid[]][];
-
-export function sortPids(pids: readonly Pid[]): Pid[] {
-  return [...pids].sort((a, b) => a - b);
-}
-
-function byKey(a: [string, Pid[]], b: [string, Pid[]]): number {
-  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
-}
-
-/** Every group of `scope` and its members, as this thread reads them. */
-export function viewOf(scope: Scope): View {
-  const out: View = [];
-  for (const g of scope.whichGroups()) {
-    const pids = scope.getMembers(g);
-    if (pids.length > 0) out.push([encodeGroup(g), sortPids(pids)]);
-  }
-  return out.sort(byKey);
-}
-
-/** This node's own memberships in `scope`. */
-export function localViewOf(scope: Scope): View {
-  const out: View = [];
-  for (const g of scope.whichLocalGroups()) {
-    const pids = scope.getLocalMembers(g);
-    if (pids.length > 0) out.push([encodeGroup(g), sortPids(pids)]);
-  }
-  return out.sort(byKey);
-}
-
-/** The union (multiset sum) of several views. */
-export function unionOf(...views: View[]): View {
-  const acc = new Map<string, Pid[]>();
-  for (const v of views) {
-    for (const [key, pids] of v) {
-      const list = acc.get(key);
-      if (list === undefined) acc.set(key, [...pids]);
-      else list.push(...pids);
-    }
-  }
-  const out: View = [];
-  for (const [key, pids] of acc) if (pids.length > 0) out.push([key, sortPids(pids)]);
-  return out.sort(byKey);
-}
+// The local model -----------------------------------------------------------------------
 
 /**
  * What a node should hold locally, kept by the test next to the real thing: pg's
@@ -184,39 +114,11 @@ export class LocalModel {
   }
 
   view(): View {
-    const out: View = [];
-    for (const [key, pids] of this.#groups) out.push([key, sortPids(pids)]);
-    return out.sort(byKey);
+    return viewFromKeys(this.#groups);
   }
 }
 
 // Waiting ---------------------------------------------------------------------------------
-
-/** One turn of the event loop: lets messages from other threads (and ports) arrive. */
-export function turn(): Promise<void> {
-  return new Promise<void>((resolve) => setImmediate(resolve));
-}
-
-/**
- * Reads `read()` until it deep-equals `expected`, yielding to the event loop between
- * reads, at most `limit` turns. Returns the last value read: assert on it, so that a
- * failure shows the difference.
- */
-export async function settle<T>(
-  read: () => T,
-  expected: T,
-  limit = POLL_LIMIT,
-): Promise<PollResult<T>> {
-  let value = read();
-  let turns = 0;
-  while (!isDeepStrictEqual(value, expected)) {
-    if (turns >= limit) return { ok: false, value, turns };
-    await turn();
-    turns++;
-    value = read();
-  }
-  return { ok: true, value, turns };
-}
 
 /**
  * A round trip over `node`'s control port: when it resolves, the node has handled
@@ -280,14 +182,7 @@ export async function rejectsWith(
 // Clusters and workers ------------------------------------------------------------------
 
 /** Starts a cluster that the test stops in teardown. */
-export async function startPgCluster(
-  t: ExecutionContext,
-  options?: ClusterOptions,
-): Promise<Cluster> {
-  const cluster = await startCluster(options);
-  t.teardown(() => cluster.stop());
-  return cluster;
-}
+export { start as startPgCluster } from './cluster.js';
 
 export interface PgWorker {
   readonly id: number;
@@ -334,7 +229,7 @@ export function spawnLocal(cluster: Cluster, n = 1): Pid[] {
 }
 
 /** Settles a promise into `'ok'`/its value or the error's name, for tables of outcomes. */
-export async function outcome(p: Promise<unknown>): Promise<string> {
+export async function outcomeName(p: Promise<unknown>): Promise<string> {
   try {
     const v = await p;
     return v === undefined ? 'ok' : String(v);

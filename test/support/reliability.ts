@@ -1,12 +1,11 @@
 /**
  * Shared helpers of the reliability tests (test/reliability-*.test.ts) and their
- * fixtures (test/fixtures/reliability-*.ts): a seeded PRNG, membership views and
- * multisets, the invariant checker that reader threads and the main thread run on
- * every read, and the commands the reliability worker node executes.
+ * fixtures (test/fixtures/reliability-*.ts): seeds, the invariant checker that reader
+ * threads and the main thread run on every read, and the commands the reliability
+ * worker node executes. Views and multisets are in views.ts, the PRNG in random.ts.
  *
  * Fixtures import this module too, so it must not import ava at run time.
  */
-import { isDeepStrictEqual } from 'node:util';
 import type { ExecutionContext } from 'ava';
 import {
   type Cluster,
@@ -19,6 +18,7 @@ import {
   type Pid,
   type Scope,
 } from '../../src/index.js';
+import { Rebuild, type View, viewDiff, viewOf, localViewOf } from './views.js';
 
 // Fixtures -------------------------------------------------------------------------------
 
@@ -44,75 +44,7 @@ export function seedFromEnv(fallback: number): number {
 /** True when the long variants are asked for (`PROCGROUPS_LONG=1`). */
 export const LONG = process.env.PROCGROUPS_LONG === '1';
 
-/** mulberry32: small, seeded, reproducible. */
-export class Rng {
-  #state: number;
-
-  constructor(seed: number) {
-    this.#state = seed | 0;
-  }
-
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) | 0;
-    let t = Math.imul(this.#state ^ (this.#state >>> 15), 1 | this.#state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-
-  /** A uniform integer in `[0, n)`. */
-  below(n: number): number {
-    return this.next() % n;
-  }
-
-  /** True with probability `p`. */
-  chance(p: number): boolean {
-    return this.next() / 0x1_0000_0000 < p;
-  }
-
-  pick<T>(items: readonly T[]): T {
-    if (items.length === 0) throw new Error('pick from an empty list');
-    return items[this.below(items.length)]!;
-  }
-}
-
 // Waiting ----------------------------------------------------------------------------------
-
-/** One turn of the event loop (messages from other threads get delivered). */
-export function turn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-/**
- * Polls `read` until `done(value)`, one event-loop turn between reads, at most `limit`
- * turns. Returns the last value and whether it got there: assert on both, so that a
- * failure shows what was last seen.
- */
-export async function poll<T>(
-  read: () => T,
-  done: (value: T) => boolean,
-  limit = 1_000_000,
-): Promise<{ ok: boolean; value: T; turns: number }> {
-  let value = read();
-  let turns = 0;
-  while (!done(value)) {
-    if (turns >= limit) return { ok: false, value, turns };
-    await turn();
-    turns++;
-    value = read();
-  }
-  return { ok: true, value, turns };
-}
-
-/** The outcome of a promise as a value. */
-export async function outcome<T>(
-  p: Promise<T>,
-): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
-  try {
-    return { ok: true, value: await p };
-  } catch (error) {
-    return { ok: false, error };
-  }
-}
 
 export function errorName(e: unknown): string {
   return e instanceof Error ? e.name : `non-error ${String(e)}`;
@@ -121,203 +53,6 @@ export function errorName(e: unknown): string {
 /** A barrier to every node that is up: each has handled all the coordinator sent it. */
 export async function barrierAll(cluster: Cluster): Promise<void> {
   await Promise.all(cluster.nodes().map((id) => cluster.coordinator.barrier(id)));
-}
-
-// Views and multisets ------------------------------------------------------------------
-
-/** `[encoded group key, sorted pids]`, sorted by key; empty groups left out. */
-export type View = [string, Pid[]][];
-
-export function sortPids(pids: readonly Pid[]): Pid[] {
-  return [...pids].sort((a, b) => a - b);
-}
-
-function byKey(a: [string, unknown], b: [string, unknown]): number {
-  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
-}
-
-/** The whole index of a scope, as its writer on the coordinator holds it. */
-export function writerView(cluster: Cluster, scope: string): View {
-  const server = cluster.coordinator.scope(scope);
-  if (server === undefined) return [];
-  const w = server.writer;
-  const out: View = [];
-  for (const key of w.keys()) {
-    const pids = w.members(key);
-    if (pids.length > 0) out.push([key, sortPids(pids)]);
-  }
-  return out.sort(byKey);
-}
-
-/** Every group and its members as `scope` reads them on this thread. */
-export function readView(scope: Scope): View {
-  scope.refresh();
-  const out: View = [];
-  for (const g of scope.whichGroups()) {
-    const pids = scope.getMembers(g);
-    if (pids.length > 0) out.push([encodeGroup(g), sortPids(pids)]);
-  }
-  return out.sort(byKey);
-}
-
-/** This node's own memberships in `scope`. */
-export function localView(scope: Scope): View {
-  const out: View = [];
-  for (const g of scope.whichLocalGroups()) {
-    const pids = scope.getLocalMembers(g);
-    if (pids.length > 0) out.push([encodeGroup(g), sortPids(pids)]);
-  }
-  return out.sort(byKey);
-}
-
-/** The multiset sum of views. */
-export function unionOf(views: readonly View[]): View {
-  const acc = new Map<string, Pid[]>();
-  for (const v of views) {
-    for (const [key, pids] of v) {
-      const list = acc.get(key);
-      if (list === undefined) acc.set(key, [...pids]);
-      else list.push(...pids);
-    }
-  }
-  const out: View = [];
-  for (const [key, pids] of acc) if (pids.length > 0) out.push([key, sortPids(pids)]);
-  return out.sort(byKey);
-}
-
-/** Up to `max` lines that say how two views differ (for assertion messages). */
-export function viewDiff(actual: View, expected: View, max = 12): string[] {
-  const a = new Map(actual);
-  const e = new Map(expected);
-  const out: string[] = [];
-  for (const key of new Set([...a.keys(), ...e.keys()])) {
-    const x = a.get(key) ?? [];
-    const y = e.get(key) ?? [];
-    if (isDeepStrictEqual(x, y)) continue;
-    const extra = minus(x, y);
-    const missing = minus(y, x);
-    out.push(
-      `${key}: ${x.length} vs ${y.length} expected; extra [${extra.slice(0, 6).join(', ')}]` +
-        ` missing [${missing.slice(0, 6).join(', ')}]`,
-    );
-    if (out.length >= max) break;
-  }
-  return out;
-}
-
-function minus(a: readonly Pid[], b: readonly Pid[]): Pid[] {
-  const counts = new Map<Pid, number>();
-  for (const p of b) counts.set(p, (counts.get(p) ?? 0) + 1);
-  const out: Pid[] = [];
-  for (const p of a) {
-    const n = counts.get(p) ?? 0;
-    if (n > 0) counts.set(p, n - 1);
-    else out.push(p);
-  }
-  return out;
-}
-
-/** A multiset of memberships: key → pid → count. */
-export class Multiset {
-  readonly groups = new Map<string, Map<Pid, number>>();
-
-  add(key: string, pid: Pid, n = 1): void {
-    let g = this.groups.get(key);
-    if (g === undefined) {
-      g = new Map();
-      this.groups.set(key, g);
-    }
-    const c = (g.get(pid) ?? 0) + n;
-    if (c === 0) g.delete(pid);
-    else g.set(pid, c);
-    if (g.size === 0) this.groups.delete(key);
-  }
-
-  /** Removes one occurrence; false when there was none (the count would go negative). */
-  remove(key: string, pid: Pid): boolean {
-    const g = this.groups.get(key);
-    const c = g?.get(pid) ?? 0;
-    if (c <= 0) return false;
-    this.add(key, pid, -1);
-    return true;
-  }
-
-  count(key: string, pid: Pid): number {
-    return this.groups.get(key)?.get(pid) ?? 0;
-  }
-
-  /** Drops every occurrence of `pid`. */
-  drop(pid: Pid): void {
-    for (const [key, g] of [...this.groups]) {
-      g.delete(pid);
-      if (g.size === 0) this.groups.delete(key);
-    }
-  }
-
-  clear(): void {
-    this.groups.clear();
-  }
-
-  /** Counts that went negative (more leaves than joins), as `key pid ×count`. */
-  negative(exclude?: (pid: Pid) => boolean): string[] {
-    const out: string[] = [];
-    for (const [key, g] of this.groups)
-      for (const [p, c] of g) if (c < 0 && !exclude?.(p)) out.push(`${key} ${p} ×${c}`);
-    return out;
-  }
-
-  /** Pairs with a positive count, for picking a member to leave. */
-  entries(): [string, Pid][] {
-    const out: [string, Pid][] = [];
-    for (const [key, g] of this.groups) for (const [p, c] of g) if (c > 0) out.push([key, p]);
-    return out;
-  }
-
-  view(exclude?: (pid: Pid) => boolean): View {
-    const out: View = [];
-    for (const [key, g] of this.groups) {
-      const pids: Pid[] = [];
-      for (const [p, c] of g) {
-        if (exclude?.(p)) continue;
-        for (let i = 0; i < c; i++) pids.push(p);
-      }
-      if (pids.length > 0) out.push([key, sortPids(pids)]);
-    }
-    return out.sort(byKey);
-  }
-
-  static of(view: View): Multiset {
-    const m = new Multiset();
-    for (const [key, pids] of view) for (const p of pids) m.add(key, p);
-    return m;
-  }
-}
-
-/**
- * A monitor rebuilt as a multiset: its snapshot plus every event. A leave of a pid the
- * rebuilt state does not hold is an anomaly (a gap or a double count).
- */
-export class MonitorModel {
-  readonly state = new Multiset();
-  events = 0;
-  anomalies = 0;
-  readonly samples: string[] = [];
-
-  constructor(snapshot: Iterable<[Group, Pid[]]>) {
-    for (const [g, pids] of snapshot) for (const p of pids) this.state.add(encodeGroup(g), p);
-  }
-
-  apply(e: MembershipEvent): void {
-    this.events++;
-    const key = encodeGroup(e.group);
-    for (const p of e.pids) {
-      if (e.kind === 'join') this.state.add(key, p);
-      else if (!this.state.remove(key, p)) {
-        this.anomalies++;
-        if (this.samples.length < 10) this.samples.push(`leave of ${p} from ${key} not held`);
-      }
-    }
-  }
 }
 
 // The invariant checker ---------------------------------------------------------------
@@ -537,7 +272,7 @@ export async function pipeline(
  */
 export class Commands {
   readonly #node: Node;
-  readonly #monitors = new Map<number, MonitorModel>();
+  readonly #monitors = new Map<number, Rebuild>();
   #nextMonitor = 0;
   /** Raw poster for the node's control port, when the fixture kept it. */
   raw: ((m: unknown) => void) | undefined;
@@ -573,9 +308,9 @@ export class Commands {
       case 'exit':
         return c.pids.map((p) => node.exit(p, 'chaos'));
       case 'local':
-        return c.scopes.map((s) => localView(this.scope(s)));
+        return c.scopes.map((s) => localViewOf(this.scope(s)));
       case 'view':
-        return readView(this.scope(c.scope));
+        return viewOf(this.scope(c.scope));
       case 'monitorStart':
         return this.#monitorStart(c.scope);
       case 'monitorView': {
@@ -661,7 +396,7 @@ export class Commands {
   async #monitorStart(scopeName: string): Promise<number> {
     const scope = this.scope(scopeName);
     // eslint-disable-next-line prefer-const -- assigned after the subscription, read by its callback
-    let model: MonitorModel | undefined;
+    let model: Rebuild | undefined;
     const early: MembershipEvent[] = [];
     const m = await scope.monitorScope({
       onEvent: (e) => {
@@ -669,7 +404,7 @@ export class Commands {
         else model.apply(e);
       },
     });
-    model = new MonitorModel(m.groups);
+    model = new Rebuild(m.groups);
     for (const e of early) model.apply(e);
     const id = ++this.#nextMonitor;
     this.#monitors.set(id, model);
@@ -677,7 +412,7 @@ export class Commands {
   }
 
   /** The monitor's model, for node 0 (the main thread reads it directly). */
-  monitor(id: number): MonitorModel | undefined {
+  monitor(id: number): Rebuild | undefined {
     return this.#monitors.get(id);
   }
 

@@ -1,4 +1,8 @@
-/** A small seeded PRNG (mulberry32), so that worker fixtures are reproducible from a seed. */
+/**
+ * A small seeded PRNG (mulberry32): the same seed gives the same sequence, so that a
+ * randomized test or fixture replays from its seed. Every test and fixture uses this
+ * one generator.
+ */
 export class Rng {
   #state: number;
 
@@ -19,6 +23,22 @@ export class Rng {
     return this.next() % n;
   }
 
+  /** A uniform float in `[0, 1)`. */
+  float(): number {
+    return this.next() / 0x1_0000_0000;
+  }
+
+  /** True with probability `p`. */
+  chance(p: number): boolean {
+    return this.float() < p;
+  }
+
+  /** One of `items`, uniformly. */
+  pick<T>(items: readonly T[]): T {
+    if (items.length === 0) throw new Error('pick from an empty list');
+    return items[this.below(items.length)]!;
+  }
+
   /** Shuffles `items` in place and returns it. */
   shuffle<T>(items: T[]): T[] {
     for (let i = items.length - 1; i > 0; i--) {
@@ -31,7 +51,7 @@ export class Rng {
   }
 
   /** `k` distinct integers from `[0, n)`. */
-  pick(n: number, k: number): number[] {
+  sample(n: number, k: number): number[] {
     const all = Array.from({ length: n }, (_, i) => i);
     return this.shuffle(all).slice(0, k);
   }

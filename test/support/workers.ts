@@ -76,8 +76,3 @@ export function exited(worker: Worker): Promise<number> {
     });
   });
 }
-
-/** Lets the event loop turn once: pending microtasks run, and so do I/O and messages. */
-export function turn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
