@@ -254,8 +254,10 @@ export class Cluster {
   }
 
   /**
-   * Stops a scope: its members are gone, its writes fail until it starts again.
-   * Resolves once this thread's node has let go of it.
+   * Stops a scope: its index is dropped, and joins, leaves and monitors fail with
+   * `NoScopeError` until it starts again. As in pg, the coordinator thread's own
+   * memberships are lost, while worker nodes keep theirs and sync them back when the
+   * scope is started again. Resolves once this thread's node has let go of it.
    */
   async stopScope(name: string): Promise<boolean> {
     this.#assertRunning();

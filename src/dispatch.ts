@@ -46,7 +46,11 @@ export type PickFunction = (
 export type Strategy =
   'random' | 'round-robin' | 'local-first' | 'least-loaded' | 'hash' | PickFunction;
 
-/** Options of `dispatch()`: those of `call()` (`timeout` bounds the whole dispatch), and these. */
+/**
+ * Options of `dispatch()`: those of `call()`, and these. `timeout` bounds the whole
+ * dispatch: the wait for a member (`waitForMembers`), the wait in the queue, and every
+ * attempt.
+ */
 export interface DispatchOptions extends CallOptions {
   /** How the member is picked; default `'random'`. */
   strategy?: Strategy;
@@ -58,7 +62,11 @@ export interface DispatchOptions extends CallOptions {
    * run twice.
    */
   retries?: number;
-  /** Milliseconds to wait for a member when the group is empty. Default 0: reject at once with `NoMembersError`. */
+  /**
+   * Milliseconds to wait for a member when the group is empty, then `NoMembersError`.
+   * Default 0: reject at once. A shorter `timeout` ends the wait first, with
+   * `CallTimeoutError`.
+   */
   waitForMembers?: number;
   /** Calls from this thread in flight to one member before it counts as saturated. Default 1,024. */
   maxInFlight?: number;
@@ -246,7 +254,7 @@ export class Dispatcher {
         if (reader.count(group) === 0 || (tried !== undefined && this.#allTried(group, tried))) {
           if (!waited && (options.waitForMembers ?? 0) > 0) {
             waited = true;
-            await this.#waitForMembers(group, options.waitForMembers!, options.signal);
+            await this.#waitForMembers(group, options, deadline);
             continue;
           }
           throw new NoMembersError(
@@ -621,11 +629,34 @@ export class Dispatcher {
     });
   }
 
-  /** Resolves when `group` has a member, rejects with `NoMembersError` after `ms`. */
-  async #waitForMembers(group: Group, ms: number, signal: AbortSignal | undefined): Promise<void> {
-    await this.#node
-      .scope(this.#scope)
-      .waitForMembers(group, signal === undefined ? { timeout: ms } : { timeout: ms, signal });
+  /**
+   * Resolves when `group` has a member. Rejects with `NoMembersError` after
+   * `waitForMembers` ms, or with `CallTimeoutError` when the dispatch's own `timeout`
+   * comes first: `timeout` bounds the whole dispatch, this wait included.
+   */
+  async #waitForMembers(
+    group: Group,
+    options: DispatchOptions,
+    deadline: number | undefined,
+  ): Promise<void> {
+    const wanted = options.waitForMembers!;
+    const left = deadline === undefined ? wanted : Math.max(0, deadline - performance.now());
+    const ms = Math.min(wanted, left);
+    const { signal } = options;
+    const scope = this.#node.scope(this.#scope);
+    try {
+      await scope.waitForMembers(
+        group,
+        signal === undefined ? { timeout: ms } : { timeout: ms, signal },
+      );
+    } catch (error) {
+      if (error instanceof NoMembersError && left < wanted) {
+        throw new CallTimeoutError(
+          `dispatch to group ${describe(group)} found no member within its timeout of ${options.timeout} ms`,
+        );
+      }
+      throw error;
+    }
   }
 }
 

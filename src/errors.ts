@@ -97,7 +97,11 @@ export class IndexLayoutError extends TypeError {
   readonly code = 'ERR_PG_INDEX_LAYOUT';
 }
 
-/** A join or leave on a scope that is not running. */
+/**
+ * An operation that needs a running scope (join, leave, monitor, dispatch) on one that
+ * is not running, or that stopped while the operation waited. Reads of a stopped scope
+ * do not throw: they return nothing.
+ */
 export class NoScopeError extends Error {
   override readonly name = 'NoScopeError';
   readonly code = 'ERR_PG_NO_SCOPE';
@@ -144,7 +148,10 @@ export class NodeDownError extends Error {
   }
 }
 
-/** A call got no answer within its `timeout`. */
+/**
+ * A call got no answer within its `timeout`; or a dispatch's `timeout` ran out while it
+ * waited for a member or in its group's queue.
+ */
 export class CallTimeoutError extends Error {
   override readonly name = 'CallTimeoutError';
   readonly code = 'ERR_PG_TIMEOUT';
@@ -162,7 +169,11 @@ export class NotConnectedError extends Error {
   readonly code = 'ERR_PG_NOT_CONNECTED';
 }
 
-/** A dispatch found no member in the group (and was not asked to wait for one). */
+/**
+ * A group had no member to work with: a dispatch to an empty group (at once, or after
+ * its `waitForMembers` ms), `waitForMembers` that timed out, a group that emptied while
+ * dispatches waited in its queue, or a dispatch whose `retries` tried every member.
+ */
 export class NoMembersError extends Error {
   override readonly name = 'NoMembersError';
   readonly code = 'ERR_PG_NO_MEMBERS';

@@ -160,10 +160,17 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     return makePid(this.id, 1);
   }
 
-  /** Gives the root process a handler (it answers calls and sends to `self()`). */
+  /**
+   * Gives the root process a handler (it answers calls and sends to `self()`). Messages
+   * already waiting go to the new handler; one already running finishes with the old.
+   */
   handle(handler: Handler): void {
-    this.#processes.get(1)?.exit('replaced');
-    this.#processes.set(1, this.#process(1, handler, {}));
+    if (typeof handler !== 'function') {
+      throw new TypeError(`handle needs a handler function, got ${describe(handler)}`);
+    }
+    const root = this.#processes.get(1);
+    if (root !== undefined && root.alive) root.replaceHandler(handler);
+    else this.#processes.set(1, this.#process(1, handler, {}));
   }
 
   /** Starts a process on this node and returns its pid. */

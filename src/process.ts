@@ -16,7 +16,11 @@ import { type Pid, serialOf } from './pid.js';
 export interface ProcessContext {
   /** The pid of the process handling the message. */
   readonly self: Pid;
-  /** The pid that sent the message, when it came from a process (the caller's root process otherwise). */
+  /**
+   * The root pid of the node the message came from. procgroups does not track which
+   * process sent a message: put a pid in the message when the handler needs to answer
+   * a particular process.
+   */
   readonly from: Pid | undefined;
   /** True when the sender awaits an answer (`call`), false for `send`. */
   readonly isCall: boolean;
@@ -52,7 +56,7 @@ export interface Envelope {
 
 export class Process {
   readonly pid: Pid;
-  readonly #handler: Handler;
+  #handler: Handler;
   readonly #concurrency: number;
   readonly #controller = new AbortController();
   /** Called with the error of a handler that failed on a `send` (nobody is waiting for it). */
@@ -97,6 +101,15 @@ export class Process {
 
   get signal(): AbortSignal {
     return this.#controller.signal;
+  }
+
+  /**
+   * Gives the process a new behaviour. Messages that have not started yet go to the new
+   * handler; those already running finish with the old one. The pid, the mailbox and
+   * the waiting callers are kept, so nothing is failed by the swap.
+   */
+  replaceHandler(handler: Handler): void {
+    this.#handler = handler;
   }
 
   deliver(env: Envelope): void {

@@ -29,6 +29,33 @@ test('self() is the root process, and node.handle gives it a handler that answer
   });
 });
 
+test('node.handle swaps the root handler in place: the running call ends with the old one, waiting calls get the new one', async (t) => {
+  const cluster = await start(t);
+  const node = cluster.node;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let started!: () => void;
+  const running = new Promise<void>((resolve) => (started = resolve));
+  node.handle(async (m) => {
+    started();
+    await gate;
+    return `old:${String(m)}`;
+  });
+  const first = node.call(node.self(), 1);
+  await running;
+  // These two wait in the mailbox behind the first.
+  const second = node.call(node.self(), 2);
+  const third = node.call(node.self(), 3);
+  node.handle((m) => `new:${String(m)}`);
+  t.true(node.isAlive(node.self()));
+  release();
+  t.deepEqual(await Promise.all([first, second, third]), ['old:1', 'new:2', 'new:3']);
+  t.throws(() => node.handle('not a function' as never), {
+    instanceOf: TypeError,
+    message: /handler function/,
+  });
+});
+
 test('spawn + call, with handlers returning a value or a promise, locally and remotely', async (t) => {
   const cluster = await start(t);
   const node = cluster.node;

@@ -70,6 +70,21 @@ test('waitForMembers: rejects with NoMembersError after the timeout when nobody 
   t.is(r.pg.dispatchStats('never').calls, 0);
 });
 
+test('waitForMembers is bounded by the dispatch timeout: the shorter one ends the wait, each with its own error', async (t) => {
+  const r = await rig(t);
+  // The timeout comes first: the dispatch as a whole timed out.
+  const timedOut = await t.throwsAsync(
+    r.pg.dispatch('never-2', 'x', { waitForMembers: 60_000, timeout: 30 }),
+    { instanceOf: CallTimeoutError },
+  );
+  t.regex(timedOut.message, /no member within its timeout of 30 ms/);
+  // waitForMembers comes first: the group stayed empty.
+  await t.throwsAsync(r.pg.dispatch('never-3', 'x', { waitForMembers: 30, timeout: 60_000 }), {
+    instanceOf: NoMembersError,
+  });
+  t.is(r.pg.getMembers('never-2').length, 0);
+});
+
 test('waitForMembers: aborting the signal while it waits rejects with the reason, and nothing is sent', async (t) => {
   const r = await rig(t, 1);
   const w = r.workers[0]!;

@@ -26,11 +26,8 @@ await Promise.all(
   }),
 );
 const pg = cluster.node.pg;
-while (pg.count('squares') < 2) {
-  const m = await pg.monitor('squares');
-  await pg.demonitor(m.ref);
-  pg.refresh();
-}
+// Each thread joins as its task starts: wait until both have.
+await pg.waitForMembers('squares', { count: 2 });
 console.log('piscina threads in the group:', pg.count('squares'));
 console.log('squares:', await Promise.all([1, 2, 3, 4].map((n) => pg.dispatch('squares', n))));
 await pool.destroy();
