@@ -5,6 +5,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { CallTimeoutError, checkNumber, describe } from './errors.js';
 import { formatPid, type Pid } from './pid.js';
+import { after } from './timer.js';
 
 export interface CallOptions {
   /** Milliseconds before the call rejects with `CallTimeoutError`. Default: no limit. */
@@ -71,15 +72,13 @@ export class Calls {
     });
     this.#pending.set(id, entry);
     const timeout = options?.timeout;
-    if (timeout !== undefined && timeout !== Number.POSITIVE_INFINITY) {
-      entry.timer = setTimeout(() => {
-        this.settle(
-          id,
-          false,
-          new CallTimeoutError(`call to ${formatPid(pid)} got no answer within ${timeout} ms`),
-        );
-      }, timeout);
-    }
+    entry.timer = after(timeout, () => {
+      this.settle(
+        id,
+        false,
+        new CallTimeoutError(`call to ${formatPid(pid)} got no answer within ${timeout} ms`),
+      );
+    });
     const signal = options?.signal;
     if (signal !== undefined) {
       entry.signal = signal;

@@ -23,6 +23,7 @@ import { Node } from './node.js';
 import type { Handler } from './process.js';
 import { type Endpoint, parseToNode, type ToNode } from './protocol.js';
 import type { IndexOptions } from './shared-index/writer.js';
+import { after } from './timer.js';
 
 /** Tag of the first message `cluster.spawn` posts to a worker: its control port. */
 const HANDSHAKE = 'procgroups:control-port';
@@ -182,14 +183,12 @@ export class Cluster {
             `worker ${describe(String(url))} exited (code ${code}) before it called connect()`,
           ),
         );
-      const timer = setTimeout(
-        () =>
-          fail(
-            new Error(
-              `worker ${describe(String(url))} did not call connect() within ${connectTimeout} ms`,
-            ),
+      const timer = after(connectTimeout, () =>
+        fail(
+          new Error(
+            `worker ${describe(String(url))} did not call connect() within ${connectTimeout} ms`,
           ),
-        connectTimeout,
+        ),
       );
       const cleanup = () => {
         clearTimeout(timer);

@@ -334,6 +334,9 @@ export class Coordinator {
       this.#scopes.get(name)!.close();
       this.#scopes.delete(name);
     }
+    // Barriers and partitions in flight: no node will answer them now ("handled, or gone").
+    for (const d of this.#done.values()) d.resolve();
+    this.#done.clear();
   }
 }
 

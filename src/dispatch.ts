@@ -25,6 +25,7 @@ import type { Node } from './node.js';
 import { nodeOf, type Pid } from './pid.js';
 import type { MembershipView } from './partition-view.js';
 import { checkGroup } from './shared-index/reader.js';
+import { after } from './timer.js';
 
 /** A user strategy: gets the members (a fresh array) and returns one of them, or undefined. */
 export type PickFunction = (
@@ -519,13 +520,9 @@ export class Dispatcher {
       if (!w.done) {
         const pid = w.pick();
         if (pid === undefined) {
-          if (this.#reader()?.count(w.group) !== 0) break;
-          // The members are gone while it waited: nobody will ever free up for it.
-          w.reject(
-            new NoMembersError(
-              `group ${describe(w.group)} lost its last member while dispatches waited`,
-            ),
-          );
+          const hopeless = this.#hopeless(w.group);
+          if (hopeless === undefined) break;
+          w.reject(hopeless);
           head++;
           continue;
         }
@@ -548,11 +545,40 @@ export class Dispatcher {
       for (const w of state.sticky) {
         if (w.done) continue;
         const pid = w.pick();
-        if (pid === undefined) state.sticky[kept++] = w;
-        else this.#start(w, pid);
+        if (pid !== undefined) this.#start(w, pid);
+        else {
+          const hopeless = this.#hopeless(w.group);
+          if (hopeless === undefined) state.sticky[kept++] = w;
+          else w.reject(hopeless);
+        }
       }
       state.sticky.length = kept;
     }
+  }
+
+  /**
+   * Why a dispatch waiting for `group` can never go, or undefined while it still can:
+   * the scope stopped, or the group lost its last member while it waited (nobody will
+   * ever free up for it).
+   */
+  #hopeless(group: Group): Error | undefined {
+    const reader = this.#reader();
+    if (reader === undefined)
+      return new NoScopeError(`scope '${this.#scope}' stopped while dispatches waited`);
+    if (reader.count(group) === 0)
+      return new NoMembersError(
+        `group ${describe(group)} lost its last member while dispatches waited`,
+      );
+    return undefined;
+  }
+
+  /**
+   * @internal The scope stopped, or this node left: every waiting dispatch fails now
+   * rather than when (if ever) a call in flight settles.
+   */
+  detach(): void {
+    if (this.#waiting === 0) return;
+    for (const state of this.#groups) if (state.waiting > 0) this.#pump(state);
   }
 
   #start(w: Waiter, pid: Pid): void {
@@ -612,14 +638,12 @@ export class Dispatcher {
         group,
       };
       if (deadline !== undefined) {
-        timer = setTimeout(
-          () =>
-            fail(
-              new CallTimeoutError(
-                `dispatch to group ${describe(group)} waited ${options.timeout} ms for a member with room`,
-              ),
+        timer = after(Math.max(0, deadline - performance.now()), () =>
+          fail(
+            new CallTimeoutError(
+              `dispatch to group ${describe(group)} waited ${options.timeout} ms for a member with room`,
             ),
-          Math.max(0, deadline - performance.now()),
+          ),
         );
       }
       signal?.addEventListener('abort', onAbort, { once: true });

@@ -37,15 +37,23 @@ export class EventStream implements AsyncIterable<MembershipEvent> {
   #ended = false;
   #error: unknown;
   #listener: ((e: MembershipEvent) => void) | undefined;
+  readonly #onEnded: ((error?: unknown) => void) | undefined;
 
   /**
    * `onEnd` is called when the stream ends on the consumer's side: it overflowed, or the
-   * consumer left its `for await` loop (the monitor is then removed).
+   * consumer left its `for await` loop (the monitor is then removed). `onEnded` is the
+   * user's `MonitorOptions.onEnd`: called once however the stream ends.
    */
-  constructor(maxBuffer: number, onEnd: () => void, listener?: (e: MembershipEvent) => void) {
+  constructor(
+    maxBuffer: number,
+    onEnd: () => void,
+    listener?: (e: MembershipEvent) => void,
+    onEnded?: (error?: unknown) => void,
+  ) {
     this.#max = maxBuffer;
     this.#onOverflow = onEnd;
     this.#listener = listener;
+    this.#onEnded = onEnded;
   }
 
   /** Events waiting to be consumed. */
@@ -91,6 +99,13 @@ export class EventStream implements AsyncIterable<MembershipEvent> {
     if (this.#ended) return;
     this.#ended = true;
     this.#error = error;
+    if (this.#onEnded !== undefined) {
+      try {
+        this.#onEnded(error);
+      } catch (e) {
+        process.emitWarning(`a monitor's onEnd callback threw: ${String(e)}`, 'ProcgroupsWarning');
+      }
+    }
     if (this.#waiter !== undefined) {
       const w = this.#waiter;
       const f = this.#failWaiter!;

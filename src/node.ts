@@ -105,8 +105,12 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     number,
     { node: number; pid: Pid; resolve(reason: ExitReason): void }
   >();
-  /** Monitors on this node's processes: serial → watchers (local refs or remote link + ref). */
-  readonly #watchers = new Map<number, Map<number, Link | undefined>>();
+  /**
+   * Monitors on this node's processes: serial → watching link (undefined: this node) →
+   * refs. Refs are numbered by each watching node on its own, so a ref is only unique
+   * together with the link it came over.
+   */
+  readonly #watchers = new Map<number, Map<Link | undefined, Set<number>>>();
   #connected = true;
   #malformed = 0;
   readonly #localReply: ReplyTo = {
@@ -332,7 +336,7 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     const w = this.#watching.get(ref);
     if (w === undefined) return;
     this.#watching.delete(ref);
-    if (w.node === this.id) this.#watchers.get(serialOf(w.pid))?.delete(ref);
+    if (w.node === this.id) this.#unwatch(serialOf(w.pid), ref, undefined);
     else this.#links.get(w.node)?.post([DEMONITOR, ref, serialOf(w.pid)]);
   }
 
@@ -487,8 +491,8 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
   }
 
   /** @internal A frame from a peer link. */
-  onDemonitor(_link: Link, ref: number, serial: number): void {
-    this.#watchers.get(serial)?.delete(ref);
+  onDemonitor(link: Link, ref: number, serial: number): void {
+    this.#unwatch(serial, ref, link);
   }
 
   /** @internal A frame from a peer link. */
@@ -519,16 +523,32 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
       w = new Map();
       this.#watchers.set(serial, w);
     }
-    w.set(ref, link);
+    let refs = w.get(link);
+    if (refs === undefined) {
+      refs = new Set();
+      w.set(link, refs);
+    }
+    refs.add(ref);
+  }
+
+  #unwatch(serial: number, ref: number, link: Link | undefined): void {
+    const w = this.#watchers.get(serial);
+    const refs = w?.get(link);
+    if (refs === undefined || !refs.delete(ref) || refs.size > 0) return;
+    w!.delete(link);
+    if (w!.size === 0) this.#watchers.delete(serial);
   }
 
   #notifyWatchers(serial: number, reason: ExitReason): void {
     const w = this.#watchers.get(serial);
     if (w === undefined) return;
     this.#watchers.delete(serial);
-    for (const [ref, link] of w) {
-      if (link === undefined) this.onDown(ref, encodeReason(reason));
-      else if (link.open) link.post([DOWN, ref, encodeReason(reason)]);
+    const wire = encodeReason(reason);
+    for (const [link, refs] of w) {
+      for (const ref of refs) {
+        if (link === undefined) this.onDown(ref, wire);
+        else if (link.open) link.post([DOWN, ref, wire]);
+      }
     }
   }
 
@@ -544,9 +564,10 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
         w.resolve('nodedown');
       }
     }
-    for (const watchers of this.#watchers.values()) {
-      for (const [ref, link] of watchers)
-        if (link !== undefined && link.peer === node) watchers.delete(ref);
+    for (const [serial, watchers] of this.#watchers) {
+      for (const link of watchers.keys())
+        if (link !== undefined && link.peer === node) watchers.delete(link);
+      if (watchers.size === 0) this.#watchers.delete(serial);
     }
   }
 

@@ -17,7 +17,14 @@ import {
   type MultiCallResult,
   type Strategy,
 } from './dispatch.js';
-import { describe, NoMembersError, NoProcessError, NoScopeError, NotLocalError } from './errors.js';
+import {
+  checkNumber,
+  describe,
+  NoMembersError,
+  NoProcessError,
+  NoScopeError,
+  NotLocalError,
+} from './errors.js';
 import { EventStream, type MembershipEvent } from './events.js';
 import { decodeGroup, encodeGroup, type Group, type GroupKey } from './group.js';
 import type { Node } from './node.js';
@@ -26,6 +33,7 @@ import type { MonitorEvent, ToNode } from './protocol.js';
 import { type MembershipView, PartitionView } from './partition-view.js';
 import { checkGroup, IndexReader } from './shared-index/reader.js';
 import type { IndexHandle } from './shared-index/writer.js';
+import { after } from './timer.js';
 
 export type { MembershipEvent } from './events.js';
 
@@ -37,6 +45,13 @@ export interface MonitorOptions {
   maxBuffer?: number;
   /** Receive events through this callback instead of the async iterator. */
   onEvent?: (event: MembershipEvent) => void;
+  /**
+   * Called once when the monitor ends: after `demonitor`, when its owner exits, when
+   * the scope stops or this node leaves the cluster (no argument), or when a consumer
+   * fell `maxBuffer` events behind (`MonitorOverflowError`). The callback form's way to
+   * learn what the iterator learns from the end of its loop.
+   */
+  onEnd?: (error?: unknown) => void;
 }
 
 /** A scope subscription: the membership at subscription time, then every change. */
@@ -260,54 +275,66 @@ export class Scope {
     const want = options.count ?? 1;
     if (!Number.isInteger(want) || want < 1)
       throw new RangeError(`count must be a positive integer, got ${describe(want)}`);
+    const { timeout, signal } = options;
+    checkNumber('timeout (ms)', timeout, 0);
     if (this.count(group) >= want) return this.getMembers(group);
+    if (signal?.aborted) throw signal.reason;
     let have = 0;
-    let check = () => {};
+    let settled = false;
+    let onAbort: (() => void) | undefined;
+    let resolveWait!: () => void;
+    let rejectWait!: (error: unknown) => void;
+    const waiting = new Promise<void>((resolve, reject) => {
+      resolveWait = resolve;
+      rejectWait = reject;
+    });
+    // Every way out goes through here, once: the timer and the abort listener go with it.
+    const finish = (error?: unknown) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort);
+      if (error === undefined) resolveWait();
+      else rejectWait(error);
+    };
+    const timer = after(timeout, () =>
+      finish(
+        new NoMembersError(
+          `group ${describe(group)} of scope '${this.name}' did not reach ${want} member(s) within ${timeout} ms`,
+        ),
+      ),
+    );
     const sub = this.monitor(group, {
       onEvent: (e) => {
         have += e.kind === 'join' ? e.pids.length : -e.pids.length;
-        check();
+        if (have >= want) finish();
       },
+      // The monitor ended before the group was big enough: the scope stopped, or this
+      // node left the cluster. Nothing will ever change the count again.
+      onEnd: () =>
+        finish(
+          new NoScopeError(
+            `scope '${this.name}' stopped (or this node left the cluster) while waiting for ${want} member(s) of group ${describe(group)}`,
+          ),
+        ),
     });
+    if (signal !== undefined) {
+      onAbort = () => finish(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+    sub.then(
+      (m) => {
+        have += m.members.length;
+        if (have >= want) finish();
+      },
+      (error: unknown) => finish(error),
+    );
     try {
-      await new Promise<void>((resolve, reject) => {
-        const { timeout, signal } = options;
-        const timer =
-          timeout === undefined
-            ? undefined
-            : setTimeout(
-                () =>
-                  reject(
-                    new NoMembersError(
-                      `group ${describe(group)} of scope '${this.name}' did not reach ${want} member(s) within ${timeout} ms`,
-                    ),
-                  ),
-                timeout,
-              );
-        const onAbort = () => {
-          clearTimeout(timer);
-          reject(signal!.reason);
-        };
-        check = () => {
-          if (have < want) return;
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        if (signal?.aborted) {
-          onAbort();
-          return;
-        }
-        signal?.addEventListener('abort', onAbort, { once: true });
-        sub.then((m) => {
-          have += m.members.length;
-          check();
-        }, reject);
-      });
+      await waiting;
     } finally {
       // Whenever the subscription lands, it is ended: nothing waits on it any more.
       sub.then(
-        (m) => this.demonitor(m.ref),
+        (m) => void this.demonitor(m.ref),
         () => {},
       );
     }
@@ -372,6 +399,7 @@ export class Scope {
     this.#reader = undefined;
     this.#view = undefined;
     this.#node.failRequests(this.name, new NoScopeError(`scope '${this.name}' stopped`));
+    this.#dispatcher.detach();
     for (const sub of this.#subs.values()) sub.stream.end();
     this.#subs.clear();
     if (forget) {
@@ -470,12 +498,20 @@ export class Scope {
     if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
       throw new TypeError(`onEvent must be a function, got ${describe(options.onEvent)}`);
     }
+    if (options.onEnd !== undefined && typeof options.onEnd !== 'function') {
+      throw new TypeError(`onEnd must be a function, got ${describe(options.onEnd)}`);
+    }
     const max = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
     if (!Number.isInteger(max) || max < 1)
       throw new RangeError(`maxBuffer must be a positive integer, got ${describe(max)}`);
     this.#assertRunning('monitor');
     let ref = 0;
-    const stream = new EventStream(max, () => void this.demonitor(ref), options.onEvent);
+    const stream = new EventStream(
+      max,
+      () => void this.demonitor(ref),
+      options.onEvent,
+      options.onEnd,
+    );
     // The subscription is registered under the request's ref before the request is
     // sent, so that no event that follows the snapshot can arrive unrouted.
     const answer = await this.#node.request(this.name, (r) => {

@@ -3,8 +3,8 @@
  * and process monitors (local and remote).
  */
 import test from 'ava';
-import { makePid, NotLocalError, type Pid } from '../src/index.js';
-import { nodeEvent, spawnAgent, start, tracker } from './support/cluster.js';
+import { makePid, NotLocalError, type Pid, ProcessExitError } from '../src/index.js';
+import { nodeEvent, rejects, spawnAgent, start, tracker } from './support/cluster.js';
 
 test('self() is the root process, and node.handle gives it a handler that answers other nodes', async (t) => {
   const cluster = await start(t);
@@ -380,4 +380,60 @@ test('demonitor stops a remote monitor (exit and nodedown)', async (t) => {
   t.is(await kept2.down, 'nodedown');
   await Promise.resolve();
   t.false(fired2);
+});
+
+test('a process that ends itself while handling a call fails that call with ProcessExitError, locally and remotely', async (t) => {
+  const cluster = await start(t);
+  const node = cluster.node;
+  // A synchronous handler: the exit happens before the handler returns its value.
+  const sync = node.spawn((_m, ctx) => {
+    node.exit(ctx.self, 'done');
+    return 'an answer nobody may see';
+  });
+  const e1 = await rejects<ProcessExitError>(t, node.call(sync, 'go'), {
+    instanceOf: ProcessExitError,
+  });
+  t.is(e1.reason, 'done');
+  // An async handler that exits before its first await.
+  const early = node.spawn(async (_m, ctx) => {
+    node.exit(ctx.self, 'early');
+    await null;
+    return 'too late';
+  });
+  const e2 = await rejects<ProcessExitError>(t, node.call(early, 'go'), {
+    instanceOf: ProcessExitError,
+  });
+  t.is(e2.reason, 'early');
+  // A process on another node that ends itself while answering this node's call.
+  const a = await spawnAgent(cluster);
+  const mortal = await a.spawn('mortal');
+  const e3 = await rejects<ProcessExitError>(t, node.call(mortal, 'die'), {
+    instanceOf: ProcessExitError,
+  });
+  t.is(e3.reason, 'race');
+  t.false(node.isAlive(sync));
+  t.false(node.isAlive(early));
+});
+
+test('monitors from several nodes on one process do not overwrite each other, even with the same ref', async (t) => {
+  const cluster = await start(t);
+  const node = cluster.node;
+  const target = node.spawn(() => 'ok');
+  // Two nodes that did the same things so far number their monitors alike.
+  const [a, b] = await Promise.all([spawnAgent(cluster), spawnAgent(cluster)]);
+  const ka = await a.cmd<number>({ cmd: 'monitorStart', pid: target });
+  const kb = await b.cmd<number>({ cmd: 'monitorStart', pid: target });
+  const ra = await a.cmd<number>({ cmd: 'monitorRef', key: ka });
+  const rb = await b.cmd<number>({ cmd: 'monitorRef', key: kb });
+  t.is(ra, rb, 'the two nodes were expected to pick the same ref: the test needs the collision');
+  const mine = node.monitor(target);
+  node.exit(target, 'bye');
+  t.deepEqual(
+    await Promise.all([
+      a.cmd({ cmd: 'monitorResult', key: ka }),
+      b.cmd({ cmd: 'monitorResult', key: kb }),
+      mine.down,
+    ]),
+    ['bye', 'bye', 'bye'],
+  );
 });

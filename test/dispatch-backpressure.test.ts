@@ -9,7 +9,15 @@
  * order, so anything sent to it before has been delivered by the time it answers.
  */
 import test from 'ava';
-import { CallTimeoutError, InvalidGroupError, type Pid, QueueFullError } from '../src/index.js';
+import {
+  CallTimeoutError,
+  InvalidGroupError,
+  NoMembersError,
+  NoScopeError,
+  type Pid,
+  QueueFullError,
+} from '../src/index.js';
+import { after } from '../src/timer.js';
 import {
   type DispatchNode,
   type DispatchStats,
@@ -17,6 +25,7 @@ import {
   orAfter,
   type Reply,
   rig,
+  spawnNode,
   type Tracked,
   track,
   turns,
@@ -417,4 +426,70 @@ test('dispatchStats keeps a tuple group apart from a string group (["shard", 3] 
   t.is(r.pg.dispatchStats(3).calls, 0);
   t.is(r.pg.dispatchStats('3').calls, 0);
   t.throws(() => r.pg.dispatchStats({} as never), { instanceOf: InvalidGroupError });
+});
+
+test('waiting dispatches fail with NoScopeError as soon as their scope stops, in FIFO and sticky queues alike', async (t) => {
+  const r = await rig(t);
+  await r.cluster.startScope('side');
+  const side = r.node.scope('side');
+  const [m] = await r.spawnLocal('gate', 1);
+  await side.join('q', m!);
+  const opts = { maxInFlight: 1 };
+  // Held at the gate: the member is saturated, so the next two wait.
+  const first = track(side.dispatch<Reply>('q', 'first', opts));
+  const queued = track(side.dispatch('q', 'fifo', opts));
+  const sticky = track(side.dispatch('q', 'sticky', { ...opts, strategy: 'hash', key: 'k' }));
+  t.is(side.dispatchStats('q').queued, 2);
+  t.true(await r.cluster.stopScope('side'));
+  await Promise.allSettled([queued.promise, sticky.promise]);
+  t.is(queued.state, 'rejected');
+  t.true(queued.error instanceof NoScopeError, String(queued.error));
+  t.true(sticky.error instanceof NoScopeError, String(sticky.error));
+  t.is(side.dispatchStats('q').queued, 0);
+  // The call that was in flight is not the scope's to cancel: it completes.
+  await r.openAll();
+  t.is((await first.promise).msg, 'first');
+});
+
+test('a sticky dispatch waiting for its member fails with NoMembersError when the group empties, instead of waiting forever', async (t) => {
+  const r = await rig(t);
+  const [m] = await r.spawnLocal('gate', 1, 's');
+  const opts = { maxInFlight: 1, strategy: 'hash' as const, key: 'k' };
+  const first = track(r.pg.dispatch<Reply>('s', 'first', opts));
+  const second = track(r.pg.dispatch('s', 'second', opts));
+  t.is(r.pg.dispatchStats('s').queued, 1);
+  t.is(await r.pg.leave('s', m!), 'ok');
+  // The call in flight completes; the waiter then finds the group empty.
+  await r.openAll();
+  t.is((await first.promise).msg, 'first');
+  await Promise.allSettled([second.promise]);
+  t.true(second.error instanceof NoMembersError, String(second.error));
+  t.is(r.pg.dispatchStats('s').queued, 0);
+});
+
+test('timeouts too large for setTimeout (Infinity, 2^31 ms and more) mean no limit, not 1 ms', async (t) => {
+  // Node's setTimeout turns these into 1 ms: no timer may be set for them.
+  for (const ms of [Number.POSITIVE_INFINITY, 2 ** 31, Number.MAX_SAFE_INTEGER]) {
+    t.is(
+      after(ms, () => t.fail(`the timer of ${ms} ms fired`)),
+      undefined,
+      `${ms} ms`,
+    );
+  }
+  const timer = after(2 ** 31 - 1, () => t.fail('fired'));
+  t.not(timer, undefined);
+  clearTimeout(timer);
+  // And through the API: a member that comes from a thread spawned after the wait began.
+  const r = await rig(t);
+  const waiting = track(r.pg.waitForMembers('later', { timeout: Number.POSITIVE_INFINITY }));
+  const dispatching = track(
+    r.pg.dispatch<Reply>('later', 'hi', {
+      waitForMembers: Number.POSITIVE_INFINITY,
+      timeout: 2 ** 40,
+    }),
+  );
+  const w = await spawnNode(r.cluster, r.probe.pid);
+  await w.spawn('echo', 1, 'later');
+  t.is((await waiting.promise).length, 1);
+  t.is((await dispatching.promise).msg, 'hi');
 });

@@ -2,8 +2,16 @@
  * How monitor events are delivered: the callback form (`onEvent`) against the iterator,
  * a consumer that falls behind (`maxBuffer`, `MonitorOverflowError`), and `demonitor`.
  */
+import { getEventListeners } from 'node:events';
 import test from 'ava';
-import { type Group, type MembershipEvent, MonitorOverflowError, type Pid } from '../src/index.js';
+import {
+  type Group,
+  type MembershipEvent,
+  MonitorOverflowError,
+  NoMembersError,
+  NoScopeError,
+  type Pid,
+} from '../src/index.js';
 import {
   Collector,
   type CollectorState,
@@ -297,4 +305,50 @@ test('a callback that throws does not cost the node its other messages (acks, ot
     const throwing = await w.cmd<CollectorState>({ cmd: 'events', name: 'throws' });
     t.deepEqual(throwing.events, [join('g', [p]), join('g', [q])]);
   }
+});
+
+test('onEnd tells a callback monitor that it ended: demonitor, owner exit and scope stop, once each', async (t) => {
+  const cluster = await startMonitorCluster(t, { scopes: ['side'] });
+  const side = cluster.node.scope('side');
+  const ends: string[] = [];
+  const onEnd = (name: string) => (error?: unknown) =>
+    ends.push(error === undefined ? name : `${name}: ${String(error)}`);
+  const byDemonitor = await side.monitor('g', { onEvent: () => {}, onEnd: onEnd('demonitor') });
+  const [owner] = spawnLocal(cluster.node) as [Pid];
+  await side.monitorScope({ onEvent: () => {}, onEnd: onEnd('owner'), owner });
+  await side.monitor('g', { onEvent: () => {}, onEnd: onEnd('stop') });
+  await side.demonitor(byDemonitor.ref);
+  await side.demonitor(byDemonitor.ref);
+  t.deepEqual(ends, ['demonitor']);
+  cluster.node.exit(owner);
+  t.deepEqual(ends, ['demonitor', 'owner']);
+  t.true(await cluster.stopScope('side'));
+  t.deepEqual(ends, ['demonitor', 'owner', 'stop']);
+  await t.throwsAsync(side.monitor('g', { onEnd: 'no' as never }), { instanceOf: TypeError });
+});
+
+test('waitForMembers rejects with NoScopeError when its scope stops while it waits, and leaves no listener behind', async (t) => {
+  const cluster = await startMonitorCluster(t, { scopes: ['side'] });
+  const side = cluster.node.scope('side');
+  const ac = new AbortController();
+  const waiting = side.waitForMembers('nobody', { signal: ac.signal });
+  waiting.catch(() => {});
+  // Let the monitor behind the wait be set up, then stop the scope under it.
+  await flush(cluster, [0]);
+  t.is(getEventListeners(ac.signal, 'abort').length, 1);
+  t.true(await cluster.stopScope('side'));
+  const e = await t.throwsAsync(waiting, { instanceOf: NoScopeError });
+  t.regex(e.message, /stopped .* while waiting for 1 member/);
+  t.is(getEventListeners(ac.signal, 'abort').length, 0, 'the abort listener went with the wait');
+  // A wait that times out does not leave its listener on a long-lived signal either.
+  const pg = cluster.node.pg;
+  for (let i = 0; i < 20; i++) {
+    await t.throwsAsync(pg.waitForMembers('nobody', { timeout: 0, signal: ac.signal }), {
+      instanceOf: NoMembersError,
+    });
+    await t.throwsAsync(pg.dispatch('nobody', 'x', { waitForMembers: 1, signal: ac.signal }), {
+      instanceOf: NoMembersError,
+    });
+  }
+  t.is(getEventListeners(ac.signal, 'abort').length, 0);
 });
