@@ -169,6 +169,11 @@ interface GroupState {
   sticky: Waiter[];
   /** Waiting dispatches of this group, in every queue (the bound `maxQueue` applies to). */
   waiting: number;
+  /**
+   * A monitor on the group while dispatches wait (see `#watchJoins`): 'starting' until
+   * the coordinator answers, then its ref. Undefined when there is none.
+   */
+  joins: 'starting' | number | undefined;
 }
 
 /** A member that died under a call: the only failures `retries` applies to. */
@@ -483,6 +488,7 @@ export class Dispatcher {
         queueHead: 0,
         sticky: [],
         waiting: 0,
+        joins: undefined,
       };
       map.set(k, s);
       this.#groups.add(s);
@@ -650,7 +656,49 @@ export class Dispatcher {
       (sticky ? state.sticky : state.queue).push(w);
       state.waiting++;
       this.#waiting++;
+      if (state.joins === undefined) this.#watchJoins(state, group);
     });
+  }
+
+  /**
+   * Dispatches wait because every member is saturated; they go when a call completes
+   * (`#release`), or when a member joins: a thread started to take the load must get
+   * the queued work at once, not when some call on a busy member ends (and when the
+   * last member leaves, they fail at once). Joins and leaves are heard through a
+   * monitor on the group, held while dispatches wait and dropped at the
+   * first event after the queue drained (so that a group that keeps filling and
+   * draining does not subscribe again each time).
+   */
+  #watchJoins(state: GroupState, group: Group): void {
+    state.joins = 'starting';
+    const scope = this.#node.scope(this.#scope);
+    const stop = (ref: number) => {
+      state.joins = undefined;
+      void scope.demonitor(ref);
+    };
+    scope
+      .monitor(group, {
+        onEvent: () => {
+          if (state.waiting === 0) {
+            if (typeof state.joins === 'number') stop(state.joins);
+          } else this.#pump(state); // a join brings room; a leave may empty the group
+        },
+        onEnd: () => {
+          state.joins = undefined;
+        },
+      })
+      .then(
+        (m) => {
+          if (state.joins !== 'starting') return; // ended meanwhile (the scope stopped)
+          state.joins = m.ref;
+          // A member may have joined between the last pick and the snapshot.
+          if (state.waiting > 0) this.#pump(state);
+          else stop(m.ref);
+        },
+        () => {
+          state.joins = undefined;
+        },
+      );
   }
 
   /**

@@ -459,11 +459,11 @@ test('a sticky dispatch waiting for its member fails with NoMembersError when th
   const second = track(r.pg.dispatch('s', 'second', opts));
   t.is(r.pg.dispatchStats('s').queued, 1);
   t.is(await r.pg.leave('s', m!), 'ok');
-  // The call in flight completes; the waiter then finds the group empty.
-  await r.openAll();
-  t.is((await first.promise).msg, 'first');
+  // The waiter hears that the group emptied, and fails; the call in flight completes.
   await Promise.allSettled([second.promise]);
   t.true(second.error instanceof NoMembersError, String(second.error));
+  await r.openAll();
+  t.is((await first.promise).msg, 'first');
   t.is(r.pg.dispatchStats('s').queued, 0);
 });
 
@@ -492,4 +492,44 @@ test('timeouts too large for setTimeout (Infinity, 2^31 ms and more) mean no lim
   await w.spawn('echo', 1, 'later');
   t.is((await waiting.promise).length, 1);
   t.is((await dispatching.promise).msg, 'hi');
+});
+
+test('a member that joins while dispatches wait takes them at once, though the saturated member never finishes', async (t) => {
+  const r = await rig(t);
+  const [busy] = await r.spawnLocal('gate', 1, 'grow');
+  const opts = { maxInFlight: 1 };
+  const held = track(r.pg.dispatch<Reply>('grow', 'held', opts));
+  const waiting = [1, 2, 3].map((i) => track(r.pg.dispatch<Reply>('grow', i, opts)));
+  t.is(r.pg.dispatchStats('grow').queued, 3);
+  // A new member, on another thread; the gate of the busy one stays shut.
+  const w = await spawnNode(r.cluster, r.probe.pid);
+  const [fresh] = await w.spawn('echo', 1, 'grow');
+  const replies = await Promise.all(waiting.map((d) => d.promise));
+  t.deepEqual(
+    replies.map((x) => [x.msg, x.pid]),
+    [
+      [1, fresh],
+      [2, fresh],
+      [3, fresh],
+    ],
+  );
+  t.is(held.state, 'pending', 'the busy member still holds its call');
+  t.is(r.pg.dispatchStats('grow').queued, 0);
+  await r.openAll();
+  t.is((await held.promise).pid, busy!);
+});
+
+test('dispatches waiting behind a busy member fail at once with NoMembersError when the group empties', async (t) => {
+  const r = await rig(t);
+  const [busy] = await r.spawnLocal('gate', 1, 'shrink');
+  const opts = { maxInFlight: 1 };
+  const held = track(r.pg.dispatch<Reply>('shrink', 'held', opts));
+  const waiting = track(r.pg.dispatch('shrink', 'waits', opts));
+  t.is(r.pg.dispatchStats('shrink').queued, 1);
+  t.is(await r.pg.leave('shrink', busy!), 'ok');
+  await Promise.allSettled([waiting.promise]);
+  t.true(waiting.error instanceof NoMembersError, String(waiting.error));
+  t.is(held.state, 'pending');
+  await r.openAll();
+  t.is((await held.promise).msg, 'held');
 });
