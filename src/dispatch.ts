@@ -169,11 +169,13 @@ interface GroupState {
   sticky: Waiter[];
   /** Waiting dispatches of this group, in every queue (the bound `maxQueue` applies to). */
   waiting: number;
-  /**
-   * A monitor on the group while dispatches wait (see `#watchJoins`): 'starting' until
-   * the coordinator answers, then its ref. Undefined when there is none.
-   */
-  joins: 'starting' | number | undefined;
+  /** The monitor on the group while dispatches wait (see `#watchJoins`), if any. */
+  joins: JoinWatch | undefined;
+}
+
+/** One monitor of `#watchJoins`; its ref is known once the coordinator has answered. */
+interface JoinWatch {
+  ref: number | undefined;
 }
 
 /** A member that died under a call: the only failures `retries` applies to. */
@@ -271,14 +273,22 @@ export class Dispatcher {
         }
         // Every usable member is at its bound: wait for one (the waiter takes its slot).
         const t = tried;
-        pid = await this.#wait(
-          state,
-          group,
-          options,
-          deadline,
-          () => this.#pick(group, strategy, options.key, t, maxInFlight),
-          strategy === 'hash' || typeof strategy === 'function',
-        );
+        try {
+          pid = await this.#wait(
+            state,
+            group,
+            options,
+            deadline,
+            () => this.#pick(group, strategy, options.key, t, maxInFlight),
+            strategy === 'hash' || typeof strategy === 'function',
+          );
+        } catch (error) {
+          // The group emptied while this dispatch waited: it still has its
+          // `waitForMembers` to spend, as a dispatch that found the group empty would.
+          if (error instanceof NoMembersError && !waited && (options.waitForMembers ?? 0) > 0)
+            continue;
+          throw error;
+        }
       }
       state.calls++;
       const start = process.hrtime.bigint();
@@ -524,7 +534,11 @@ export class Dispatcher {
     while (head < q.length) {
       const w = q[head]!;
       if (!w.done) {
-        const pid = w.pick();
+        const pid = this.#pickFor(w);
+        if (w.done) {
+          head++;
+          continue;
+        }
         if (pid === undefined) {
           const hopeless = this.#hopeless(w.group);
           if (hopeless === undefined) break;
@@ -550,7 +564,8 @@ export class Dispatcher {
       let kept = 0;
       for (const w of state.sticky) {
         if (w.done) continue;
-        const pid = w.pick();
+        const pid = this.#pickFor(w);
+        if (w.done) continue;
         if (pid !== undefined) this.#start(w, pid);
         else {
           const hopeless = this.#hopeless(w.group);
@@ -559,6 +574,19 @@ export class Dispatcher {
         }
       }
       state.sticky.length = kept;
+    }
+  }
+
+  /**
+   * A waiter's pick. A strategy function that throws fails that dispatch with its
+   * error, here rather than in whoever ran the pump (another dispatch, a monitor event).
+   */
+  #pickFor(w: Waiter): Pid | undefined {
+    try {
+      return w.pick();
+    } catch (error) {
+      w.reject(error);
+      return undefined;
     }
   }
 
@@ -670,33 +698,39 @@ export class Dispatcher {
    * draining does not subscribe again each time).
    */
   #watchJoins(state: GroupState, group: Group): void {
-    state.joins = 'starting';
+    // A fresh object per monitor: a callback of an older one never touches this one.
+    const watch: JoinWatch = { ref: undefined };
+    state.joins = watch;
     const scope = this.#node.scope(this.#scope);
-    const stop = (ref: number) => {
-      state.joins = undefined;
-      void scope.demonitor(ref);
-    };
     scope
       .monitor(group, {
         onEvent: () => {
-          if (state.waiting === 0) {
-            if (typeof state.joins === 'number') stop(state.joins);
-          } else this.#pump(state); // a join brings room; a leave may empty the group
+          if (state.joins !== watch) return;
+          if (state.waiting > 0) {
+            this.#pump(state); // a join brings room; a leave may empty the group
+            return;
+          }
+          state.joins = undefined;
+          if (watch.ref !== undefined) void scope.demonitor(watch.ref);
+          // (else the answer below, still on its way, sees it is no longer current)
         },
         onEnd: () => {
-          state.joins = undefined;
+          if (state.joins === watch) state.joins = undefined;
         },
       })
       .then(
         (m) => {
-          if (state.joins !== 'starting') return; // ended meanwhile (the scope stopped)
-          state.joins = m.ref;
-          // A member may have joined between the last pick and the snapshot.
+          if (state.joins !== watch) {
+            void scope.demonitor(m.ref); // dropped, or the scope stopped, meanwhile
+            return;
+          }
+          watch.ref = m.ref;
+          // A member may have joined between the last pick and the snapshot. If the
+          // queue has drained already, the monitor stays until the next event.
           if (state.waiting > 0) this.#pump(state);
-          else stop(m.ref);
         },
         () => {
-          state.joins = undefined;
+          if (state.joins === watch) state.joins = undefined;
         },
       );
   }

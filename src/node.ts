@@ -169,6 +169,7 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
    * already waiting go to the new handler; one already running finishes with the old.
    */
   handle(handler: Handler): void {
+    this.#assertConnected();
     if (typeof handler !== 'function') {
       throw new TypeError(`handle needs a handler function, got ${describe(handler)}`);
     }

@@ -49,7 +49,9 @@ export interface MonitorOptions {
    * Called once when the monitor ends: after `demonitor`, when its owner exits, when
    * the scope stops or this node leaves the cluster (no argument), or when a consumer
    * fell `maxBuffer` events behind (`MonitorOverflowError`). The callback form's way to
-   * learn what the iterator learns from the end of its loop.
+   * learn what the iterator learns from the end of its loop. If `monitor()` rejects
+   * after its request went out (the scope stopped or refused it), `onEnd` is called
+   * too.
    */
   onEnd?: (error?: unknown) => void;
 }
@@ -266,7 +268,8 @@ export class Scope {
   /**
    * Resolves with the members of `group` once it has at least `count` (default 1),
    * watching it with a monitor rather than polling. Rejects with `NoMembersError`
-   * after `timeout` ms (default: no limit), or with the reason of `signal`.
+   * after `timeout` ms (default: no limit), with the reason of `signal`, or with
+   * `NoScopeError` when the scope stops (or this node leaves) while it waits.
    */
   async waitForMembers(
     group: Group,
@@ -523,6 +526,7 @@ export class Scope {
     });
     if (answer.t !== 'monitored') {
       this.#subs.delete(ref);
+      stream.end();
       throw new NoScopeError(`scope '${this.name}' refused the monitor`);
     }
     return [ref, answer.groups, stream];

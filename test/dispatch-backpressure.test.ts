@@ -533,3 +533,37 @@ test('dispatches waiting behind a busy member fail at once with NoMembersError w
   await r.openAll();
   t.is((await held.promise).msg, 'held');
 });
+
+test('a waiting dispatch whose group empties spends its waitForMembers, as a new one would (rolling restart)', async (t) => {
+  const r = await rig(t);
+  const [old] = await r.spawnLocal('gate', 1, 'roll');
+  const opts = { maxInFlight: 1, waitForMembers: 60_000 };
+  const held = track(r.pg.dispatch<Reply>('roll', 'held', opts));
+  const waiting = track(r.pg.dispatch<Reply>('roll', 'waits', opts));
+  t.is(r.pg.dispatchStats('roll').queued, 1);
+  t.is(await r.pg.leave('roll', old!), 'ok');
+  // The group is empty now; the replacement comes from a new thread.
+  const w = await spawnNode(r.cluster, r.probe.pid);
+  const [replacement] = await w.spawn('echo', 1, 'roll');
+  t.deepEqual((await waiting.promise).pid, replacement);
+  await r.openAll();
+  t.is((await held.promise).pid, old!);
+});
+
+test('a strategy function that throws while its dispatch waits fails that dispatch, and nothing else', async (t) => {
+  const r = await rig(t);
+  const [busy] = await r.spawnLocal('gate', 1, 'fn');
+  let calls = 0;
+  const picky = (members: readonly Pid[]) => {
+    if (++calls > 1) throw new Error('the strategy broke');
+    return members[0];
+  };
+  const first = track(r.pg.dispatch<Reply>('fn', 'first', { maxInFlight: 1 }));
+  const second = track(r.pg.dispatch('fn', 'second', { maxInFlight: 1, strategy: picky }));
+  t.is(r.pg.dispatchStats('fn').queued, 1);
+  // The pump runs when the first call completes; the throw lands on the second dispatch.
+  await r.openAll();
+  t.is((await first.promise).pid, busy!);
+  await Promise.allSettled([second.promise]);
+  t.is((second.error as Error).message, 'the strategy broke');
+});
