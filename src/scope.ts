@@ -260,7 +260,11 @@ export class Scope {
     return this.#dispatcher.multiCall<R>(group, message, options);
   }
 
-  /** This thread's dispatch counters and latency percentiles for `group`. */
+  /**
+   * This thread's dispatch counters and latency percentiles for `group`. They are kept
+   * for every group this thread has dispatched to, for as long as the scope runs: with
+   * a group name per request, that is memory without bound.
+   */
   dispatchStats(group: Group): DispatchStats {
     return this.#dispatcher.stats(group);
   }
