@@ -262,7 +262,7 @@ export class Scope {
 
   /**
    * This thread's dispatch counters and latency percentiles for `group`. They are kept
-   * for every group this thread has dispatched to, for as long as the scope runs: with
+   * for every group this thread has dispatched to, for as long as this node runs: with
    * a group name per request, that is memory without bound.
    */
   dispatchStats(group: Group): DispatchStats {
