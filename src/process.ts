@@ -63,16 +63,12 @@ export class Process {
   readonly #onSendError: (pid: Pid, error: unknown) => void;
   #queue: Envelope[] = [];
   #head = 0;
-  /** Calls whose handler returned a promise that has not settled, so that an exit can fail them at once. */
-  readonly #running = new Set<Envelope>();
   /**
-   * The messages whose handlers are on the call stack right now (more than one only
-   * when a handler delivers to its own process synchronously). A handler may end its
-   * own process (`node.exit(ctx.self)`) before it returns: the exit must fail that call
-   * too, and it is in neither the queue nor `#running` yet. A push and a pop on a
-   * reused array keep the synchronous fast path free of allocation.
+   * Calls being handled, from the moment their handler starts until they settle, so
+   * that an exit can fail them at once: also a call whose handler ends its own process
+   * (`node.exit(ctx.self)`) before it returns.
    */
-  readonly #onStack: Envelope[] = [];
+  readonly #running = new Set<Envelope>();
   #busy = 0;
   #alive = true;
   /** Where this process publishes its load for other threads (offset -1: nowhere). */
@@ -133,7 +129,7 @@ export class Process {
     this.#busy++;
     this.#publishLoad();
     let result: unknown;
-    this.#onStack.push(env);
+    if (env.id !== 0) this.#running.add(env);
     try {
       result = this.#handler(env.message, {
         self: this.pid,
@@ -142,17 +138,14 @@ export class Process {
         signal: this.#controller.signal,
       });
     } catch (error) {
-      this.#onStack.pop();
       this.#settle(env, false, error);
       return;
     }
-    this.#onStack.pop();
     if (
       result !== null &&
       typeof result === 'object' &&
       typeof (result as PromiseLike<unknown>).then === 'function'
     ) {
-      if (env.id !== 0 && this.#alive) this.#running.add(env);
       (result as PromiseLike<unknown>).then(
         (value) => this.#settle(env, true, value),
         (error) => this.#settle(env, false, error),
@@ -201,7 +194,6 @@ export class Process {
     if (!this.#alive) return [];
     this.#alive = false;
     const pending = [...this.#running];
-    for (const env of this.#onStack) if (env.id !== 0) pending.push(env);
     for (let i = this.#head; i < this.#queue.length; i++) {
       const env = this.#queue[i]!;
       if (env.id !== 0) pending.push(env);

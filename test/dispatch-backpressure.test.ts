@@ -11,6 +11,7 @@
 import test from 'ava';
 import {
   CallTimeoutError,
+  type DispatchOptions,
   InvalidGroupError,
   NoMembersError,
   NoScopeError,
@@ -451,21 +452,41 @@ test('waiting dispatches fail with NoScopeError as soon as their scope stops, in
   t.is((await first.promise).msg, 'first');
 });
 
-test('a sticky dispatch waiting for its member fails with NoMembersError when the group empties, instead of waiting forever', async (t) => {
-  const r = await rig(t);
-  const [m] = await r.spawnLocal('gate', 1, 's');
-  const opts = { maxInFlight: 1, strategy: 'hash' as const, key: 'k' };
-  const first = track(r.pg.dispatch<Reply>('s', 'first', opts));
-  const second = track(r.pg.dispatch('s', 'second', opts));
-  t.is(r.pg.dispatchStats('s').queued, 1);
-  t.is(await r.pg.leave('s', m!), 'ok');
-  // The waiter hears that the group emptied, and fails; the call in flight completes.
-  await Promise.allSettled([second.promise]);
-  t.true(second.error instanceof NoMembersError, String(second.error));
-  await r.openAll();
-  t.is((await first.promise).msg, 'first');
-  t.is(r.pg.dispatchStats('s').queued, 0);
-});
+/**
+ * A dispatch waits behind the one busy member of `group`, which then leaves: the waiter
+ * fails with NoMembersError at once, and the call in flight still completes.
+ */
+const failsWhenTheGroupEmpties = test.macro(
+  async (t, group: string, waitOptions: Omit<DispatchOptions, 'maxInFlight'>) => {
+    const r = await rig(t);
+    const [busy] = await r.spawnLocal('gate', 1, group);
+    const held = track(r.pg.dispatch<Reply>(group, 'held', { ...waitOptions, maxInFlight: 1 }));
+    const waiting = track(r.pg.dispatch(group, 'waits', { ...waitOptions, maxInFlight: 1 }));
+    t.is(r.pg.dispatchStats(group).queued, 1);
+    t.is(await r.pg.leave(group, busy!), 'ok');
+    // The waiter hears that the group emptied, and fails; the call in flight completes.
+    await Promise.allSettled([waiting.promise]);
+    t.true(waiting.error instanceof NoMembersError, String(waiting.error));
+    t.is(held.state, 'pending');
+    await r.openAll();
+    t.is((await held.promise).msg, 'held');
+    t.is(r.pg.dispatchStats(group).queued, 0);
+  },
+);
+
+test(
+  'a sticky dispatch waiting for its member fails with NoMembersError when the group empties, instead of waiting forever',
+  failsWhenTheGroupEmpties,
+  's',
+  { strategy: 'hash', key: 'k' },
+);
+
+test(
+  'dispatches waiting behind a busy member fail at once with NoMembersError when the group empties',
+  failsWhenTheGroupEmpties,
+  'shrink',
+  {},
+);
 
 test('timeouts too large for setTimeout (Infinity, 2^31 ms and more) mean no limit, not 1 ms', async (t) => {
   // Node's setTimeout turns these into 1 ms: no timer may be set for them.
@@ -517,21 +538,6 @@ test('a member that joins while dispatches wait takes them at once, though the s
   t.is(r.pg.dispatchStats('grow').queued, 0);
   await r.openAll();
   t.is((await held.promise).pid, busy!);
-});
-
-test('dispatches waiting behind a busy member fail at once with NoMembersError when the group empties', async (t) => {
-  const r = await rig(t);
-  const [busy] = await r.spawnLocal('gate', 1, 'shrink');
-  const opts = { maxInFlight: 1 };
-  const held = track(r.pg.dispatch<Reply>('shrink', 'held', opts));
-  const waiting = track(r.pg.dispatch('shrink', 'waits', opts));
-  t.is(r.pg.dispatchStats('shrink').queued, 1);
-  t.is(await r.pg.leave('shrink', busy!), 'ok');
-  await Promise.allSettled([waiting.promise]);
-  t.true(waiting.error instanceof NoMembersError, String(waiting.error));
-  t.is(held.state, 'pending');
-  await r.openAll();
-  t.is((await held.promise).msg, 'held');
 });
 
 test('a waiting dispatch whose group empties spends its waitForMembers, as a new one would (rolling restart)', async (t) => {
