@@ -93,6 +93,14 @@ async function attach(port: MessagePort, options: ConnectOptions): Promise<Node>
   const endpoint: Endpoint & { close(): void } = port;
   const node = new Node(endpoint, welcome, loads, options.handler);
   port.once('close', () => node.close());
+  if (!isMainThread) {
+    // `process.exit()` in a worker ends the thread without running pending microtasks,
+    // where the frames of the current job wait to be sent: send them first, so that a
+    // reply or a message sent just before the exit is not lost.
+    const onExit = (): void => node.flushAll();
+    process.once('exit', onExit);
+    port.once('close', () => process.off('exit', onExit));
+  }
   return node;
 }
 
@@ -206,7 +214,7 @@ export class Cluster {
     const exited = new Promise<void>((resolve) => {
       worker.once('exit', () => {
         this.#workers.delete(id);
-        this.#coordinator.nodeDown(id);
+        this.#coordinator.nodeDown(id, true);
         // Resolve once this thread's node has heard of it too (its nodes() and isAlive agree).
         void this.#coordinator.barrier(this.#node.id).then(resolve);
       });

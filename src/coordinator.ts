@@ -6,7 +6,12 @@
  * counted and dropped. A node's messages are only ever applied to that node's own
  * contribution (see ScopeServer).
  */
-import { type MessagePort, threadId as ownThreadId, type Worker } from 'node:worker_threads';
+import {
+  type MessagePort,
+  receiveMessageOnPort,
+  threadId as ownThreadId,
+  type Worker,
+} from 'node:worker_threads';
 import { BatchPort } from './batch-port.js';
 import { type Endpoint, parseToCoordinator, type ToCoordinator, type ToNode } from './protocol.js';
 import { ScopeServer } from './scope-server.js';
@@ -23,6 +28,8 @@ interface NodeEntry {
   worker: Worker | undefined;
   onMessage: (m: unknown) => void;
   onClose: () => void;
+  /** Set once nodeDown started on it, so that a `bye` met while draining does not run it twice. */
+  down: boolean;
 }
 
 /** What the coordinator counted; see `cluster.stats()`. */
@@ -103,6 +110,7 @@ export class Coordinator {
       worker,
       onMessage: (raw) => this.#onMessage(entry, raw),
       onClose: () => this.nodeDown(id),
+      down: false,
     };
     const others = [...this.#nodes.values()].map((n): [number, SharedArrayBuffer] => [
       n.id,
@@ -120,10 +128,26 @@ export class Coordinator {
     done?.(id);
   }
 
-  /** The node's thread is gone (exit, crash, closed port) or it said bye: drop it everywhere, at once. */
-  nodeDown(id: number): void {
+  /**
+   * The node's thread is gone (exit, crash, closed port) or it said bye: drop it
+   * everywhere, at once. `drain` when the port is still open (the worker's 'exit' came
+   * first): what the node posted before it ended is read and applied before that.
+   */
+  nodeDown(id: number, drain = false): void {
     const entry = this.#nodes.get(id);
-    if (entry === undefined) return;
+    if (entry === undefined || entry.down) return;
+    entry.down = true;
+    // A worker's 'exit' event can come before the coordinator read what the worker posted
+    // just before it ended (a `link` for its last send, a `leave`): it is queued on the
+    // port already, so apply it first, in order, as if it had been read in time.
+    // (Not on the port's own 'close': it comes after every message, and reading a port
+    // that is closing crashes Node 20.)
+    for (
+      let r = drain ? receiveMessageOnPort(entry.port) : undefined;
+      r !== undefined;
+      r = receiveMessageOnPort(entry.port)
+    )
+      this.#onMessage(entry, r.message);
     // Requests the node will never answer: they resolve ("handled, or gone").
     for (const [ref, d] of this.#done) {
       if (d.node !== id) continue;

@@ -25,7 +25,7 @@
  * payload is not surely cloneable, see cloneable.ts) first flushes the batch, then goes
  * on its own, so a clone failure still throws at the sender.
  */
-import type { MessagePort, Transferable } from 'node:worker_threads';
+import { type MessagePort, receiveMessageOnPort, type Transferable } from 'node:worker_threads';
 import { surelyCloneable } from './cloneable.js';
 import { MessageCloneError } from './errors.js';
 import type { Pid } from './pid.js';
@@ -142,6 +142,31 @@ export class Link implements ReplyTo {
 
   #enqueue(frame: unknown[]): void {
     if (this.#batch.push(frame) === 1) queueMicrotask(this.#flush);
+  }
+
+  /**
+   * Sends the frames batched in this job now: before the thread ends (`process.exit`
+   * skips the microtask that would have sent them).
+   */
+  flush(): void {
+    this.#flush();
+  }
+
+  /**
+   * Handles, synchronously, every frame the peer has already posted. Called when the
+   * coordinator says the peer is down: that notice travels on another port and can
+   * overtake frames the peer sent before it went, but those frames are already queued
+   * on this end, so taking them first keeps Erlang's order (a message, a reply or a
+   * DOWN sent before a node goes down arrives before the down signal).
+   */
+  drain(): void {
+    if (!this.#open) return;
+    for (
+      let r = receiveMessageOnPort(this.#port);
+      r !== undefined;
+      r = receiveMessageOnPort(this.#port)
+    )
+      this.#onFrame(r.message);
   }
 
   close(): void {

@@ -417,6 +417,16 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
     }
   }
 
+  /**
+   * @internal Sends every batched frame and control message now: the thread is about to
+   * end (`process.exit` in a worker skips the microtasks that would have sent them).
+   */
+  flushAll(): void {
+    if (!this.#connected) return;
+    for (const link of this.#allLinks) link.flush();
+    this.#out.flush();
+  }
+
   /** @internal A one-way message to the coordinator. */
   post(message: ToCoordinator): void {
     if (this.#connected) this.#post(message);
@@ -609,7 +619,12 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
         this.#live.delete(m.id);
         this.#loadTables.delete(m.id);
         this.#down.add(m.id);
-        for (const link of [...this.#allLinks]) if (link.peer === m.id) link.close();
+        // What the peer sent before it went is delivered before the down signal.
+        for (const link of [...this.#allLinks]) {
+          if (link.peer !== m.id) continue;
+          link.drain();
+          link.close();
+        }
         this.#peerGone(m.id);
 
         this.emit('nodedown', m.id);
