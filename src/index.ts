@@ -4,7 +4,7 @@
  * Start a cluster on the main thread with `startCluster()`, attach worker threads with
  * `connect()`, and use `node.pg` (or `node.scope(name)`) on any of them.
  */
-export type { CallOptions, Transferable } from './calls.js';
+export type { CallOptions, Transferable } from './runtime/pending-calls.js';
 export {
   Cluster,
   type ClusterOptions,
@@ -13,8 +13,8 @@ export {
   type SpawnNodeOptions,
   startCluster,
   type WorkerNode,
-} from './cluster.js';
-export type { CoordinatorStats } from './coordinator.js';
+} from './coordinator/cluster.js';
+export type { CoordinatorStats } from './coordinator/coordinator.js';
 export {
   type DispatchOptions,
   type DispatchStats,
@@ -22,7 +22,7 @@ export {
   type PickFunction,
   QueueFullError,
   type Strategy,
-} from './dispatch.js';
+} from './dispatch/dispatcher.js';
 export {
   CallTimeoutError,
   IndexFullError,
@@ -38,8 +38,8 @@ export {
   NotLocalError,
   ProcessExitError,
   TooManyReadersError,
-} from './errors.js';
-export { type MembershipEvent, MonitorOverflowError } from './events.js';
+} from './core/errors.js';
+export { type MembershipEvent, MonitorOverflowError } from './pg/monitor-stream.js';
 export {
   decodeGroup,
   encodeGroup,
@@ -47,16 +47,11 @@ export {
   type GroupAtom,
   type GroupKey,
   isGroupKey,
-} from './group.js';
-export { type ExitReason, Node, type NodeEvents, type ProcessMonitor } from './node.js';
-export { formatPid, isPid, makePid, nodeOf, type Pid, serialOf } from './pid.js';
-export type { Handler, ProcessContext, SpawnOptions } from './process.js';
-export { type GroupMonitor, type MonitorOptions, Scope, type ScopeMonitor } from './scope.js';
+} from './core/group.js';
+export { type ExitReason, Node, type NodeEvents, type ProcessMonitor } from './runtime/node.js';
+export { formatPid, isPid, makePid, nodeOf, type Pid, serialOf } from './core/pid.js';
+export type { Handler, ProcessContext, SpawnOptions } from './runtime/process.js';
+export { type GroupMonitor, type MonitorOptions, Scope, type ScopeMonitor } from './pg/scope.js';
 export { IndexReader } from './shared-index/reader.js';
-export {
-  type IndexHandle,
-  type IndexOptions,
-  type IndexStats,
-  IndexWriter,
-  type SyncChange,
-} from './shared-index/writer.js';
+export type { IndexHandle, IndexOptions, IndexStats, SyncChange } from './shared-index/types.js';
+export { IndexWriter } from './shared-index/writer.js';

@@ -18,7 +18,7 @@ import {
   type Pid,
   QueueFullError,
 } from '../src/index.js';
-import { after } from '../src/timer.js';
+import { after } from '../src/core/timer.js';
 import {
   type DispatchNode,
   type DispatchStats,

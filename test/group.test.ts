@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
-import { hashKey, MAX_KEY_UNITS } from '../src/group.js';
+import { hashKey, MAX_KEY_UNITS } from '../src/core/group.js';
 import {
   decodeGroup,
   encodeGroup,

@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { hashKey } from '../src/group.js';
+import { hashKey } from '../src/core/group.js';
 import {
   decodeGroup,
   encodeGroup,

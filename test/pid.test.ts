@@ -1,7 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { formatPid, InvalidPidError, isPid, makePid, nodeOf, serialOf } from '../src/index.js';
-import { MAX_NODE_ID, MAX_SERIAL, NODE_FACTOR, toPid, toPidList } from '../src/pid.js';
+import { MAX_NODE_ID, MAX_SERIAL, NODE_FACTOR, toPid, toPidList } from '../src/core/pid.js';
 
 test('makePid, nodeOf and serialOf round-trip at the edges', (t) => {
   const cases: [number, number][] = [

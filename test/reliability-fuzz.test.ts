@@ -23,7 +23,7 @@ import {
   type Pid,
   startCluster,
 } from '../src/index.js';
-import { parseToCoordinator, parseToNode } from '../src/protocol.js';
+import { parseToCoordinator, parseToNode } from '../src/protocol/messages.js';
 import {
   barrierAll,
   CMD_SERIAL,

@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { encodeGroup, type Group, IndexReader, IndexWriter, makePid } from '../../src/index.js';
-import type { IndexHandle } from '../../src/shared-index/writer.js';
+import type { IndexHandle } from '../../src/index.js';
 import { groupName, memberPid, SIZES, sizeGroup } from '../lib/index-data.js';
 import { type Op, randomSequence, throughput } from '../lib/measure.js';
 

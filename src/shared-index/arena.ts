@@ -10,7 +10,7 @@
  * because the writer grows the buffer before it publishes any block placed in the new
  * part.
  */
-import { IndexFullError, IndexLayoutError } from '../errors.js';
+import { IndexFullError, IndexLayoutError } from '../core/errors.js';
 import { H_COMMITTED, H_MAGIC, H_VERSION, LAYOUT_VERSION, MAGIC } from './layout.js';
 
 export const WORD = 4;

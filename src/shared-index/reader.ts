@@ -15,21 +15,15 @@
  * this thread has not met yet.
  */
 import { threadId } from 'node:worker_threads';
-import { describe, InvalidGroupError, TooManyReadersError } from '../errors.js';
-import {
-  decodeGroup,
-  encodeGroup,
-  type Group,
-  type GroupKey,
-  hashKey,
-  MAX_KEY_UNITS,
-} from '../group.js';
-import type { Pid } from '../pid.js';
+import { TooManyReadersError } from '../core/errors.js';
+import { decodeGroup, encodeGroup, type Group, type GroupKey, hashKey } from '../core/group.js';
+import type { Pid } from '../core/pid.js';
 import { Arena } from './arena.js';
 import * as layout from './layout.js';
 import { dataBase } from './layout.js';
 import { radixGet, radixWalk } from './radix.js';
-import type { IndexHandle, IndexWriter } from './writer.js';
+import type { IndexHandle } from './types.js';
+import type { IndexWriter } from './writer.js';
 
 // Module-local copies of the layout constants: V8 folds a module's own constants into
 // optimized code but loads an imported binding on every use, which the hot paths feel.
@@ -572,17 +566,4 @@ export class IndexReader {
     this.#decoded.set(gid, group);
     return group;
   }
-}
-
-/** Checks a group without reading anything, for callers that must reject bad input early. */
-export function checkGroup(group: unknown): asserts group is Group {
-  if (typeof group === 'string' && group.length < MAX_KEY_UNITS) return;
-  if (typeof group === 'number' && Number.isFinite(group)) return;
-  if (Array.isArray(group) || typeof group === 'string') {
-    encodeGroup(group);
-    return;
-  }
-  throw new InvalidGroupError(
-    `a group must be a string, a finite number, or an array of those; got ${describe(group)}`,
-  );
 }

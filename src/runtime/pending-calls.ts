@@ -3,9 +3,9 @@
  * timeout, an abort, or the target's node going down.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { CallTimeoutError, checkNumber, describe } from './errors.js';
-import { formatPid, type Pid } from './pid.js';
-import { after } from './timer.js';
+import { CallTimeoutError, checkNumber, describe } from '../core/errors.js';
+import { formatPid, type Pid } from '../core/pid.js';
+import { after } from '../core/timer.js';
 
 export interface CallOptions {
   /** Milliseconds before the call rejects with `CallTimeoutError`. Default: no limit. */

@@ -8,8 +8,8 @@
  * behind gets `MonitorOverflowError` from the iterator after the events it did buffer,
  * and the monitor is removed, so memory stays bounded and nothing is silently dropped.
  */
-import type { Group } from './group.js';
-import type { Pid } from './pid.js';
+import type { Group } from '../core/group.js';
+import type { Pid } from '../core/pid.js';
 
 /** A change of membership seen by a monitor. */
 export interface MembershipEvent {

@@ -136,3 +136,16 @@ export function hashKey(key: string, seed: number): number {
   h ^= h >>> 15;
   return h === 0 ? 1 : h;
 }
+
+/** Checks a group without reading anything, for callers that must reject bad input early. */
+export function checkGroup(group: unknown): asserts group is Group {
+  if (typeof group === 'string' && group.length < MAX_KEY_UNITS) return;
+  if (typeof group === 'number' && Number.isFinite(group)) return;
+  if (Array.isArray(group) || typeof group === 'string') {
+    encodeGroup(group);
+    return;
+  }
+  throw new InvalidGroupError(
+    `a group must be a string, a finite number, or an array of those; got ${describe(group)}`,
+  );
+}

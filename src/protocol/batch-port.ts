@@ -9,7 +9,7 @@
  * acknowledgements that leave after that version is visible.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { Endpoint } from './protocol.js';
+import type { Endpoint } from './messages.js';
 
 /** Most messages accepted in one incoming batch; a longer array is malformed. */
 export const MAX_BATCH = 1 << 20;

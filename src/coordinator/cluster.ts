@@ -17,13 +17,13 @@ import {
   type WorkerOptions,
 } from 'node:worker_threads';
 import { Coordinator, type CoordinatorStats } from './coordinator.js';
-import { checkNumber, describe, NotConnectedError } from './errors.js';
-import { LoadTable } from './load-table.js';
-import { Node } from './node.js';
-import type { Handler } from './process.js';
-import { type Endpoint, parseToNode, type ToNode } from './protocol.js';
-import type { IndexOptions } from './shared-index/writer.js';
-import { after } from './timer.js';
+import { checkNumber, describe, NotConnectedError } from '../core/errors.js';
+import { LoadTable } from '../runtime/load-table.js';
+import { Node } from '../runtime/node.js';
+import type { Handler } from '../runtime/process.js';
+import { type Endpoint, parseToNode, type ToNode } from '../protocol/messages.js';
+import type { IndexOptions } from '../shared-index/types.js';
+import { after } from '../core/timer.js';
 
 /** Tag of the first message `cluster.spawn` posts to a worker: its control port. */
 const HANDSHAKE = 'procgroups:control-port';

@@ -10,7 +10,7 @@
  * value is answered at once, with no promise, no microtask and no queueing.
  */
 import type { LoadTable } from './load-table.js';
-import { type Pid, serialOf } from './pid.js';
+import { type Pid, serialOf } from '../core/pid.js';
 
 /** What a handler gets with each message. */
 export interface ProcessContext {

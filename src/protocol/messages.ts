@@ -9,9 +9,9 @@
  * acted on; a message that does not parse is counted and dropped, never applied.
  */
 import { MessagePort } from 'node:worker_threads';
-import { type GroupKey, isGroupKey, MAX_KEY_UNITS } from './group.js';
-import { isPid, type Pid } from './pid.js';
-import type { IndexHandle } from './shared-index/writer.js';
+import { type GroupKey, isGroupKey, MAX_KEY_UNITS } from '../core/group.js';
+import { isPid, type Pid } from '../core/pid.js';
+import type { IndexHandle } from '../shared-index/types.js';
 
 /** Anything that carries structured-cloneable messages both ways. */
 export interface Endpoint {

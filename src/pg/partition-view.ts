@@ -5,8 +5,8 @@
  * keeps seeing its own members during a netsplit. Every read (`count`, `pick`,
  * `whichGroups`…) sees the same merged membership. It allocates freely: cuts are rare.
  */
-import { decodeGroup, encodeGroup, type Group, type GroupKey } from './group.js';
-import type { Pid } from './pid.js';
+import { decodeGroup, encodeGroup, type Group, type GroupKey } from '../core/group.js';
+import type { Pid } from '../core/pid.js';
 
 /** The reads a scope and its dispatcher make: the index reader, or this view during a cut. */
 export interface MembershipView {

@@ -8,10 +8,11 @@
  * about each change. It checks every pid against the node that sent it: a node can
  * never add or remove another node's pids, whatever its message says.
  */
-import type { GroupKey } from './group.js';
-import { nodeOf, type Pid } from './pid.js';
-import type { ExitLeave, Join, Leave, MonitorRequest, Sync, ToNode } from './protocol.js';
-import { type IndexOptions, IndexWriter } from './shared-index/writer.js';
+import type { GroupKey } from '../core/group.js';
+import { nodeOf, type Pid } from '../core/pid.js';
+import type { ExitLeave, Join, Leave, MonitorRequest, Sync, ToNode } from '../protocol/messages.js';
+import type { IndexOptions } from '../shared-index/types.js';
+import { IndexWriter } from '../shared-index/writer.js';
 
 interface Monitor {
   node: number;

@@ -9,14 +9,14 @@
  * Writes go to the coordinator and resolve once it applied them; the node then renews
  * its read section, so a thread always reads its own writes.
  */
-import type { CallOptions } from './calls.js';
+import type { CallOptions } from '../runtime/pending-calls.js';
 import {
   Dispatcher,
   type DispatchOptions,
   type DispatchStats,
   type MultiCallResult,
   type Strategy,
-} from './dispatch.js';
+} from '../dispatch/dispatcher.js';
 import {
   checkNumber,
   describe,
@@ -24,18 +24,18 @@ import {
   NoProcessError,
   NoScopeError,
   NotLocalError,
-} from './errors.js';
-import { EventStream, type MembershipEvent } from './events.js';
-import { decodeGroup, encodeGroup, type Group, type GroupKey } from './group.js';
-import type { Node } from './node.js';
-import { formatPid, nodeOf, type Pid, toPidList } from './pid.js';
-import type { MonitorEvent, ToNode } from './protocol.js';
+} from '../core/errors.js';
+import { EventStream, type MembershipEvent } from './monitor-stream.js';
+import { checkGroup, decodeGroup, encodeGroup, type Group, type GroupKey } from '../core/group.js';
+import type { Node } from '../runtime/node.js';
+import { formatPid, nodeOf, type Pid, toPidList } from '../core/pid.js';
+import type { MonitorEvent, ToNode } from '../protocol/messages.js';
 import { type MembershipView, PartitionView } from './partition-view.js';
-import { checkGroup, IndexReader } from './shared-index/reader.js';
-import type { IndexHandle } from './shared-index/writer.js';
-import { after } from './timer.js';
+import { IndexReader } from '../shared-index/reader.js';
+import type { IndexHandle } from '../shared-index/types.js';
+import { after } from '../core/timer.js';
 
-export type { MembershipEvent } from './events.js';
+export type { MembershipEvent } from './monitor-stream.js';
 
 /** Options of `monitorScope()` and `monitor()`. */
 export interface MonitorOptions {

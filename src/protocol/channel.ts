@@ -26,11 +26,11 @@
  * on its own, so a clone failure still throws at the sender.
  */
 import { type MessagePort, receiveMessageOnPort, type Transferable } from 'node:worker_threads';
-import { surelyCloneable } from './cloneable.js';
-import { MessageCloneError } from './errors.js';
-import type { Pid } from './pid.js';
-import type { ReplyTo } from './process.js';
-import { toWire } from './wire-error.js';
+import { surelyCloneable } from '../core/cloneable.js';
+import { MessageCloneError } from '../core/errors.js';
+import type { Pid } from '../core/pid.js';
+import type { ReplyTo } from '../runtime/process.js';
+import { toWire } from '../core/wire-error.js';
 
 export const SEND = 0;
 export const CALL = 1;

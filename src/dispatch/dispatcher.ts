@@ -9,7 +9,7 @@
  * with `QueueFullError`. Nothing is dropped silently.
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
-import { type CallOptions, checkCallOptions } from './calls.js';
+import { type CallOptions, checkCallOptions } from '../runtime/pending-calls.js';
 import {
   checkNumber,
   describe,
@@ -19,13 +19,13 @@ import {
   NoScopeError,
   ProcessExitError,
   CallTimeoutError,
-} from './errors.js';
-import { encodeGroup, type Group, type GroupKey, hashKey } from './group.js';
-import type { Node } from './node.js';
-import { nodeOf, type Pid } from './pid.js';
-import type { MembershipView } from './partition-view.js';
-import { checkGroup } from './shared-index/reader.js';
-import { after } from './timer.js';
+} from '../core/errors.js';
+import { checkGroup, encodeGroup, type Group, type GroupKey, hashKey } from '../core/group.js';
+import type { Node } from '../runtime/node.js';
+import { nodeOf, type Pid } from '../core/pid.js';
+import type { MembershipView } from '../pg/partition-view.js';
+
+import { after } from '../core/timer.js';
 
 /** A user strategy: gets the members (a fresh array) and returns one of them, or undefined. */
 export type PickFunction = (

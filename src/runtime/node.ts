@@ -7,8 +7,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { BatchPort } from './batch-port.js';
-import { type CallOptions, Calls, checkCallOptions, type Transferable } from './calls.js';
+import { BatchPort } from '../protocol/batch-port.js';
+import { type CallOptions, Calls, checkCallOptions, type Transferable } from './pending-calls.js';
 import {
   describe,
   NodeDownError,
@@ -16,16 +16,30 @@ import {
   NotLocalError,
   NotConnectedError,
   ProcessExitError,
-} from './errors.js';
-import { CALL, cloneError, DEMONITOR, DOWN, Link, type LinkHost, MONITOR, SEND } from './link.js';
+} from '../core/errors.js';
+import {
+  CALL,
+  cloneError,
+  DEMONITOR,
+  DOWN,
+  Link,
+  type LinkHost,
+  MONITOR,
+  SEND,
+} from '../protocol/channel.js';
 import { LoadTable } from './load-table.js';
-import { formatPid, makePid, nodeOf, type Pid, serialOf, toPid } from './pid.js';
+import { formatPid, makePid, nodeOf, type Pid, serialOf, toPid } from '../core/pid.js';
 import { type Handler, Process, type ReplyTo, type SpawnOptions } from './process.js';
-import { type Endpoint, parseToNode, type ToCoordinator, type ToNode } from './protocol.js';
-import { Scope } from './scope.js';
-import { fromWire, toWire, type WireError } from './wire-error.js';
+import {
+  type Endpoint,
+  parseToNode,
+  type ToCoordinator,
+  type ToNode,
+} from '../protocol/messages.js';
+import { Scope } from '../pg/scope.js';
+import { fromWire, toWire, type WireError } from '../core/wire-error.js';
 
-export type { CallOptions } from './calls.js';
+export type { CallOptions } from './pending-calls.js';
 export type { Handler, ProcessContext, SpawnOptions } from './process.js';
 
 /** Why a process ended: `'normal'`, `'noproc'` (it was not alive), `'nodedown'`, an Error, or any reason given to `exit`. */

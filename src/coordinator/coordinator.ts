@@ -12,10 +12,15 @@ import {
   threadId as ownThreadId,
   type Worker,
 } from 'node:worker_threads';
-import { BatchPort } from './batch-port.js';
-import { type Endpoint, parseToCoordinator, type ToCoordinator, type ToNode } from './protocol.js';
+import { BatchPort } from '../protocol/batch-port.js';
+import {
+  type Endpoint,
+  parseToCoordinator,
+  type ToCoordinator,
+  type ToNode,
+} from '../protocol/messages.js';
 import { ScopeServer } from './scope-server.js';
-import type { IndexHandle, IndexOptions } from './shared-index/writer.js';
+import type { IndexHandle, IndexOptions } from '../shared-index/types.js';
 
 interface NodeEntry {
   id: number;
