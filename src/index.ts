@@ -20,7 +20,6 @@ export {
   type DispatchStats,
   type MultiCallResult,
   type PickFunction,
-  QueueFullError,
   type Strategy,
 } from './dispatch/dispatcher.js';
 export {
@@ -37,9 +36,11 @@ export {
   NotConnectedError,
   NotLocalError,
   ProcessExitError,
+  MonitorOverflowError,
+  QueueFullError,
   TooManyReadersError,
 } from './core/errors.js';
-export { type MembershipEvent, MonitorOverflowError } from './pg/monitor-stream.js';
+export type { MembershipEvent } from './pg/monitor-stream.js';
 export {
   decodeGroup,
   encodeGroup,

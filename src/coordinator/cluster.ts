@@ -16,6 +16,7 @@ import {
   Worker,
   type WorkerOptions,
 } from 'node:worker_threads';
+import { checkScopeName } from '../core/scope-name.js';
 import { Coordinator, type CoordinatorStats } from './coordinator.js';
 import { checkNumber, describe, NotConnectedError } from '../core/errors.js';
 import { LoadTable } from '../runtime/load-table.js';
@@ -327,14 +328,6 @@ export class Cluster {
 
   #assertRunning(): void {
     if (this.#stopping !== undefined) throw new NotConnectedError('this cluster was stopped');
-  }
-}
-
-function checkScopeName(name: unknown): void {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 256) {
-    throw new TypeError(
-      `a scope name is a non-empty string of at most 256 characters, got ${describe(name)}`,
-    );
   }
 }
 

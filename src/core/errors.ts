@@ -178,3 +178,15 @@ export class NoMembersError extends Error {
   override readonly name = 'NoMembersError';
   readonly code = 'ERR_PG_NO_MEMBERS';
 }
+
+/** Every member of the group is saturated and the group's wait queue is full. */
+export class QueueFullError extends Error {
+  override readonly name = 'QueueFullError';
+  readonly code = 'ERR_PG_QUEUE_FULL';
+}
+
+/** A consumer fell too far behind its monitor; the monitor was removed. */
+export class MonitorOverflowError extends Error {
+  override readonly name = 'MonitorOverflowError';
+  readonly code = 'ERR_PG_MONITOR_OVERFLOW';
+}

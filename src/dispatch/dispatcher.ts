@@ -19,6 +19,7 @@ import {
   NoScopeError,
   ProcessExitError,
   CallTimeoutError,
+  QueueFullError,
 } from '../core/errors.js';
 import { checkGroup, encodeGroup, type Group, type GroupKey, hashKey } from '../core/group.js';
 import type { Node } from '../runtime/node.js';
@@ -73,12 +74,6 @@ export interface DispatchOptions extends CallOptions {
   maxInFlight?: number;
   /** Dispatches of this thread that may wait for a saturated group. Default 100,000. */
   maxQueue?: number;
-}
-
-/** Every member of the group is saturated and the group's wait queue is full. */
-export class QueueFullError extends Error {
-  override readonly name = 'QueueFullError';
-  readonly code = 'ERR_PG_QUEUE_FULL';
 }
 
 /** Counters and latency percentiles of one group's dispatches from this thread. */

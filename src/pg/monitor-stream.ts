@@ -8,6 +8,7 @@
  * behind gets `MonitorOverflowError` from the iterator after the events it did buffer,
  * and the monitor is removed, so memory stays bounded and nothing is silently dropped.
  */
+import { MonitorOverflowError } from '../core/errors.js';
 import type { Group } from '../core/group.js';
 import type { Pid } from '../core/pid.js';
 
@@ -19,12 +20,6 @@ export interface MembershipEvent {
   group: Group;
   /** Exactly the pids that joined or left, duplicates included (a pid joined twice and removed leaves twice). */
   pids: Pid[];
-}
-
-/** A consumer fell too far behind its monitor; the monitor was removed. */
-export class MonitorOverflowError extends Error {
-  override readonly name = 'MonitorOverflowError';
-  readonly code = 'ERR_PG_MONITOR_OVERFLOW';
 }
 
 export class EventStream implements AsyncIterable<MembershipEvent> {

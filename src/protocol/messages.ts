@@ -10,6 +10,7 @@
  */
 import { MessagePort } from 'node:worker_threads';
 import { type GroupKey, isGroupKey, MAX_KEY_UNITS } from '../core/group.js';
+import { isScopeName } from '../core/scope-name.js';
 import { isPid, type Pid } from '../core/pid.js';
 import type { IndexHandle } from '../shared-index/types.js';
 
@@ -200,8 +201,6 @@ export type ToNode =
 
 // Validation ------------------------------------------------------------------------
 
-/** Longest scope name. */
-export const MAX_SCOPE_NAME = 256;
 /** Most pids in one message (a join of 100k pids is one message). */
 export const MAX_PIDS = 1 << 22;
 /** Most groups in one sync. */
@@ -214,9 +213,6 @@ function isObj(m: unknown): m is Obj {
 }
 function isNat(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
-}
-export function isScopeName(x: unknown): x is string {
-  return typeof x === 'string' && x.length > 0 && x.length <= MAX_SCOPE_NAME;
 }
 function isKey(x: unknown): x is GroupKey {
   return typeof x === 'string' && x.length <= MAX_KEY_UNITS && isGroupKey(x);

@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { checkScopeName } from '../core/scope-name.js';
 import { BatchPort } from '../protocol/batch-port.js';
 import { type CallOptions, Calls, checkCallOptions, type Transferable } from './pending-calls.js';
 import {
@@ -369,11 +370,7 @@ export class Node extends EventEmitter<NodeEvents> implements LinkHost {
 
   /** The pg API of scope `name` (reads are empty and writes fail until the scope runs). */
   scope(name: string): Scope {
-    if (typeof name !== 'string' || name.length === 0 || name.length > 256) {
-      throw new TypeError(
-        `a scope name is a non-empty string of at most 256 characters, got ${describe(name)}`,
-      );
-    }
+    checkScopeName(name);
     return this.#scope(name);
   }
 
