@@ -5,23 +5,23 @@
  * `connect()`, and use `node.pg` (or `node.scope(name)`) on any of them.
  */
 export type { CallOptions, Transferable } from './runtime/pending-calls.js';
+export type { PickNode } from './dispatch/options.js';
 export {
   Cluster,
   type ClusterOptions,
-  type ConnectOptions,
-  connect,
   type SpawnNodeOptions,
   startCluster,
   type WorkerNode,
 } from './coordinator/cluster.js';
 export type { CoordinatorStats } from './coordinator/coordinator.js';
+export { type ConnectOptions, connect } from './runtime/connect.js';
 export {
   type DispatchOptions,
   type DispatchStats,
   type MultiCallResult,
   type PickFunction,
   type Strategy,
-} from './dispatch/dispatcher.js';
+} from './dispatch/options.js';
 export {
   CallTimeoutError,
   IndexFullError,
@@ -40,7 +40,7 @@ export {
   QueueFullError,
   TooManyReadersError,
 } from './core/errors.js';
-export type { MembershipEvent } from './pg/monitor-stream.js';
+
 export {
   decodeGroup,
   encodeGroup,
@@ -52,7 +52,14 @@ export {
 export { type ExitReason, Node, type NodeEvents, type ProcessMonitor } from './runtime/node.js';
 export { formatPid, isPid, makePid, nodeOf, type Pid, serialOf } from './core/pid.js';
 export type { Handler, ProcessContext, SpawnOptions } from './runtime/process.js';
-export { type GroupMonitor, type MonitorOptions, Scope, type ScopeMonitor } from './pg/scope.js';
+export {
+  type GroupMonitor,
+  type MembershipEvent,
+  type MonitorOptions,
+  Scope,
+  type ScopeMonitor,
+  type WaitForMembersOptions,
+} from './pg/scope.js';
 export { IndexReader } from './shared-index/reader.js';
 export type { IndexHandle, IndexOptions, IndexStats, SyncChange } from './shared-index/types.js';
 export { IndexWriter } from './shared-index/writer.js';

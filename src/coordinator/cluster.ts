@@ -6,28 +6,16 @@
  * tinypool worker, say — joins with `connect(port)`, given a port from
  * `cluster.connectPort()`.
  */
-import {
-  isMainThread,
-  MessageChannel,
-  type MessagePort,
-  parentPort,
-  receiveMessageOnPort,
-  threadId,
-  Worker,
-  type WorkerOptions,
-} from 'node:worker_threads';
-import { checkScopeName } from '../core/scope-name.js';
-import { Coordinator, type CoordinatorStats } from './coordinator.js';
+import { MessageChannel, type MessagePort, Worker, type WorkerOptions } from 'node:worker_threads';
 import { checkNumber, describe, NotConnectedError } from '../core/errors.js';
-import { LoadTable } from '../runtime/load-table.js';
-import { Node } from '../runtime/node.js';
-import type { Handler } from '../runtime/process.js';
-import { type Endpoint, parseToNode, type ToNode } from '../protocol/messages.js';
-import type { IndexOptions } from '../shared-index/types.js';
+import { checkScopeName } from '../core/scope-name.js';
 import { after } from '../core/timer.js';
-
-/** Tag of the first message `cluster.spawn` posts to a worker: its control port. */
-const HANDSHAKE = 'procgroups:control-port';
+import { HANDSHAKE } from '../protocol/messages.js';
+import { attach, type ConnectOptions } from '../runtime/connect.js';
+import type { Node } from '../runtime/node.js';
+import type { Handler } from '../runtime/process.js';
+import type { IndexOptions } from '../shared-index/types.js';
+import { Coordinator, type CoordinatorStats } from './coordinator.js';
 
 /** Options of `startCluster()`. */
 export interface ClusterOptions {
@@ -53,82 +41,6 @@ export interface WorkerNode {
   readonly worker: Worker;
   /** Terminates the worker; resolves when the cluster has dropped the node. */
   terminate(): Promise<void>;
-}
-
-/** Options of `connect()`. */
-export interface ConnectOptions {
-  /** Handler of this thread's root process. */
-  handler?: Handler;
-  /** A name for logs and errors. */
-  name?: string;
-}
-
-async function attach(port: MessagePort, options: ConnectOptions): Promise<Node> {
-  const loads = new LoadTable();
-  const welcome = await new Promise<Extract<ToNode, { t: 'welcome' }>>((resolve, reject) => {
-    const onMessage = (raw: unknown) => {
-      const m = parseToNode(raw);
-      if (m?.t !== 'welcome') return;
-      cleanup();
-      resolve(m);
-    };
-    const onClose = () => {
-      cleanup();
-      reject(
-        new NotConnectedError('the cluster closed the connection before this thread became a node'),
-      );
-    };
-    const cleanup = () => {
-      port.off('message', onMessage);
-      port.off('close', onClose);
-    };
-    port.on('message', onMessage);
-    port.once('close', onClose);
-    port.postMessage({
-      t: 'hello',
-      threadId,
-      name: options.name ?? `thread ${threadId}`,
-      loads: loads.buffer,
-    });
-  });
-  const endpoint: Endpoint & { close(): void } = port;
-  const node = new Node(endpoint, welcome, loads, options.handler);
-  port.once('close', () => node.close());
-  if (!isMainThread) {
-    // `process.exit()` in a worker ends the thread without running pending microtasks,
-    // where the frames of the current job wait to be sent: send them first, so that a
-    // reply or a message sent just before the exit is not lost.
-    const onExit = (): void => node.flushAll();
-    process.once('exit', onExit);
-    port.once('close', () => process.off('exit', onExit));
-  }
-  return node;
-}
-
-/**
- * Attaches this thread to a cluster as a node. In a worker started by `cluster.spawn`,
- * call it with no port (before listening on `parentPort` yourself). Elsewhere, pass a
- * port from `cluster.connectPort()`.
- */
-export async function connect(port?: MessagePort, options: ConnectOptions = {}): Promise<Node> {
-  if (port === undefined) {
-    if (isMainThread || parentPort === null) {
-      throw new NotConnectedError(
-        'connect() without a port only works in a worker started by cluster.spawn(); ' +
-          'on the main thread use startCluster(), elsewhere pass a port from cluster.connectPort()',
-      );
-    }
-    const first = receiveMessageOnPort(parentPort);
-    const msg = first?.message as { tag?: unknown; port?: unknown } | undefined;
-    if (msg?.tag !== HANDSHAKE || !(msg.port instanceof Object)) {
-      throw new NotConnectedError(
-        'this worker was not started by cluster.spawn() (no control port waiting on parentPort); ' +
-          'pass a port from cluster.connectPort() instead',
-      );
-    }
-    port = msg.port as MessagePort;
-  }
-  return attach(port, options);
 }
 
 /**

@@ -1,229 +1,72 @@
 /**
- * Work by role: pick a member of a group and call it, send to all of them, or call
- * all of them. Picks read the shared index on the calling thread, synchronously and
- * without allocating; the call then goes straight to the member's node.
- *
- * Backpressure is per calling thread: each member takes at most `maxInFlight` calls
- * from it at once; when every member of a group is at its bound, dispatches wait in a
- * bounded FIFO queue for that group, and one that finds the queue full is rejected
- * with `QueueFullError`. Nothing is dropped silently.
+ * Work by role: pick a member of a group and call it (`dispatch`), send to all of them
+ * (`broadcast`), or call all of them (`multiCall`). The pick reads the shared index on
+ * the calling thread (strategies.ts); the call then goes straight to the member's
+ * node. Backpressure and waiting are backpressure.ts's.
  */
-import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
-import { type CallOptions, checkCallOptions } from '../runtime/pending-calls.js';
 import {
-  checkNumber,
+  CallTimeoutError,
   describe,
   NodeDownError,
   NoMembersError,
   NoProcessError,
   NoScopeError,
   ProcessExitError,
-  CallTimeoutError,
-  QueueFullError,
 } from '../core/errors.js';
-import { checkGroup, encodeGroup, type Group, type GroupKey, hashKey } from '../core/group.js';
-import type { Node } from '../runtime/node.js';
-import { nodeOf, type Pid } from '../core/pid.js';
-import type { MembershipView } from '../pg/partition-view.js';
-
-import { after } from '../core/timer.js';
-
-/** A user strategy: gets the members (a fresh array) and returns one of them, or undefined. */
-export type PickFunction = (
-  members: readonly Pid[],
-  ctx: { node: Node; key: unknown },
-) => Pid | undefined;
-
-/**
- * How a member is picked:
- * - `'random'` (default): uniformly;
- * - `'round-robin'`: in turn, per calling thread;
- * - `'local-first'`: round-robin over members on this node, over all if there are none;
- * - `'least-loaded'`: fewest messages waiting or running (each node publishes its
- *   processes' loads in shared memory) plus this thread's calls in flight to it;
- * - `'hash'`: by `key`, consistently (rendezvous hashing: when a member comes or goes,
- *   only the keys it gains or loses move), for sticky routing to stateful workers;
- * - a function.
- */
-export type Strategy =
-  'random' | 'round-robin' | 'local-first' | 'least-loaded' | 'hash' | PickFunction;
-
-/**
- * Options of `dispatch()`: those of `call()`, and these. `timeout` bounds the whole
- * dispatch: the wait for a member (`waitForMembers`), the wait in the queue, and every
- * attempt.
- */
-export interface DispatchOptions extends CallOptions {
-  /** How the member is picked; default `'random'`. */
-  strategy?: Strategy;
-  /** The routing key of the `'hash'` strategy (passed to a function strategy too). */
-  key?: string | number;
-  /**
-   * Further members to try when the picked one dies during the call (its process
-   * exits, its node goes down). Default 0: only the caller knows whether the work may
-   * run twice.
-   */
-  retries?: number;
-  /**
-   * Milliseconds to wait for a member when the group is empty, then `NoMembersError`.
-   * Default 0: reject at once. A shorter `timeout` ends the wait first, with
-   * `CallTimeoutError`.
-   */
-  waitForMembers?: number;
-  /** Calls from this thread in flight to one member before it counts as saturated. Default 1,024. */
-  maxInFlight?: number;
-  /** Dispatches of this thread that may wait for a saturated group. Default 100,000. */
-  maxQueue?: number;
-}
-
-/** Counters and latency percentiles of one group's dispatches from this thread. */
-export interface DispatchStats {
-  /** Calls made (a retried dispatch counts each attempt). */
-  calls: number;
-  /** Calls that failed. */
-  failures: number;
-  /** Attempts made again on another member after a member died. */
-  retries: number;
-  /** Dispatches waiting now for a member with room. */
-  queued: number;
-  /** Latency percentiles in microseconds (of calls that completed, either way). */
-  p50: number;
-  /** 90th percentile latency, µs. */
-  p90: number;
-  /** 99th percentile latency, µs. */
-  p99: number;
-  /** Slowest call, µs. */
-  max: number;
-}
-
-/** What `multiCall()` resolves with: one entry per member, in either list. */
-export interface MultiCallResult<R> {
-  /** Members that answered, with their answers. */
-  replies: [Pid, R][];
-  /** Members whose call failed, with the error (a handler's, or NodeDownError, CallTimeoutError…). */
-  failures: [Pid, Error][];
-}
-
-const DEFAULT_MAX_IN_FLIGHT = 1024;
-const STRATEGIES = new Set(['random', 'round-robin', 'local-first', 'least-loaded', 'hash']);
-
-function checkStrategy(strategy: unknown, key: unknown): void {
-  if (
-    typeof strategy !== 'function' &&
-    !(typeof strategy === 'string' && STRATEGIES.has(strategy))
-  ) {
-    throw new TypeError(
-      `strategy must be one of ${[...STRATEGIES].map((s) => `'${s}'`).join(', ')} or a function, got ${describe(strategy)}`,
-    );
-  }
-  if (
-    key !== undefined &&
-    !(typeof key === 'string' || (typeof key === 'number' && Number.isFinite(key)))
-  ) {
-    throw new TypeError(`key must be a string or a finite number, got ${describe(key)}`);
-  }
-  if (strategy === 'hash' && key === undefined)
-    throw new TypeError("the 'hash' strategy needs a `key` to route by");
-}
-
-/** Throws a TypeError or RangeError naming the bad field of dispatch options. */
-function checkDispatchOptions(o: DispatchOptions): void {
-  if (typeof o !== 'object' || o === null)
-    throw new TypeError(`dispatch options must be an object, got ${describe(o)}`);
-  checkCallOptions(o);
-  checkStrategy(o.strategy ?? 'random', o.key);
-  checkNumber('retries', o.retries, 0, { integer: true });
-  checkNumber('maxInFlight', o.maxInFlight, 1, { integer: true });
-  checkNumber('maxQueue', o.maxQueue, 0, { integer: true });
-  checkNumber('waitForMembers (ms)', o.waitForMembers, 0);
-}
-const DEFAULT_MAX_QUEUE = 100_000;
-
-/** A dispatch waiting for a member with room. */
-interface Waiter {
-  /** Picks a member with room for this dispatch, or undefined. */
-  pick(): Pid | undefined;
-  /** Hands it the member picked (its slot is already taken), or fails it. */
-  resolve(pid: Pid): void;
-  reject(error: unknown): void;
-  /** Settled (started, timed out, aborted): skipped and dropped by the pumps. */
-  done: boolean;
-  state: GroupState;
-  group: Group;
-}
-
-interface GroupState {
-  calls: number;
-  failures: number;
-  retries: number;
-  histogram: RecordableHistogram;
-  /** Dispatches waiting for any member with room, FIFO from `queueHead`. */
-  queue: Waiter[];
-  queueHead: number;
-  /** Dispatches waiting for one member in particular ('hash', or a function strategy). */
-  sticky: Waiter[];
-  /** Waiting dispatches of this group, in every queue (the bound `maxQueue` applies to). */
-  waiting: number;
-  /** The monitor on the group while dispatches wait (see `#watchJoins`), if any. */
-  joins: JoinWatch | undefined;
-}
-
-/** One monitor of `#watchJoins`; its ref is known once the coordinator has answered. */
-interface JoinWatch {
-  ref: number | undefined;
-}
+import { checkGroup, type Group } from '../core/group.js';
+import type { MembershipView } from '../core/membership-view.js';
+import type { Pid } from '../core/pid.js';
+import { type CallOptions, checkCallOptions } from '../runtime/pending-calls.js';
+import { Backpressure, type GroupWatcher } from './backpressure.js';
+import {
+  type Caller,
+  checkDispatchOptions,
+  checkStrategy,
+  DEFAULT_MAX_IN_FLIGHT,
+  type DispatchOptions,
+  type DispatchStats,
+  type MultiCallResult,
+  type Strategy,
+} from './options.js';
+import { Picker } from './strategies.js';
 
 /** A member that died under a call: the only failures `retries` applies to. */
 function memberGone(e: unknown): boolean {
   return e instanceof ProcessExitError || e instanceof NodeDownError || e instanceof NoProcessError;
 }
 
-let seed = (Math.random() * 0x1_0000_0000) | 0 || 1;
-/** xorshift32: a fast per-thread random source for picks (not for anything that needs secrecy). */
-function random32(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return seed >>> 0;
-}
-
-/** Mixes a key hash and a pid into a score (rendezvous hashing). */
-function score(keyHash: number, pid: number): number {
-  let h = Math.imul(keyHash ^ (pid >>> 0), 0x9e3779b1);
-  h ^= Math.imul((pid / 0x1_0000_0000) | 0, 0x85ebca6b);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x7feb352d);
-  h ^= h >>> 15;
-  return h >>> 0;
+/** What dispatch needs of its scope: monitors (for backpressure) and `waitForMembers`. */
+export interface DispatchScope extends GroupWatcher {
+  waitForMembers(group: Group, options: { timeout: number; signal?: AbortSignal }): Promise<Pid[]>;
 }
 
 export class Dispatcher {
-  readonly #node: Node;
+  readonly #node: Caller;
+  readonly #scopeApi: DispatchScope;
   readonly #reader: () => MembershipView | undefined;
   readonly #scope: string;
-  /** Calls from this thread in flight, per member. */
-  readonly #inFlight = new Map<Pid, number>();
-  readonly #byString = new Map<string | number, GroupState>();
-  readonly #byNumber = new Map<string | number, GroupState>();
-  readonly #byTuple = new Map<string | number, GroupState>();
-  /** Every group state, for the pumps. */
-  readonly #groups = new Set<GroupState>();
-  /** Dispatches of this thread waiting, in all groups. */
-  #waiting = 0;
-  #scratch = new Float64Array(64);
-  #localRr = 0;
+  readonly #picker: Picker;
+  readonly #queue: Backpressure;
 
-  constructor(node: Node, scope: string, reader: () => MembershipView | undefined) {
+  constructor(
+    node: Caller,
+    scopeApi: DispatchScope,
+    scope: string,
+    reader: () => MembershipView | undefined,
+  ) {
     this.#node = node;
+    this.#scopeApi = scopeApi;
     this.#scope = scope;
     this.#reader = reader;
+    this.#queue = new Backpressure(scope, reader, scopeApi);
+    this.#picker = new Picker(node, reader, this.#queue.inFlight);
   }
 
   /** One member of `group` by `strategy`, or undefined for an empty group. Synchronous. */
   pick(group: Group, strategy: Strategy = 'random', key?: string | number): Pid | undefined {
     checkStrategy(strategy, key);
     if (this.#reader() === undefined) checkGroup(group);
-    return this.#pick(group, strategy, key, undefined, Number.POSITIVE_INFINITY);
+    return this.#picker.pick(group, strategy, key, undefined, Number.POSITIVE_INFINITY);
   }
 
   /**
@@ -242,19 +85,22 @@ export class Dispatcher {
     // `timeout` bounds the whole dispatch: waiting in a queue, then each attempt.
     const deadline =
       options.timeout === undefined ? undefined : performance.now() + options.timeout;
-    const state = this.#state(group);
+    const state = this.#queue.state(group);
     let retriesLeft = options.retries ?? 0;
     let tried: Set<Pid> | undefined;
     let waited = false;
     for (;;) {
-      let pid = this.#pick(group, strategy, options.key, tried, maxInFlight);
+      let pid = this.#picker.pick(group, strategy, options.key, tried, maxInFlight);
       if (pid !== undefined) {
-        this.#take(pid);
+        this.#queue.take(pid);
       } else {
         const reader = this.#reader();
         if (reader === undefined)
           throw new NoScopeError(`scope '${this.#scope}' stopped during the dispatch`);
-        if (reader.count(group) === 0 || (tried !== undefined && this.#allTried(group, tried))) {
+        if (
+          reader.count(group) === 0 ||
+          (tried !== undefined && this.#picker.allTried(group, tried))
+        ) {
           if (!waited && (options.waitForMembers ?? 0) > 0) {
             waited = true;
             await this.#waitForMembers(group, options, deadline);
@@ -269,12 +115,12 @@ export class Dispatcher {
         // Every usable member is at its bound: wait for one (the waiter takes its slot).
         const t = tried;
         try {
-          pid = await this.#wait(
+          pid = await this.#queue.wait(
             state,
             group,
             options,
             deadline,
-            () => this.#pick(group, strategy, options.key, t, maxInFlight),
+            () => this.#picker.pick(group, strategy, options.key, t, maxInFlight),
             strategy === 'hash' || typeof strategy === 'function',
           );
         } catch (error) {
@@ -306,7 +152,7 @@ export class Dispatcher {
         throw error;
       } finally {
         state.histogram.record(Math.max(1, Number(process.hrtime.bigint() - start)));
-        this.#release(pid);
+        this.#queue.release(pid);
       }
     }
   }
@@ -349,7 +195,7 @@ export class Dispatcher {
 
   /** This thread's dispatch statistics for `group`. */
   stats(group: Group): DispatchStats {
-    const [map, k] = this.#stateOf(group);
+    const [map, k] = this.#queue.stateOf(group);
     const s = map.get(k);
     if (s === undefined)
       return { calls: 0, failures: 0, retries: 0, queued: 0, p50: 0, p90: 0, p99: 0, max: 0 };
@@ -367,367 +213,12 @@ export class Dispatcher {
     };
   }
 
-  // Picking ------------------------------------------------------------------------------
-
-  #pick(
-    group: Group,
-    strategy: Strategy,
-    key: string | number | undefined,
-    tried: Set<Pid> | undefined,
-    maxInFlight: number,
-  ): Pid | undefined {
-    const reader = this.#reader();
-    if (reader === undefined) return undefined;
-    // The fast paths: one read of the index, no copy, when the pick has room.
-    if (tried === undefined) {
-      let pid: Pid | undefined;
-      if (strategy === 'random') pid = reader.memberAt(group, random32());
-      else if (strategy === 'round-robin') pid = reader.next(group);
-      if (pid !== undefined && (this.#inFlight.get(pid) ?? 0) < maxInFlight) return pid;
-      if (pid === undefined && (strategy === 'random' || strategy === 'round-robin'))
-        return undefined;
-    }
-    // Otherwise look at every member.
-    let n = reader.membersInto(group, this.#scratch);
-    if (n > this.#scratch.length) {
-      this.#scratch = new Float64Array(Math.max(n, this.#scratch.length * 2));
-      n = reader.membersInto(group, this.#scratch);
-    }
-    if (n === 0) return undefined;
-    const members = this.#scratch;
-    const usable = (pid: Pid) =>
-      (this.#inFlight.get(pid) ?? 0) < maxInFlight && (tried === undefined || !tried.has(pid));
-    if (typeof strategy === 'function') {
-      const list = Array.from(members.subarray(0, n)) as Pid[];
-      const pid = strategy(
-        list.filter((p) => usable(p)),
-        { node: this.#node, key },
-      );
-      return pid !== undefined && usable(pid) ? pid : undefined;
-    }
-    switch (strategy) {
-      case 'hash': {
-        if (key === undefined) throw new TypeError("the 'hash' strategy needs a `key` to route by");
-        const h = hashKey(typeof key === 'string' ? key : `n${key}`, 0x5bd1e995);
-        let best: Pid | undefined;
-        let bestScore = -1;
-        for (let i = 0; i < n; i++) {
-          const pid = members[i] as Pid;
-          if (tried?.has(pid)) continue;
-          const s = score(h, pid);
-          if (s > bestScore) {
-            bestScore = s;
-            best = pid;
-          }
-        }
-        // Sticky means sticky: a saturated owner makes the dispatch wait, not move.
-        return best !== undefined && (this.#inFlight.get(best) ?? 0) < maxInFlight
-          ? best
-          : undefined;
-      }
-      case 'local-first': {
-        const self = this.#node.id;
-        const local = (pid: Pid) => nodeOf(pid) === self && usable(pid);
-        let pool = 0;
-        for (let i = 0; i < n; i++) if (local(members[i] as Pid)) pool++;
-        const take = pool > 0 ? local : usable;
-        if (pool === 0) for (let i = 0; i < n; i++) if (usable(members[i] as Pid)) pool++;
-        if (pool === 0) return undefined;
-        let k = this.#localRr++ % pool;
-        for (let i = 0; i < n; i++) {
-          const pid = members[i] as Pid;
-          if (take(pid) && k-- === 0) return pid;
-        }
-        return undefined;
-      }
-      case 'least-loaded':
-        return this.#least(members, n, usable);
-      default:
-        // random or round-robin whose first pick was saturated or already tried.
-        return this.#least(members, n, usable);
-    }
-  }
-
-  /** The usable member with the least load (its node's published load plus this thread's calls to it). */
-  #least(members: Float64Array, n: number, usable: (pid: Pid) => boolean): Pid | undefined {
-    let best: Pid | undefined;
-    let bestLoad = Number.POSITIVE_INFINITY;
-    const start = random32() % n;
-    for (let k = 0; k < n; k++) {
-      const pid = members[(start + k) % n] as Pid;
-      if (!usable(pid)) continue;
-      const load = this.#node.loadOf(pid) + (this.#inFlight.get(pid) ?? 0);
-      if (load < bestLoad) {
-        bestLoad = load;
-        best = pid;
-        if (load === 0) break;
-      }
-    }
-    return best;
-  }
-
-  #allTried(group: Group, tried: Set<Pid>): boolean {
-    const members = this.#reader()?.members(group) ?? [];
-    return members.every((p) => tried.has(p));
-  }
-
-  // Queueing and waiting -----------------------------------------------------------------
-
-  /** The group's state map and key: strings, numbers and tuples (by their encoding) apart. */
-  #stateOf(group: Group): [Map<string | number, GroupState>, string | number] {
-    if (typeof group === 'string') return [this.#byString, group];
-    if (typeof group === 'number') return [this.#byNumber, group];
-    return [this.#byTuple, encodeGroup(group)];
-  }
-
-  #state(group: Group): GroupState {
-    const [map, k] = this.#stateOf(group);
-    let s = map.get(k);
-    if (s === undefined) {
-      s = {
-        calls: 0,
-        failures: 0,
-        retries: 0,
-        histogram: createHistogram(),
-        queue: [],
-        queueHead: 0,
-        sticky: [],
-        waiting: 0,
-        joins: undefined,
-      };
-      map.set(k, s);
-      this.#groups.add(s);
-    }
-    return s;
-  }
-
-  /** Takes a slot of `pid` for a call from this thread. */
-  #take(pid: Pid): void {
-    this.#inFlight.set(pid, (this.#inFlight.get(pid) ?? 0) + 1);
-  }
-
-  /** Gives a slot of `pid` back, and lets waiting dispatches that can now go, go. */
-  #release(pid: Pid): void {
-    const n = this.#inFlight.get(pid)! - 1;
-    if (n === 0) this.#inFlight.delete(pid);
-    else this.#inFlight.set(pid, n);
-    // A member may belong to several groups, and a sticky dispatch can only use its own
-    // member: every group with waiters gets a look, not only the one this call was for.
-    if (this.#waiting > 0)
-      for (const state of this.#groups.values()) if (state.waiting > 0) this.#pump(state);
-  }
-
   /**
-   * Starts the waiting dispatches of `state` that have a member with room now. Any-member
-   * waiters go in FIFO order, and the first that finds no room stops the others behind it
-   * (they would find none either). Sticky waiters are each looked at: one whose member
-   * just freed up goes, whatever waits before it.
-   */
-  #pump(state: GroupState): void {
-    const q = state.queue;
-    let head = state.queueHead;
-    while (head < q.length) {
-      const w = q[head]!;
-      if (!w.done) {
-        const pid = this.#pickFor(w);
-        if (w.done) {
-          head++;
-          continue;
-        }
-        if (pid === undefined) {
-          const hopeless = this.#hopeless(w.group);
-          if (hopeless === undefined) break;
-          w.reject(hopeless);
-          head++;
-          continue;
-        }
-        this.#start(w, pid);
-      }
-      head++;
-    }
-    // Drop the started ones from the front without shifting the array on every call.
-    if (head === q.length) {
-      state.queue = [];
-      state.queueHead = 0;
-    } else if (head > 1024 && head * 2 > q.length) {
-      state.queue = q.slice(head);
-      state.queueHead = 0;
-    } else {
-      state.queueHead = head;
-    }
-    if (state.sticky.length > 0) {
-      let kept = 0;
-      for (const w of state.sticky) {
-        if (w.done) continue;
-        const pid = this.#pickFor(w);
-        if (w.done) continue;
-        if (pid !== undefined) this.#start(w, pid);
-        else {
-          const hopeless = this.#hopeless(w.group);
-          if (hopeless === undefined) state.sticky[kept++] = w;
-          else w.reject(hopeless);
-        }
-      }
-      state.sticky.length = kept;
-    }
-  }
-
-  /**
-   * A waiter's pick. A strategy function that throws fails that dispatch with its
-   * error, here rather than in whoever ran the pump (another dispatch, a monitor event).
-   */
-  #pickFor(w: Waiter): Pid | undefined {
-    try {
-      return w.pick();
-    } catch (error) {
-      w.reject(error);
-      return undefined;
-    }
-  }
-
-  /**
-   * Why a dispatch waiting for `group` can never go, or undefined while it still can:
-   * the scope stopped, or the group lost its last member while it waited (nobody will
-   * ever free up for it).
-   */
-  #hopeless(group: Group): Error | undefined {
-    const reader = this.#reader();
-    if (reader === undefined)
-      return new NoScopeError(`scope '${this.#scope}' stopped while dispatches waited`);
-    if (reader.count(group) === 0)
-      return new NoMembersError(
-        `group ${describe(group)} lost its last member while dispatches waited`,
-      );
-    return undefined;
-  }
-
-  /**
-   * @internal The scope stopped, or this node left: every waiting dispatch fails now
-   * rather than when (if ever) a call in flight settles.
+   * The scope stopped, or this node left: every waiting dispatch fails now rather than
+   * when (if ever) a call in flight settles.
    */
   detach(): void {
-    if (this.#waiting === 0) return;
-    for (const state of this.#groups) if (state.waiting > 0) this.#pump(state);
-  }
-
-  #start(w: Waiter, pid: Pid): void {
-    this.#take(pid);
-    this.#settleWaiter(w);
-    w.resolve(pid);
-  }
-
-  #settleWaiter(w: Waiter): void {
-    w.done = true;
-    w.state.waiting--;
-    this.#waiting--;
-  }
-
-  /** Waits for a member with room, within `maxQueue`, the deadline and the signal. */
-  #wait(
-    state: GroupState,
-    group: Group,
-    options: DispatchOptions,
-    deadline: number | undefined,
-    pick: () => Pid | undefined,
-    sticky: boolean,
-  ): Promise<Pid> {
-    const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
-    if (state.waiting >= maxQueue) {
-      return Promise.reject(
-        new QueueFullError(
-          `every member of group ${describe(group)} is at its in-flight bound and ${maxQueue} dispatches already wait; ` +
-            'add members, raise maxInFlight or maxQueue, or slow down',
-        ),
-      );
-    }
-    const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<Pid>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const onAbort = () => fail(signal!.reason);
-      const cleanup = () => {
-        if (timer !== undefined) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const fail = (error: unknown) => {
-        if (w.done) return;
-        this.#settleWaiter(w);
-        cleanup();
-        reject(error);
-      };
-      const w: Waiter = {
-        pick,
-        resolve: (pid) => {
-          cleanup();
-          resolve(pid);
-        },
-        reject: fail,
-        done: false,
-        state,
-        group,
-      };
-      if (deadline !== undefined) {
-        timer = after(Math.max(0, deadline - performance.now()), () =>
-          fail(
-            new CallTimeoutError(
-              `dispatch to group ${describe(group)} waited ${options.timeout} ms for a member with room`,
-            ),
-          ),
-        );
-      }
-      signal?.addEventListener('abort', onAbort, { once: true });
-      (sticky ? state.sticky : state.queue).push(w);
-      state.waiting++;
-      this.#waiting++;
-      if (state.joins === undefined) this.#watchJoins(state, group);
-    });
-  }
-
-  /**
-   * Dispatches wait because every member is saturated; they go when a call completes
-   * (`#release`), or when a member joins: a thread started to take the load must get
-   * the queued work at once, not when some call on a busy member ends (and when the
-   * last member leaves, they fail at once). Joins and leaves are heard through a
-   * monitor on the group, held while dispatches wait and dropped at the
-   * first event after the queue drained (so that a group that keeps filling and
-   * draining does not subscribe again each time).
-   */
-  #watchJoins(state: GroupState, group: Group): void {
-    // A fresh object per monitor: a callback of an older one never touches this one.
-    const watch: JoinWatch = { ref: undefined };
-    state.joins = watch;
-    const scope = this.#node.scope(this.#scope);
-    scope
-      .monitor(group, {
-        onEvent: () => {
-          if (state.joins !== watch) return;
-          if (state.waiting > 0) {
-            this.#pump(state); // a join brings room; a leave may empty the group
-            return;
-          }
-          state.joins = undefined;
-          if (watch.ref !== undefined) void scope.demonitor(watch.ref);
-          // (else the answer below, still on its way, sees it is no longer current)
-        },
-        onEnd: () => {
-          if (state.joins === watch) state.joins = undefined;
-        },
-      })
-      .then(
-        (m) => {
-          if (state.joins !== watch) {
-            void scope.demonitor(m.ref); // dropped, or the scope stopped, meanwhile
-            return;
-          }
-          watch.ref = m.ref;
-          // A member may have joined between the last pick and the snapshot. If the
-          // queue has drained already, the monitor stays until the next event.
-          if (state.waiting > 0) this.#pump(state);
-        },
-        () => {
-          if (state.joins === watch) state.joins = undefined;
-        },
-      );
+    this.#queue.detach();
   }
 
   /**
@@ -744,9 +235,8 @@ export class Dispatcher {
     const left = deadline === undefined ? wanted : Math.max(0, deadline - performance.now());
     const ms = Math.min(wanted, left);
     const { signal } = options;
-    const scope = this.#node.scope(this.#scope);
     try {
-      await scope.waitForMembers(
+      await this.#scopeApi.waitForMembers(
         group,
         signal === undefined ? { timeout: ms } : { timeout: ms, signal },
       );
@@ -760,5 +250,3 @@ export class Dispatcher {
     }
   }
 }
-
-export type { GroupKey };

@@ -149,3 +149,42 @@ export class EventStream implements AsyncIterable<MembershipEvent> {
     };
   }
 }
+
+/** Options of `monitorScope()` and `monitor()`. */
+export interface MonitorOptions {
+  /** The monitor is removed when this local process exits. */
+  owner?: Pid;
+  /** Most events buffered for a consumer that falls behind. Default 65,536. */
+  maxBuffer?: number;
+  /** Receive events through this callback instead of the async iterator. */
+  onEvent?: (event: MembershipEvent) => void;
+  /**
+   * Called once when the monitor ends: after `demonitor`, when its owner exits, when
+   * the scope stops or this node leaves the cluster (no argument), or when a consumer
+   * fell `maxBuffer` events behind (`MonitorOverflowError`). The callback form's way to
+   * learn what the iterator learns from the end of its loop. If `monitor()` rejects
+   * after its request went out (the scope stopped or refused it), `onEnd` is called
+   * too.
+   */
+  onEnd?: (error?: unknown) => void;
+}
+
+/** A scope subscription: the membership at subscription time, then every change. */
+export interface ScopeMonitor {
+  /** Identifies the monitor for `demonitor`. */
+  readonly ref: number;
+  /** Every group and its members when the monitor started. */
+  readonly groups: Map<Group, Pid[]>;
+  /** Every change after the snapshot, in order (`for await`). */
+  readonly events: AsyncIterable<MembershipEvent>;
+}
+
+/** A group subscription. */
+export interface GroupMonitor {
+  /** Identifies the monitor for `demonitor`. */
+  readonly ref: number;
+  /** The group's members when the monitor started. */
+  readonly members: Pid[];
+  /** Every change of the group after the snapshot, in order (`for await`). */
+  readonly events: AsyncIterable<MembershipEvent>;
+}

@@ -6,18 +6,8 @@
  * `whichGroups`…) sees the same merged membership. It allocates freely: cuts are rare.
  */
 import { decodeGroup, encodeGroup, type Group, type GroupKey } from '../core/group.js';
+import type { MembershipView } from '../core/membership-view.js';
 import type { Pid } from '../core/pid.js';
-
-/** The reads a scope and its dispatcher make: the index reader, or this view during a cut. */
-export interface MembershipView {
-  members(group: Group): Pid[];
-  count(group: Group): number;
-  memberAt(group: Group, index: number): Pid | undefined;
-  next(group: Group): Pid | undefined;
-  membersInto(group: Group, out: Float64Array): number;
-  forEach(group: Group, fn: (pid: Pid, index: number) => void): number;
-  groups(): Group[];
-}
 
 export class PartitionView implements MembershipView {
   readonly #index: MembershipView;

@@ -9,71 +9,74 @@
  * Writes go to the coordinator and resolve once it applied them; the node then renews
  * its read section, so a thread always reads its own writes.
  */
-import type { CallOptions } from '../runtime/pending-calls.js';
-import {
-  Dispatcher,
-  type DispatchOptions,
-  type DispatchStats,
-  type MultiCallResult,
-  type Strategy,
-} from '../dispatch/dispatcher.js';
-import {
-  checkNumber,
-  describe,
-  NoMembersError,
-  NoProcessError,
-  NoScopeError,
-  NotLocalError,
-} from '../core/errors.js';
-import { EventStream, type MembershipEvent } from './monitor-stream.js';
 import { checkGroup, decodeGroup, encodeGroup, type Group, type GroupKey } from '../core/group.js';
-import type { Node } from '../runtime/node.js';
+import { describe, NoProcessError, NoScopeError, NotLocalError } from '../core/errors.js';
+import type { MembershipView } from '../core/membership-view.js';
 import { formatPid, nodeOf, type Pid, toPidList } from '../core/pid.js';
-import type { MonitorEvent, ToNode } from '../protocol/messages.js';
-import { type MembershipView, PartitionView } from './partition-view.js';
+import { Dispatcher } from '../dispatch/dispatcher.js';
+import type {
+  Caller,
+  DispatchOptions,
+  DispatchStats,
+  MultiCallResult,
+  Strategy,
+} from '../dispatch/options.js';
+import type { MonitorEvent, ToCoordinator, ToNode } from '../protocol/messages.js';
+import type { CallOptions } from '../runtime/pending-calls.js';
 import { IndexReader } from '../shared-index/reader.js';
 import type { IndexHandle } from '../shared-index/types.js';
-import { after } from '../core/timer.js';
+import { LocalMembers } from './local-members.js';
+import {
+  EventStream,
+  type GroupMonitor,
+  type MonitorOptions,
+  type ScopeMonitor,
+} from './monitor-stream.js';
+import { PartitionView } from './partition-view.js';
+import { waitForMembers, type WaitForMembersOptions } from './wait-for-members.js';
 
-export type { MembershipEvent } from './monitor-stream.js';
+export type {
+  GroupMonitor,
+  MembershipEvent,
+  MonitorOptions,
+  ScopeMonitor,
+} from './monitor-stream.js';
+export type { WaitForMembersOptions } from './wait-for-members.js';
 
-/** Options of `monitorScope()` and `monitor()`. */
-export interface MonitorOptions {
-  /** The monitor is removed when this local process exits. */
-  owner?: Pid;
-  /** Most events buffered for a consumer that falls behind. Default 65,536. */
-  maxBuffer?: number;
-  /** Receive events through this callback instead of the async iterator. */
-  onEvent?: (event: MembershipEvent) => void;
+/** What a scope needs of its node. */
+export interface ScopeHost {
+  readonly id: number;
+  /** True when `pid` is a live process of this node. */
+  isLocalAlive(pid: Pid): boolean;
+  /** Sends a request to the coordinator; resolves with its answer. */
+  request(scope: string, build: (ref: number) => ToCoordinator): Promise<ToNode>;
+  /** A one-way message to the coordinator (dropped once the node left). */
+  post(message: ToCoordinator): void;
+  /** Fails the requests in flight for this scope (it went down). */
+  failRequests(scope: string, error: unknown): void;
+}
+
+/** What the node tells a scope: the node's side of it, never on the public class. */
+export interface ScopeHooks {
+  /** The scope (re)started: read its new index and sync this node's memberships. */
+  attach(handle: IndexHandle): void;
   /**
-   * Called once when the monitor ends: after `demonitor`, when its owner exits, when
-   * the scope stops or this node leaves the cluster (no argument), or when a consumer
-   * fell `maxBuffer` events behind (`MonitorOverflowError`). The callback form's way to
-   * learn what the iterator learns from the end of its loop. If `monitor()` rejects
-   * after its request went out (the scope stopped or refused it), `onEnd` is called
-   * too.
+   * The scope stopped (or the node is leaving). Pending writes fail with
+   * `NoScopeError`; monitors end. The coordinator's own node forgets its memberships
+   * (pg's scope restart loses them); other nodes keep theirs and sync them back.
    */
-  onEnd?: (error?: unknown) => void;
-}
-
-/** A scope subscription: the membership at subscription time, then every change. */
-export interface ScopeMonitor {
-  /** Identifies the monitor for `demonitor`. */
-  readonly ref: number;
-  /** Every group and its members when the monitor started. */
-  readonly groups: Map<Group, Pid[]>;
-  /** Every change after the snapshot, in order (`for await`). */
-  readonly events: AsyncIterable<MembershipEvent>;
-}
-
-/** A group subscription. */
-export interface GroupMonitor {
-  /** Identifies the monitor for `demonitor`. */
-  readonly ref: number;
-  /** The group's members when the monitor started. */
-  readonly members: Pid[];
-  /** Every change of the group after the snapshot, in order (`for await`). */
-  readonly events: AsyncIterable<MembershipEvent>;
+  detach(forget: boolean): void;
+  /** pg's sync: send this node's whole membership. */
+  sync(): void;
+  /** A local process exited: it leaves every group, once per counted join. */
+  processExited(pid: Pid): void;
+  /** A monitor event from the coordinator. */
+  onEvent(m: MonitorEvent): void;
+  /**
+   * Test hook, the thread-world netsplit: `cut` stops talking to the coordinator for
+   * this scope (writes stay local, reads show the last state); restoring syncs again.
+   */
+  setPartitioned(cut: boolean): void;
 }
 
 interface Subscription {
@@ -90,7 +93,7 @@ const DEFAULT_MAX_BUFFER = 1 << 16;
  */
 export class Scope {
   readonly name: string;
-  readonly #node: Node;
+  readonly #node: ScopeHost;
   #reader: IndexReader | undefined;
   /**
    * What reads go to: the reader, or while this node's link to the scope is cut, a view
@@ -99,20 +102,32 @@ export class Scope {
    */
   #view: MembershipView | undefined;
   #partitioned = false;
-  /** Groups of each local pid, one entry per counted join (pg's `monitors`). */
-  readonly #byPid = new Map<Pid, GroupKey[]>();
-  /** Local members of each group, with their join counts. */
-  readonly #byGroup = new Map<GroupKey, Map<Pid, number>>();
+  /** This node's own memberships here (pg's `monitors`). */
+  readonly #local = new LocalMembers();
   readonly #subs = new Map<number, Subscription>();
   /** Counts the times this node forgot its memberships here (see `#propagate`). */
   #forgets = 0;
   readonly #dispatcher: Dispatcher;
 
-  /** @internal Made by the node. */
-  constructor(node: Node, name: string) {
-    this.#node = node;
+  /**
+   * @internal Made by the node, which gets the node's side of the scope through
+   * `hooks` (attach, detach, sync, exits, events).
+   */
+  constructor(host: ScopeHost, caller: Caller, name: string, hooks: (h: ScopeHooks) => void) {
+    this.#node = host;
     this.name = name;
-    this.#dispatcher = new Dispatcher(node, name, () => this.#view);
+    this.#dispatcher = new Dispatcher(caller, this, name, () => this.#view);
+    hooks({
+      attach: (handle) => this.#attach(handle),
+      detach: (forget) => this.#detach(forget),
+      sync: () => this.#sync(),
+      processExited: (pid) => this.#processExited(pid),
+      onEvent: (m) =>
+        this.#subs
+          .get(m.ref)
+          ?.stream.push({ kind: m.kind, group: decodeGroup(m.key), pids: m.pids }),
+      setPartitioned: (cut) => this.#setPartitioned(cut),
+    });
   }
 
   /** True while the scope runs and this node is attached to it. */
@@ -135,7 +150,7 @@ export class Scope {
     // its exit is noticed, so it simply never shows.
     const pids = all.filter((p) => this.#node.isLocalAlive(p));
     if (pids.length === 0) return;
-    this.#add(key, pids);
+    this.#local.add(key, pids);
     if (this.#partitioned) return;
     await this.#propagate((ref) => ({ t: 'join', scope: this.name, ref, key, pids }));
   }
@@ -148,9 +163,9 @@ export class Scope {
     const key = encodeGroup(group);
     const pids = this.#localPids(pidOrPids, 'leave');
     this.#assertRunning('leave');
-    const members = this.#removable(key, pids);
+    const members = this.#local.removable(key, pids);
     if (members.length === 0) return 'not_joined';
-    this.#remove(key, members);
+    this.#local.remove(key, members);
     if (this.#partitioned) return 'ok';
     await this.#propagate((ref) => ({ t: 'leave', scope: this.name, ref, key, pids: members }));
     return 'ok';
@@ -164,7 +179,7 @@ export class Scope {
    * rollback, which could race with that sync. Only when the node has forgotten its
    * memberships meanwhile (the coordinator's own node, on a scope stop) does it fail.
    */
-  async #propagate(build: (ref: number) => Parameters<Node['post']>[0]): Promise<void> {
+  async #propagate(build: (ref: number) => ToCoordinator): Promise<void> {
     const forgets = this.#forgets;
     try {
       await this.#request(build);
@@ -186,8 +201,7 @@ export class Scope {
 
   /** The members of `group` that are processes of this node. */
   getLocalMembers(group: Group): Pid[] {
-    const counts = this.#byGroup.get(encodeGroup(group));
-    return counts === undefined ? [] : expand(counts);
+    return this.#local.members(encodeGroup(group));
   }
 
   /** Every group with members, anywhere. */
@@ -197,7 +211,7 @@ export class Scope {
 
   /** Every group with members on this node. */
   whichLocalGroups(): Group[] {
-    return [...this.#byGroup.keys()].map(decodeGroup);
+    return [...this.#local.byGroup.keys()].map(decodeGroup);
   }
 
   /** Number of members of `group` (joins counted), without allocating. */
@@ -275,78 +289,8 @@ export class Scope {
    * after `timeout` ms (default: no limit), with the reason of `signal`, or with
    * `NoScopeError` when the scope stops (or this node leaves) while it waits.
    */
-  async waitForMembers(
-    group: Group,
-    options: { count?: number; timeout?: number; signal?: AbortSignal } = {},
-  ): Promise<Pid[]> {
-    const want = options.count ?? 1;
-    if (!Number.isInteger(want) || want < 1)
-      throw new RangeError(`count must be a positive integer, got ${describe(want)}`);
-    const { timeout, signal } = options;
-    checkNumber('timeout (ms)', timeout, 0);
-    if (this.count(group) >= want) return this.getMembers(group);
-    if (signal?.aborted) throw signal.reason;
-    let have = 0;
-    let settled = false;
-    let onAbort: (() => void) | undefined;
-    let resolveWait!: () => void;
-    let rejectWait!: (error: unknown) => void;
-    const waiting = new Promise<void>((resolve, reject) => {
-      resolveWait = resolve;
-      rejectWait = reject;
-    });
-    // Every way out goes through here, once: the timer and the abort listener go with it.
-    const finish = (error?: unknown) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort);
-      if (error === undefined) resolveWait();
-      else rejectWait(error);
-    };
-    const timer = after(timeout, () =>
-      finish(
-        new NoMembersError(
-          `group ${describe(group)} of scope '${this.name}' did not reach ${want} member(s) within ${timeout} ms`,
-        ),
-      ),
-    );
-    const sub = this.monitor(group, {
-      onEvent: (e) => {
-        have += e.kind === 'join' ? e.pids.length : -e.pids.length;
-        if (have >= want) finish();
-      },
-      // The monitor ended before the group was big enough: the scope stopped, or this
-      // node left the cluster. Nothing will ever change the count again.
-      onEnd: () =>
-        finish(
-          new NoScopeError(
-            `scope '${this.name}' stopped (or this node left the cluster) while waiting for ${want} member(s) of group ${describe(group)}`,
-          ),
-        ),
-    });
-    if (signal !== undefined) {
-      onAbort = () => finish(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-    }
-    sub.then(
-      (m) => {
-        have += m.members.length;
-        if (have >= want) finish();
-      },
-      (error: unknown) => finish(error),
-    );
-    try {
-      await waiting;
-    } finally {
-      // Whenever the subscription lands, it is ended: nothing waits on it any more.
-      sub.then(
-        (m) => void this.demonitor(m.ref),
-        () => {},
-      );
-    }
-    this.refresh();
-    return this.getMembers(group);
+  waitForMembers(group: Group, options: WaitForMembersOptions = {}): Promise<Pid[]> {
+    return waitForMembers(this, group, options);
   }
 
   // Monitors ---------------------------------------------------------------------------
@@ -385,23 +329,17 @@ export class Scope {
     }
   }
 
-  // Called by the node ------------------------------------------------------------------
+  // The node's side (see ScopeHooks) ---------------------------------------------------
 
-  /** @internal The scope (re)started: read its new index and sync this node's memberships. */
-  attach(handle: IndexHandle): void {
+  #attach(handle: IndexHandle): void {
     this.#reader?.release();
     this.#reader = new IndexReader(handle);
     this.#view = this.#reader;
     this.#partitioned = false;
-    this.sync();
+    this.#sync();
   }
 
-  /**
-   * @internal The scope stopped (or the node is leaving). Pending writes fail with
-   * `NoScopeError`; monitors end. The coordinator's own node forgets its memberships
-   * (pg's scope restart loses them); other nodes keep theirs and sync them back.
-   */
-  detach(forget: boolean): void {
+  #detach(forget: boolean): void {
     this.#reader?.release();
     this.#reader = undefined;
     this.#view = undefined;
@@ -411,49 +349,29 @@ export class Scope {
     this.#subs.clear();
     if (forget) {
       this.#forgets++;
-      this.#byPid.clear();
-      this.#byGroup.clear();
+      this.#local.clear();
     }
   }
 
-  /** @internal pg's sync: send this node's whole membership. */
-  sync(): void {
+  #sync(): void {
     if (this.#reader === undefined || this.#partitioned) return;
-    this.#node.post({
-      t: 'sync',
-      scope: this.name,
-      groups: [...this.#byGroup].map(([key, counts]) => [key, expand(counts)]),
-    });
+    this.#node.post({ t: 'sync', scope: this.name, groups: this.#local.entries() });
   }
 
-  /** @internal A local process exited: it leaves every group, once per counted join. */
-  processExited(pid: Pid): void {
+  #processExited(pid: Pid): void {
     for (const [ref, sub] of this.#subs) if (sub.owner === pid) void this.demonitor(ref);
-    const keys = this.#byPid.get(pid);
-    if (keys === undefined) return;
-    for (const key of keys) this.#remove(key, [pid], false);
-    this.#byPid.delete(pid);
-    if (this.#reader !== undefined && !this.#partitioned) {
+    const keys = this.#local.removePid(pid);
+    if (keys !== undefined && this.#reader !== undefined && !this.#partitioned) {
       this.#node.post({ t: 'exit', scope: this.name, pid, keys });
     }
   }
 
-  /** @internal A monitor event from the coordinator. */
-  onEvent(m: MonitorEvent): void {
-    this.#subs.get(m.ref)?.stream.push({ kind: m.kind, group: decodeGroup(m.key), pids: m.pids });
-  }
-
-  /**
-   * @internal Test hook, the thread-world netsplit: `cut` stops talking to the
-   * coordinator for this scope (writes stay local, reads show the last state);
-   * `restore` syncs again. The coordinator side is `cluster.partition`/`heal`.
-   */
-  setPartitioned(cut: boolean): void {
+  #setPartitioned(cut: boolean): void {
     if (this.#partitioned === cut) return;
     this.#partitioned = cut;
     if (this.#reader !== undefined)
-      this.#view = cut ? new PartitionView(this.#reader, this.#byGroup) : this.#reader;
-    if (!cut) this.sync();
+      this.#view = cut ? new PartitionView(this.#reader, this.#local.byGroup) : this.#reader;
+    if (!cut) this.#sync();
   }
 
   // Internals --------------------------------------------------------------------------
@@ -480,7 +398,7 @@ export class Scope {
     }
   }
 
-  async #request(build: (ref: number) => Parameters<Node['post']>[0]): Promise<ToNode> {
+  async #request(build: (ref: number) => ToCoordinator): Promise<ToNode> {
     const answer = await this.#node.request(this.name, build);
     if (answer.t === 'ack' && answer.error !== undefined) {
       throw new NoScopeError(`scope '${this.name}' refused the request: ${answer.error}`);
@@ -535,60 +453,4 @@ export class Scope {
     }
     return [ref, answer.groups, stream];
   }
-
-  #add(key: GroupKey, pids: readonly Pid[]): void {
-    let counts = this.#byGroup.get(key);
-    if (counts === undefined) {
-      counts = new Map();
-      this.#byGroup.set(key, counts);
-    }
-    for (const p of pids) {
-      counts.set(p, (counts.get(p) ?? 0) + 1);
-      const keys = this.#byPid.get(p);
-      if (keys === undefined) this.#byPid.set(p, [key]);
-      else keys.push(key);
-    }
-  }
-
-  /** Which of `pids` can leave `key`: one occurrence each, as many as were joined. */
-  #removable(key: GroupKey, pids: readonly Pid[]): Pid[] {
-    const counts = this.#byGroup.get(key);
-    if (counts === undefined) return [];
-    if (pids.length === 1) return counts.has(pids[0]!) ? [pids[0]!] : [];
-    const used = new Map<Pid, number>();
-    const out: Pid[] = [];
-    for (const p of pids) {
-      const u = used.get(p) ?? 0;
-      if (u < (counts.get(p) ?? 0)) {
-        out.push(p);
-        used.set(p, u + 1);
-      }
-    }
-    return out;
-  }
-
-  /** Removes one join of each of `pids` from `key` (and, unless told not to, `key` from each pid's list). */
-  #remove(key: GroupKey, pids: readonly Pid[], fromByPid = true): void {
-    const counts = this.#byGroup.get(key);
-    if (counts === undefined) return;
-    for (const p of pids) {
-      const n = counts.get(p) ?? 0;
-      if (n > 1) counts.set(p, n - 1);
-      else counts.delete(p);
-      if (!fromByPid) continue;
-      const keys = this.#byPid.get(p);
-      if (keys === undefined) continue;
-      const j = keys.indexOf(key);
-      if (j >= 0) keys.splice(j, 1);
-      if (keys.length === 0) this.#byPid.delete(p);
-    }
-    if (counts.size === 0) this.#byGroup.delete(key);
-  }
-}
-
-/** A pid → count map as a list with each pid repeated `count` times. */
-function expand(counts: Map<Pid, number>): Pid[] {
-  const out: Pid[] = [];
-  for (const [p, n] of counts) for (let i = 0; i < n; i++) out.push(p);
-  return out;
 }

@@ -29,7 +29,6 @@ import { type MessagePort, receiveMessageOnPort, type Transferable } from 'node:
 import { surelyCloneable } from '../core/cloneable.js';
 import { MessageCloneError } from '../core/errors.js';
 import type { Pid } from '../core/pid.js';
-import type { ReplyTo } from '../runtime/process.js';
 import { toWire } from '../core/wire-error.js';
 
 export const SEND = 0;
@@ -40,18 +39,30 @@ export const MONITOR = 4;
 export const DEMONITOR = 5;
 export const DOWN = 6;
 
-/** What the node does with frames that arrive on a link. */
-export interface LinkHost {
-  onSend(link: Link, serial: number, from: Pid | undefined, payload: unknown): void;
-  onCall(link: Link, id: number, serial: number, from: Pid | undefined, payload: unknown): void;
+/** Where the answer to a message goes. Implemented by the node (local calls) and by peer links. */
+export interface ReplyTo {
+  reply(id: number, value: unknown): void;
+  fail(id: number, error: unknown): void;
+}
+
+/** What the node does with frames that arrive on a channel. */
+export interface ChannelHost {
+  onSend(channel: Channel, serial: number, from: Pid | undefined, payload: unknown): void;
+  onCall(
+    channel: Channel,
+    id: number,
+    serial: number,
+    from: Pid | undefined,
+    payload: unknown,
+  ): void;
   onReply(id: number, payload: unknown): void;
   onFail(id: number, error: unknown): void;
-  onMonitor(link: Link, ref: number, serial: number): void;
-  onDemonitor(link: Link, ref: number, serial: number): void;
+  onMonitor(channel: Channel, ref: number, serial: number): void;
+  onDemonitor(channel: Channel, ref: number, serial: number): void;
   onDown(ref: number, reason: unknown): void;
-  onClose(link: Link): void;
+  onClose(channel: Channel): void;
   /** A frame of the wrong shape: counted, dropped. */
-  onMalformed(link: Link): void;
+  onMalformed(channel: Channel): void;
 }
 
 /** Turns a DataCloneError into a MessageCloneError that says what to do. */
@@ -78,10 +89,10 @@ function fromOf(x: unknown): Pid | undefined {
   return typeof x === 'number' && Number.isSafeInteger(x) && x > 0 ? (x as Pid) : undefined;
 }
 
-export class Link implements ReplyTo {
+export class Channel implements ReplyTo {
   readonly peer: number;
   readonly #port: MessagePort;
-  readonly #host: LinkHost;
+  readonly #host: ChannelHost;
   #open = true;
   /** Frames waiting for the end of the current job. */
   #batch: unknown[][] = [];
@@ -92,7 +103,7 @@ export class Link implements ReplyTo {
     this.#port.postMessage(batch.length === 1 ? batch[0] : batch);
   };
 
-  constructor(peer: number, port: MessagePort, host: LinkHost) {
+  constructor(peer: number, port: MessagePort, host: ChannelHost) {
     this.peer = peer;
     this.#port = port;
     this.#host = host;
@@ -228,5 +239,22 @@ export class Link implements ReplyTo {
       default:
         return false;
     }
+  }
+}
+
+/**
+ * A copy of `message` for a process of this thread, with structured-clone semantics
+ * as if it had crossed a channel (so a local call behaves as a remote one).
+ */
+export function cloneLocal(
+  message: unknown,
+  transfer: readonly Transferable[] | undefined,
+): unknown {
+  try {
+    return transfer === undefined || transfer.length === 0
+      ? structuredClone(message)
+      : structuredClone(message, { transfer: transfer as Transferable[] });
+  } catch (error) {
+    throw cloneError(error);
   }
 }

@@ -14,6 +14,12 @@ import { isScopeName } from '../core/scope-name.js';
 import { isPid, type Pid } from '../core/pid.js';
 import type { IndexHandle } from '../shared-index/types.js';
 
+/**
+ * Tag of the first message `cluster.spawn` posts to a worker, on `parentPort`: it
+ * carries the worker's control port, which `connect()` takes from there.
+ */
+export const HANDSHAKE = 'procgroups:control-port';
+
 /** Anything that carries structured-cloneable messages both ways. */
 export interface Endpoint {
   postMessage(message: unknown, transfer?: readonly (ArrayBuffer | MessagePort)[]): void;

@@ -11,6 +11,7 @@
  */
 import type { LoadTable } from './load-table.js';
 import { type Pid, serialOf } from '../core/pid.js';
+import type { ReplyTo } from '../protocol/channel.js';
 
 /** What a handler gets with each message. */
 export interface ProcessContext {
@@ -38,12 +39,6 @@ export type Handler<M = unknown, R = unknown> = (message: M, ctx: ProcessContext
 export interface SpawnOptions {
   /** Messages handled at the same time. Default 1: one at a time, in order. */
   concurrency?: number;
-}
-
-/** Where the answer to a message goes. Implemented by the node (local calls) and by peer links. */
-export interface ReplyTo {
-  reply(id: number, value: unknown): void;
-  fail(id: number, error: unknown): void;
 }
 
 /** One message in a mailbox. `id` is 0 for a send. */

@@ -1,0 +1,159 @@
+/**
+ * The pick strategies: which member of a group a dispatch goes to. Picks read the
+ * shared index on the calling thread, synchronously.
+ *
+ * The fast path: `'random'` and `'round-robin'` read one member straight from the index
+ * (`memberAt`, `next`), with no copy and no allocation, and take it when it has room.
+ * Only when that member is saturated, or for the strategies that must see every member
+ * (`'least-loaded'`, `'local-first'`, `'hash'`, a function), are the members copied,
+ * into a scratch array reused from pick to pick.
+ */
+import { type Group, hashKey } from '../core/group.js';
+import type { MembershipView } from '../core/membership-view.js';
+import { nodeOf, type Pid } from '../core/pid.js';
+import type { PickNode, Strategy } from './options.js';
+
+let seed = (Math.random() * 0x1_0000_0000) | 0 || 1;
+/** xorshift32: a fast per-thread random source for picks (not for anything that needs secrecy). */
+function random32(): number {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return seed >>> 0;
+}
+
+/** Mixes a key hash and a pid into a score (rendezvous hashing). */
+function score(keyHash: number, pid: number): number {
+  let h = Math.imul(keyHash ^ (pid >>> 0), 0x9e3779b1);
+  h ^= Math.imul((pid / 0x1_0000_0000) | 0, 0x85ebca6b);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d);
+  h ^= h >>> 15;
+  return h >>> 0;
+}
+
+export class Picker {
+  readonly #node: PickNode;
+  readonly #reader: () => MembershipView | undefined;
+  /** Calls from this thread in flight, per member (kept by the backpressure). */
+  readonly #inFlight: ReadonlyMap<Pid, number>;
+  #scratch = new Float64Array(64);
+  #localRr = 0;
+
+  constructor(
+    node: PickNode,
+    reader: () => MembershipView | undefined,
+    inFlight: ReadonlyMap<Pid, number>,
+  ) {
+    this.#node = node;
+    this.#reader = reader;
+    this.#inFlight = inFlight;
+  }
+
+  /**
+   * A member of `group` with fewer than `maxInFlight` calls from this thread, not in
+   * `tried`, by `strategy`; undefined when there is none.
+   */
+  pick(
+    group: Group,
+    strategy: Strategy,
+    key: string | number | undefined,
+    tried: Set<Pid> | undefined,
+    maxInFlight: number,
+  ): Pid | undefined {
+    const reader = this.#reader();
+    if (reader === undefined) return undefined;
+    // The fast paths: one read of the index, no copy, when the pick has room.
+    if (tried === undefined) {
+      let pid: Pid | undefined;
+      if (strategy === 'random') pid = reader.memberAt(group, random32());
+      else if (strategy === 'round-robin') pid = reader.next(group);
+      if (pid !== undefined && (this.#inFlight.get(pid) ?? 0) < maxInFlight) return pid;
+      if (pid === undefined && (strategy === 'random' || strategy === 'round-robin'))
+        return undefined;
+    }
+    // Otherwise look at every member.
+    let n = reader.membersInto(group, this.#scratch);
+    if (n > this.#scratch.length) {
+      this.#scratch = new Float64Array(Math.max(n, this.#scratch.length * 2));
+      n = reader.membersInto(group, this.#scratch);
+    }
+    if (n === 0) return undefined;
+    const members = this.#scratch;
+    const usable = (pid: Pid) =>
+      (this.#inFlight.get(pid) ?? 0) < maxInFlight && (tried === undefined || !tried.has(pid));
+    if (typeof strategy === 'function') {
+      const list = Array.from(members.subarray(0, n)) as Pid[];
+      const pid = strategy(
+        list.filter((p) => usable(p)),
+        { node: this.#node, key },
+      );
+      return pid !== undefined && usable(pid) ? pid : undefined;
+    }
+    switch (strategy) {
+      case 'hash': {
+        if (key === undefined) throw new TypeError("the 'hash' strategy needs a `key` to route by");
+        const h = hashKey(typeof key === 'string' ? key : `n${key}`, 0x5bd1e995);
+        let best: Pid | undefined;
+        let bestScore = -1;
+        for (let i = 0; i < n; i++) {
+          const pid = members[i] as Pid;
+          if (tried?.has(pid)) continue;
+          const s = score(h, pid);
+          if (s > bestScore) {
+            bestScore = s;
+            best = pid;
+          }
+        }
+        // Sticky means sticky: a saturated owner makes the dispatch wait, not move.
+        return best !== undefined && (this.#inFlight.get(best) ?? 0) < maxInFlight
+          ? best
+          : undefined;
+      }
+      case 'local-first': {
+        const self = this.#node.id;
+        const local = (pid: Pid) => nodeOf(pid) === self && usable(pid);
+        let pool = 0;
+        for (let i = 0; i < n; i++) if (local(members[i] as Pid)) pool++;
+        const take = pool > 0 ? local : usable;
+        if (pool === 0) for (let i = 0; i < n; i++) if (usable(members[i] as Pid)) pool++;
+        if (pool === 0) return undefined;
+        let k = this.#localRr++ % pool;
+        for (let i = 0; i < n; i++) {
+          const pid = members[i] as Pid;
+          if (take(pid) && k-- === 0) return pid;
+        }
+        return undefined;
+      }
+      case 'least-loaded':
+        return this.#least(members, n, usable);
+      default:
+        // random or round-robin whose first pick was saturated or already tried.
+        return this.#least(members, n, usable);
+    }
+  }
+
+  /** The usable member with the least load (its node's published load plus this thread's calls to it). */
+  #least(members: Float64Array, n: number, usable: (pid: Pid) => boolean): Pid | undefined {
+    let best: Pid | undefined;
+    let bestLoad = Number.POSITIVE_INFINITY;
+    const start = random32() % n;
+    for (let k = 0; k < n; k++) {
+      const pid = members[(start + k) % n] as Pid;
+      if (!usable(pid)) continue;
+      const load = this.#node.loadOf(pid) + (this.#inFlight.get(pid) ?? 0);
+      if (load < bestLoad) {
+        bestLoad = load;
+        best = pid;
+        if (load === 0) break;
+      }
+    }
+    return best;
+  }
+
+  /** True when every member of `group` is in `tried`. */
+  allTried(group: Group, tried: Set<Pid>): boolean {
+    const members = this.#reader()?.members(group) ?? [];
+    return members.every((p) => tried.has(p));
+  }
+}

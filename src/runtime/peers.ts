@@ -1,0 +1,118 @@
+/**
+ * What a node knows of the other nodes: which are up (with their load tables, for
+ * `loadOf`), which are known to be down, and the direct channel to each, made on first
+ * use. The node creates a channel, keeps one end and has the coordinator hand the other
+ * to the peer; frames posted meanwhile wait in the channel, in order.
+ */
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Channel, type ChannelHost } from '../protocol/channel.js';
+import type { LinkRequest } from '../protocol/messages.js';
+import type { LoadTable } from './load-table.js';
+
+export class Peers {
+  /** The channel each peer is sent to over (the first one made, by either side). */
+  readonly #channels = new Map<number, Channel>();
+  /** Every open channel, including a second one when both sides made one at the same time. */
+  readonly #all = new Set<Channel>();
+  /** Nodes that are up, this one included, with their load tables. */
+  readonly #loads = new Map<number, LoadTable>();
+  /** Nodes known to be gone. A node id that is neither up nor down may be brand new: try it. */
+  readonly #down = new Set<number>();
+  readonly #host: ChannelHost;
+  readonly #request: (m: LinkRequest, port: MessagePort) => void;
+
+  constructor(host: ChannelHost, request: (m: LinkRequest, port: MessagePort) => void) {
+    this.#host = host;
+    this.#request = request;
+  }
+
+  up(id: number, loads: LoadTable): void {
+    this.#loads.set(id, loads);
+  }
+
+  isUp(id: number): boolean {
+    return this.#loads.has(id);
+  }
+
+  loadTable(id: number): LoadTable | undefined {
+    return this.#loads.get(id);
+  }
+
+  ids(): number[] {
+    return [...this.#loads.keys()].sort((a, b) => a - b);
+  }
+
+  get channelCount(): number {
+    return this.#channels.size;
+  }
+
+  /**
+   * The channel to `node`, made on first use; undefined when the node is down. A node
+   * this one has not heard of yet may have just started (its pids can show up in the
+   * index before its `nodeup` arrives here): try it. The coordinator closes the channel
+   * if there is no such node, which fails whatever was sent on it.
+   */
+  channel(node: number): Channel | undefined {
+    const c = this.#channels.get(node);
+    if (c !== undefined || this.#down.has(node)) return c;
+    const { port1, port2 } = new MessageChannel();
+    const made = this.adopt(node, port1);
+    this.#request({ t: 'link', peer: node, port: port2 }, port2);
+    return made;
+  }
+
+  /** The channel to `node` if one is open; never makes one. */
+  existing(node: number): Channel | undefined {
+    return this.#channels.get(node);
+  }
+
+  /**
+   * Takes a channel end: one this node made, or one the peer made (`linked`). If both
+   * sides made one at the same time, this node keeps sending on its own (so each
+   * direction stays in order) and listens on both. A channel from a node known to be
+   * down is closed at once.
+   */
+  adopt(node: number, port: MessagePort): Channel | undefined {
+    if (this.#down.has(node)) {
+      port.close();
+      return undefined;
+    }
+    const c = new Channel(node, port, this.#host);
+    this.#all.add(c);
+    if (!this.#channels.has(node)) this.#channels.set(node, c);
+    return c;
+  }
+
+  /** A channel closed (its peer's thread ended, or this node closed it). */
+  closed(c: Channel): void {
+    this.#all.delete(c);
+    if (this.#channels.get(c.peer) === c) this.#channels.delete(c.peer);
+  }
+
+  /**
+   * The coordinator says `node` is down. Frames the peer posted before it went are
+   * delivered first (`drain`): the notice travels on another port and can overtake
+   * them, and Erlang's order wants a message sent before a node goes down to arrive
+   * before the down signal. Then its channels close.
+   */
+  down(node: number): void {
+    this.#loads.delete(node);
+    this.#down.add(node);
+    for (const c of [...this.#all]) {
+      if (c.peer !== node) continue;
+      c.drain();
+      c.close();
+    }
+  }
+
+  /** Sends the frames batched in this job on every channel (the thread is about to end). */
+  flush(): void {
+    for (const c of this.#all) c.flush();
+  }
+
+  /** This node leaves: every channel closes. */
+  closeAll(): void {
+    for (const c of [...this.#all]) c.close();
+    this.#channels.clear();
+  }
+}
