@@ -6,7 +6,16 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'docs/api/', 'coverage/', 'node_modules/', 'bench/results/', 'bench/charts/'] },
+  {
+    ignores: [
+      'dist/',
+      'docs/api/',
+      'coverage/',
+      'node_modules/',
+      'bench/results/',
+      'bench/charts/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
