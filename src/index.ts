@@ -11,6 +11,7 @@ export {
   type ClusterOptions,
   type SpawnNodeOptions,
   startCluster,
+  type StopOptions,
   type WorkerNode,
 } from './coordinator/cluster.js';
 export type { CoordinatorStats } from './coordinator/coordinator.js';

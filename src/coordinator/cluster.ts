@@ -27,6 +27,19 @@ export interface ClusterOptions {
   handler?: Handler;
 }
 
+/** Options of `cluster.stop()`. */
+export interface StopOptions {
+  /**
+   * Milliseconds to let nodes handle what was sent before the stop and finish calls in
+   * flight; then the workers are terminated whatever they are doing. Default 5,000;
+   * 0 stops at once.
+   */
+  timeout?: number;
+}
+
+/** How long a graceful stop waits by default: an OTP supervisor's shutdown for a worker. */
+const DEFAULT_STOP_TIMEOUT = 5_000;
+
 /** Options of `cluster.spawn()`: Node's `WorkerOptions` (`workerData`, `name`, `resourceLimits`, `execArgv`…) plus `connectTimeout`. */
 export interface SpawnNodeOptions extends Omit<WorkerOptions, 'eval' | 'transferList'> {
   /** Milliseconds for the worker to call `connect()` before spawn gives up and terminates it. Default 30,000. */
@@ -223,12 +236,23 @@ export class Cluster {
   }
 
   /**
-   * Ends the cluster: terminates every worker it spawned, tells other nodes to shut
-   * down, stops every scope. Resolves when the workers are gone; after that nothing of
-   * the cluster keeps the process alive.
+   * Ends the cluster, gracefully by default: every node first handles what was sent to
+   * it before the stop (sends, broadcasts, calls) and its calls in flight settle, for
+   * at most `timeout` ms (default 5,000, as an OTP supervisor gives a worker); then
+   * every worker it spawned is terminated, other nodes are told to shut down, and every
+   * scope stops. `stop({ timeout: 0 })` skips the wait: work in flight is dropped.
+   * Resolves when the workers are gone; after that nothing of the cluster keeps the
+   * process alive. Calling it again returns the same promise.
    */
-  stop(): Promise<void> {
+  stop(options: StopOptions = {}): Promise<void> {
+    if (this.#stopping === undefined) {
+      if (typeof options !== 'object' || options === null)
+        throw new TypeError(`stop options must be an object, got ${describe(options)}`);
+      checkNumber('timeout (ms)', options.timeout, 0);
+    }
     this.#stopping ??= (async () => {
+      const timeout = options.timeout ?? DEFAULT_STOP_TIMEOUT;
+      if (timeout > 0) await this.#coordinator.drain(timeout);
       const exits = [...this.#exits.values()];
       for (const worker of this.#workers.values()) void worker.terminate();
       await Promise.all(exits);

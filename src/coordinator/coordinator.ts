@@ -12,6 +12,7 @@ import {
   threadId as ownThreadId,
   type Worker,
 } from 'node:worker_threads';
+import { after } from '../core/timer.js';
 import { BatchPort } from '../protocol/batch-port.js';
 import {
   type Endpoint,
@@ -310,6 +311,28 @@ export class Coordinator {
       this.#done.set(ref, { node, resolve });
       this.#send(node, { t: 'ping', ref });
     });
+  }
+
+  /**
+   * A graceful stop's first half: asks every node to handle what was sent to it so far
+   * and to let its calls in flight finish (`drain`), and resolves when all have answered
+   * or `timeout` ms have passed, whichever comes first.
+   */
+  drain(timeout: number): Promise<void> {
+    const answers = [...this.#nodes.keys()].map((node) => {
+      const ref = ++this.#ref;
+      return new Promise<void>((resolve) => {
+        this.#done.set(ref, { node, resolve });
+        this.#send(node, { t: 'drain', ref });
+      });
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = after(timeout, resolve);
+    });
+    return Promise.race([Promise.all(answers).then(() => {}), late]).finally(() =>
+      clearTimeout(timer),
+    );
   }
 
   /** Test hook: asks `node` to sync `scope` again (pg's `discover`). */

@@ -14,6 +14,8 @@
  * | `[MONITOR, ref, serial]`                | tell me when process `serial` exits    |
  * | `[DEMONITOR, ref, serial]`              | never mind                             |
  * | `[DOWN, ref, wireReason]`               | the monitored process exited           |
+ * | `[DRAIN, id]`                           | answer once you handled all I sent     |
+ * | `[DRAINED, id]`                         | done: everything before DRAIN handled  |
  *
  * ## The fast path: batching
  *
@@ -38,6 +40,8 @@ export const FAIL = 3;
 export const MONITOR = 4;
 export const DEMONITOR = 5;
 export const DOWN = 6;
+export const DRAIN = 7;
+export const DRAINED = 8;
 
 /** Where the answer to a message goes. Implemented by the node (local calls) and by peer links. */
 export interface ReplyTo {
@@ -60,6 +64,9 @@ export interface ChannelHost {
   onMonitor(channel: Channel, ref: number, serial: number): void;
   onDemonitor(channel: Channel, ref: number, serial: number): void;
   onDown(ref: number, reason: unknown): void;
+  /** A graceful stop: answer DRAINED once everything sent before this frame was handled. */
+  onDrain(channel: Channel, id: number): void;
+  onDrained(id: number): void;
   onClose(channel: Channel): void;
   /** A frame of the wrong shape: counted, dropped. */
   onMalformed(channel: Channel): void;
@@ -231,6 +238,14 @@ export class Channel implements ReplyTo {
       case DEMONITOR:
         if (f.length !== 3 || !isId(f[1]) || !isSerial(f[2])) return false;
         h.onDemonitor(this, f[1], f[2]);
+        return true;
+      case DRAIN:
+        if (f.length !== 2 || !isId(f[1])) return false;
+        h.onDrain(this, f[1]);
+        return true;
+      case DRAINED:
+        if (f.length !== 2 || !isId(f[1])) return false;
+        h.onDrained(f[1]);
         return true;
       case DOWN:
         if (f.length !== 3 || !isId(f[1])) return false;

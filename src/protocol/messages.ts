@@ -185,6 +185,14 @@ export interface Partition {
   ref: number;
 }
 /** Answered by `done`: the node has handled every message the coordinator sent before it. */
+/**
+ * A graceful stop: handle everything sent to this node so far (over every channel too),
+ * let its calls in flight finish, then answer `done`.
+ */
+export interface Drain {
+  t: 'drain';
+  ref: number;
+}
 export interface Ping {
   t: 'ping';
   ref: number;
@@ -203,6 +211,7 @@ export type ToNode =
   | MonitorEvent
   | Shutdown
   | Partition
+  | Drain
   | Ping;
 
 // Validation ------------------------------------------------------------------------
@@ -323,6 +332,8 @@ export function parseToNode(m: unknown): ToNode | undefined {
       return m as unknown as Shutdown;
     case 'ping':
       return isNat(m.ref) ? (m as unknown as Ping) : undefined;
+    case 'drain':
+      return isNat(m.ref) ? (m as unknown as Drain) : undefined;
     case 'partition':
       return isScopeName(m.scope) && typeof m.cut === 'boolean' && isNat(m.ref)
         ? (m as unknown as Partition)

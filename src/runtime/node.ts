@@ -18,6 +18,8 @@ import { BatchPort } from '../protocol/batch-port.js';
 import {
   CALL,
   type ChannelHost,
+  DRAIN,
+  DRAINED,
   cloneError,
   cloneLocal,
   type ReplyTo,
@@ -64,6 +66,8 @@ export class Node extends EventEmitter<NodeEvents> {
   readonly #monitors: ProcessMonitors;
   readonly #scopes: NodeScopes;
   #ref = 0;
+  /** DRAIN frames awaiting their DRAINED, by id. */
+  readonly #drains = new Map<number, { peer: number; resolve(): void }>();
   #connected = true;
   #malformed = 0;
 
@@ -342,6 +346,13 @@ export class Node extends EventEmitter<NodeEvents> {
       this.#monitors.onMonitor(channel, ref, serial, this.#processes.alive(serial) !== undefined),
     onDemonitor: (channel, ref, serial) => this.#monitors.onDemonitor(channel, ref, serial),
     onDown: (ref, reason) => this.#monitors.onDown(ref, reason),
+    // Frames are handled in order, so everything the peer sent before DRAIN is in a
+    // mailbox now: answer once the mailboxes are empty.
+    onDrain: (channel, id) =>
+      void this.#processes.idle().then(() => {
+        if (channel.open) channel.post([DRAINED, id]);
+      }),
+    onDrained: (id) => this.#drains.get(id)?.resolve(),
     onClose: (channel) => {
       this.#peers.closed(channel);
       // A closed channel means the peer's thread is gone; the coordinator will confirm
@@ -360,6 +371,34 @@ export class Node extends EventEmitter<NodeEvents> {
         new NodeDownError(`node ${node} of ${formatPid(pid)} went down before answering`, node),
     );
     this.#monitors.nodeGone(node);
+    for (const d of this.#drains.values()) if (d.peer === node) d.resolve();
+  }
+
+  /**
+   * A graceful stop (`drain` from the coordinator): every peer handles what this node
+   * sent it before now (a DRAIN frame behind it on each channel, answered with
+   * DRAINED), this node handles its own mailboxes, and its calls in flight settle; then
+   * `done`. The coordinator bounds the wait with the stop's timeout.
+   */
+  async #drain(ref: number): Promise<void> {
+    const peers = this.#peers.open().map(
+      (channel) =>
+        new Promise<void>((resolve) => {
+          const id = ++this.#ref;
+          this.#drains.set(id, {
+            peer: channel.peer,
+            resolve: () => {
+              this.#drains.delete(id);
+              resolve();
+            },
+          });
+          channel.post([DRAIN, id]);
+        }),
+    );
+    await Promise.all([...peers, this.#processes.idle(), this.#calls.whenEmpty()]);
+    // Handlers may have sent more meanwhile: let this node's own mailboxes settle again.
+    await this.#processes.idle();
+    if (this.#connected) this.#control.post({ t: 'done', ref });
   }
 
   // Messages from the coordinator ------------------------------------------------------------
@@ -429,6 +468,9 @@ export class Node extends EventEmitter<NodeEvents> {
         break;
       case 'ping':
         this.#control.post({ t: 'done', ref: m.ref });
+        break;
+      case 'drain':
+        void this.#drain(m.ref);
         break;
       case 'welcome':
         break;

@@ -105,6 +105,11 @@ export class Peers {
     }
   }
 
+  /** Every open channel: one per peer this node talks to (two while both sides made one). */
+  open(): Channel[] {
+    return [...this.#all].filter((c) => c.open);
+  }
+
   /** Sends the frames batched in this job on every channel (the thread is about to end). */
   flush(): void {
     for (const c of this.#all) c.flush();

@@ -50,6 +50,8 @@ interface Pending {
 export class Calls {
   readonly #pending = new Map<number, Pending>();
   #seq = 0;
+  /** Waiting for the last call to settle (a graceful stop). */
+  #empty: (() => void)[] = [];
 
   get size(): number {
     return this.#pending.size;
@@ -97,6 +99,17 @@ export class Calls {
     if (entry.onAbort !== undefined) entry.signal!.removeEventListener('abort', entry.onAbort);
     if (ok) entry.resolve(value);
     else entry.reject(value);
+    if (this.#empty.length > 0 && this.#pending.size === 0) {
+      const waiting = this.#empty;
+      this.#empty = [];
+      for (const resolve of waiting) resolve();
+    }
+  }
+
+  /** Resolves once no call is waiting for its answer. */
+  whenEmpty(): Promise<void> {
+    if (this.#pending.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#empty.push(resolve));
   }
 
   /** Fails every call to a pid of `node` (it went down). */

@@ -66,6 +66,8 @@ export class Process {
   readonly #running = new Set<Envelope>();
   #busy = 0;
   #alive = true;
+  /** Waiting for the mailbox to empty (a graceful stop). */
+  #idle: (() => void)[] = [];
   /** Where this process publishes its load for other threads (offset -1: nowhere). */
   readonly #loads: LoadTable | undefined;
   readonly #loadAt: number;
@@ -164,6 +166,19 @@ export class Process {
       }
     }
     this.#pump();
+    if (this.#idle.length > 0 && this.load === 0) this.#wake();
+  }
+
+  /** Resolves once the mailbox is empty and no handler runs (at once if so, or if the process ended). */
+  idle(): Promise<void> {
+    if (!this.#alive || this.load === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #wake(): void {
+    const waiting = this.#idle;
+    this.#idle = [];
+    for (const resolve of waiting) resolve();
   }
 
   #pump(): void {
@@ -198,6 +213,7 @@ export class Process {
     this.#running.clear();
     if (this.#loadAt >= 0) this.#loads!.release(this.#loadAt);
     this.#controller.abort(reason);
+    this.#wake();
     return pending;
   }
 }

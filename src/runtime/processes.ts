@@ -68,6 +68,16 @@ export class Processes {
     return p;
   }
 
+  /** Resolves once every process has handled its mailbox. */
+  async idle(): Promise<void> {
+    // A handler may send to a process already looked at: look again until all are idle.
+    for (;;) {
+      const busy = [...this.#table.values()].filter((p) => p.alive && p.load > 0);
+      if (busy.length === 0) return;
+      await Promise.all(busy.map((p) => p.idle()));
+    }
+  }
+
   /** Takes every process out of the table (the node is leaving). */
   removeAll(): Process[] {
     const all = [...this.#table.values()];
