@@ -1,6 +1,7 @@
 /**
  * The writer's allocator for arena blocks: size classes, free lists, and the retired
- * FIFO that makes reuse safe (see "Why plain reads are enough" in layout.ts).
+ * FIFO that makes reuse safe (see "Why plain reads are enough" in layout.ts). When a
+ * block is retired and when the FIFO may be drained is decided in reclamation.ts.
  *
  * All of its bookkeeping lives on the writer's own heap; only the blocks themselves are
  * shared. Sizes come in classes of 4, 6, 8, 12, 16, 24 … words (powers of two and

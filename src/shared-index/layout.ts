@@ -48,6 +48,9 @@
  * reader races with the reuse. There is no data race at all, so no torn value and no
  * validation loop is needed.
  *
+ * The code of this protocol: the two publishing stores in writer.ts; reader records,
+ * read sections, retirement and reuse, both sides, in reclamation.ts.
+ *
  * ## Why reads are wait-free
  *
  * A read follows pointers from an immutable root: a bounded number of steps, no retry,

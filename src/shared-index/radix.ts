@@ -74,7 +74,7 @@ function walk(
   inner?.(node);
 }
 
-/** What `radixSet` needs from the writer. */
+/** What `radixSet` needs from the writer: its blocks (`WriterBlocks`, reclamation.ts). */
 export interface RadixHost {
   /** Current Int32 view (it changes when the arena grows). */
   i32(): Int32Array;

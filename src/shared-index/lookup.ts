@@ -1,0 +1,299 @@
+/**
+ * A reader's way from a group to its member block: the version the reader reads (the
+ * fields of its root record), this thread's key cache, and the bucket-table lookup
+ * behind it. Also the way back, from blocks to group keys, for `groups()`.
+ *
+ * A cache entry is only a hint: the block it leads to must carry the same gid, or the
+ * key is looked up again in the bucket table (the slow path), which also learns keys
+ * this thread has not met yet. Every offset, length and probe read from the arena is
+ * bounded against the view first, so garbage gives wrong answers, never a throw.
+ *
+ * When to read a newer version is the reader's business (reader.ts, and the reader
+ * records in reclamation.ts): this class reads whatever root it was last given.
+ */
+import { decodeGroup, encodeGroup, type Group, type GroupKey, hashKey } from '../core/group.js';
+import type { Arena } from './arena.js';
+import * as layout from './layout.js';
+import { dataBase } from './layout.js';
+import { radixGet, radixWalk } from './radix.js';
+
+// Module-local copies of the layout constants: V8 folds a module's own constants into
+// optimized code but loads an imported binding on every use, which the hot paths feel.
+const {
+  B_GID,
+  B_KEY,
+  B_LEN,
+  B_PIDS,
+  H_MAX_READERS,
+  H_SEED,
+  K_CHARS,
+  K_HASH,
+  K_UNITS,
+  RADIX_BITS,
+  RADIX_FANOUT,
+  RADIX_MASK,
+  RADIX_MAX_DEPTH,
+  ROOT_BUCKETS,
+  ROOT_BUCKETS_DEPTH,
+  ROOT_BUCKET_BITS,
+  ROOT_EPOCH,
+  ROOT_GROUPS,
+  ROOT_SLOTS,
+  ROOT_SLOTS_DEPTH,
+  ROOT_WORDS,
+} = layout;
+
+/**
+ * What this thread knows of one group: its slot and gid (stable while the group
+ * exists), and its member block as of version `epoch` (0 for an empty group).
+ */
+export interface CacheEntry {
+  readonly slot: number;
+  gid: number;
+  block: number;
+  epoch: number;
+  /** This thread's round-robin position in the group. */
+  rr: number;
+}
+
+/** Cache entries per key kind before the cache is dropped and rebuilt from use. */
+const MAX_CACHE = 1 << 16;
+
+export class Lookup {
+  readonly #arena: Arena;
+  readonly #base: number;
+  readonly #seed: number;
+  /** The arena's views as of the last `adopt`; read them again after each lookup. */
+  i32: Int32Array;
+  u16: Uint16Array;
+  limit: number;
+  /** The cache entry the last lookup used (undefined when the group was not found). */
+  entry: CacheEntry | undefined;
+  // The version this thread reads (copied from its root record).
+  #epoch = 0;
+  #slots = 0;
+  #slotsDepth = 1;
+  #slotCapacity = 0;
+  #buckets = 0;
+  #bucketsDepth = 1;
+  #bucketMask = 0;
+  #groupCount = 0;
+  readonly #strings = new Map<string, CacheEntry>();
+  readonly #numbers = new Map<number, CacheEntry>();
+  readonly #tuples = new Map<string, CacheEntry>();
+  readonly #decoded = new Map<number, Group>();
+  #foundSlot = 0;
+
+  constructor(arena: Arena) {
+    this.#arena = arena;
+    this.i32 = arena.i32;
+    this.u16 = arena.u16;
+    this.limit = arena.words;
+    this.#base = dataBase(this.i32[H_MAX_READERS]!);
+    this.#seed = this.i32[H_SEED]!;
+  }
+
+  /** Non-empty groups in the version read. */
+  get groupCount(): number {
+    return this.#groupCount;
+  }
+
+  /** Reads the root record at `root` (bounded: a bad root reads as an empty index). */
+  adopt(root: number): void {
+    const a = this.#arena;
+    this.i32 = a.i32;
+    this.u16 = a.u16;
+    this.limit = a.words;
+    const i32 = this.i32;
+    const depth = i32[root + ROOT_SLOTS_DEPTH]!;
+    if (
+      root < this.#base ||
+      root + ROOT_WORDS > this.limit ||
+      depth < 1 ||
+      depth > RADIX_MAX_DEPTH
+    ) {
+      this.#epoch = this.#slots = this.#buckets = this.#slotCapacity = this.#groupCount = 0;
+      return;
+    }
+    this.#epoch = i32[root + ROOT_EPOCH]!;
+    this.#slots = i32[root + ROOT_SLOTS]!;
+    this.#slotsDepth = depth;
+    this.#slotCapacity = 2 ** (RADIX_BITS * depth);
+    this.#buckets = i32[root + ROOT_BUCKETS]!;
+    this.#bucketsDepth = i32[root + ROOT_BUCKETS_DEPTH]!;
+    this.#bucketMask = (1 << (i32[root + ROOT_BUCKET_BITS]! & 31)) - 1;
+    this.#groupCount = i32[root + ROOT_GROUPS]!;
+  }
+
+  /** Member count of a block, bounded by the view. */
+  len(block: number): number {
+    const len = this.i32[block + B_LEN]!;
+    return len > 0 && block + B_PIDS + 2 * len <= this.limit ? len : 0;
+  }
+
+  /**
+   * The member block of `group` in the version read, or 0. The hot path: when the
+   * cache entry was checked in this same version, its block is the answer as it is.
+   */
+  blockOf(group: Group): number {
+    let entry: CacheEntry | undefined;
+    if (typeof group === 'string') entry = this.#strings.get(group);
+    else if (typeof group === 'number') entry = this.#numbers.get(group);
+    else return this.#resolve(group);
+    if (entry === undefined) return this.#resolve(group);
+    this.entry = entry;
+    if (entry.epoch === this.#epoch) return entry.block;
+    return this.#recheck(entry, group);
+  }
+
+  /** A cached group in a newer version: follow its slot, or look it up again if the slot changed hands. */
+  #recheck(entry: CacheEntry, group: Group): number {
+    const block = this.#slotBlock(entry.slot);
+    if (block !== 0 && this.i32[block + B_GID] === entry.gid) {
+      entry.block = block;
+      entry.epoch = this.#epoch;
+      return block;
+    }
+    return this.#resolve(group);
+  }
+
+  /** The member block of `slot` in the version read, or 0. */
+  #slotBlock(slot: number): number {
+    if (slot < 0 || slot >= this.#slotCapacity) return 0;
+    const i32 = this.i32;
+    const limit = this.limit - RADIX_FANOUT;
+    let node = this.#slots;
+    for (let shift = RADIX_BITS * (this.#slotsDepth - 1); shift > 0; shift -= RADIX_BITS) {
+      if (node < this.#base || node > limit) return 0;
+      node = i32[node + ((slot >>> shift) & RADIX_MASK)]!;
+    }
+    if (node < this.#base || node > limit) return 0;
+    const block = i32[node + (slot & RADIX_MASK)]!;
+    return block >= this.#base && block + B_PIDS <= this.limit ? block : 0;
+  }
+
+  /** Slow path: validate and encode the key, find it in the bucket table, and cache the answer. */
+  #resolve(group: Group): number {
+    const key = encodeGroup(group);
+    let cache: Map<string | number, CacheEntry>;
+    let cacheKey: string | number;
+    if (typeof group === 'string') {
+      cache = this.#strings as Map<string | number, CacheEntry>;
+      cacheKey = group;
+    } else if (typeof group === 'number') {
+      cache = this.#numbers as Map<string | number, CacheEntry>;
+      cacheKey = group;
+    } else {
+      cache = this.#tuples as Map<string | number, CacheEntry>;
+      cacheKey = key;
+      const entry = cache.get(key);
+      this.entry = entry;
+      if (entry !== undefined) {
+        if (entry.epoch === this.#epoch) return entry.block;
+        const block = this.#slotBlock(entry.slot);
+        if (block !== 0 && this.i32[block + B_GID] === entry.gid) {
+          entry.block = block;
+          entry.epoch = this.#epoch;
+          return block;
+        }
+      }
+    }
+    const found = this.#lookup(key);
+    if (found === 0) {
+      cache.delete(cacheKey);
+      this.entry = undefined;
+      return 0;
+    }
+    if (cache.size >= MAX_CACHE) cache.clear();
+    const entry: CacheEntry = {
+      slot: this.#foundSlot,
+      gid: this.i32[found + B_GID]!,
+      block: found,
+      epoch: this.#epoch,
+      rr: 0,
+    };
+    cache.set(cacheKey, entry);
+    this.entry = entry;
+    return found;
+  }
+
+  /** Finds `key` in the bucket table; returns its block (and leaves its slot in `#foundSlot`), or 0. */
+  #lookup(key: GroupKey): number {
+    const hash = hashKey(key, this.#seed);
+    const i32 = this.i32;
+    const bucket = radixGet(
+      i32,
+      this.#buckets,
+      this.#bucketsDepth,
+      hash & this.#bucketMask,
+      this.#base,
+      this.limit,
+    );
+    if (bucket < this.#base || bucket >= this.limit) return 0;
+    const n = Math.min(i32[bucket]!, (this.limit - bucket - 1) >> 1);
+    for (let i = 0; i < n; i++) {
+      if (i32[bucket + 1 + 2 * i] !== hash) continue;
+      const slot = i32[bucket + 2 + 2 * i]!;
+      const block = this.#slotBlock(slot);
+      if (block !== 0 && this.#keyEquals(i32[block + B_KEY]!, key, hash)) {
+        this.#foundSlot = slot;
+        return block;
+      }
+    }
+    return 0;
+  }
+
+  #keyEquals(record: number, key: string, hash: number): boolean {
+    const i32 = this.i32;
+    if (record < this.#base || record + K_CHARS > this.limit) return false;
+    if (i32[record + K_HASH] !== hash || i32[record + K_UNITS] !== key.length) return false;
+    if (record + K_CHARS + ((key.length + 1) >> 1) > this.limit) return false;
+    const u16 = this.u16;
+    const at = (record + K_CHARS) * 2;
+    for (let i = 0; i < key.length; i++) if (u16[at + i] !== key.charCodeAt(i)) return false;
+    return true;
+  }
+
+  /** Groups with a member on `node`, or all groups when `node` is -1. */
+  scan(node: number): Group[] {
+    const out: Group[] = [];
+    const i32 = this.i32;
+    radixWalk(i32, this.#slots, this.#slotsDepth, this.#base, this.limit, (block) => {
+      if (block < this.#base || block + B_PIDS > this.limit) return;
+      if (node >= 0) {
+        const end = block + B_PIDS + 2 * this.len(block);
+        let found = false;
+        for (let at = block + B_PIDS; at < end && !found; at += 2) found = i32[at] === node;
+        if (!found) return;
+      }
+      const group = this.#groupOf(block);
+      if (group !== undefined) out.push(Array.isArray(group) ? group.slice() : group);
+    });
+    return out;
+  }
+
+  /** Decodes the key of a block (cached per gid). */
+  #groupOf(block: number): Group | undefined {
+    const gid = this.i32[block + B_GID]!;
+    const cached = this.#decoded.get(gid);
+    if (cached !== undefined) return cached;
+    const record = this.i32[block + B_KEY]!;
+    if (record < this.#base || record + K_CHARS > this.limit) return undefined;
+    const units = this.i32[record + K_UNITS]!;
+    if (units <= 0 || record + K_CHARS + ((units + 1) >> 1) > this.limit) return undefined;
+    const at = (record + K_CHARS) * 2;
+    let key = '';
+    for (let i = 0; i < units; i += 4096) {
+      key += String.fromCharCode(...this.u16.subarray(at + i, at + Math.min(units, i + 4096)));
+    }
+    let group: Group;
+    try {
+      group = decodeGroup(key);
+    } catch {
+      return undefined;
+    }
+    if (this.#decoded.size >= MAX_CACHE) this.#decoded.clear();
+    this.#decoded.set(gid, group);
+    return group;
+  }
+}
