@@ -9,7 +9,7 @@
  * they fall to an eighth, so that probes stay short without thrashing.
  */
 import type { GroupKey } from '../core/group.js';
-import type { GroupState } from './groups.js';
+import type { GroupState } from './group-state.js';
 import * as layout from './layout.js';
 import { radixCapacity, radixDeepen, radixSet, radixWalk } from './radix.js';
 import type { WriterBlocks } from './reclamation.js';

@@ -13,6 +13,7 @@
  */
 import { type GroupKey, hashKey } from '../core/group.js';
 import { NODE_FACTOR, type Pid } from '../core/pid.js';
+import type { GroupState } from './group-state.js';
 import { BucketTable } from './buckets.js';
 import * as layout from './layout.js';
 import { keyRecordWords, memberBlockWords, nextEpoch } from './layout.js';
@@ -22,19 +23,6 @@ import type { WriterBlocks } from './reclamation.js';
 // Module-local copies of the layout constants: V8 folds a module's own constants into
 // optimized code but loads an imported binding on every use, which the hot paths feel.
 const { B_GID, B_KEY, B_LEN, B_PIDS, K_CHARS, K_HASH, K_UNITS, RADIX_FANOUT } = layout;
-
-export interface GroupState {
-  readonly key: GroupKey;
-  readonly hash: number;
-  readonly slot: number;
-  readonly gid: number;
-  readonly keyPtr: number;
-  /** Current member block (0 only transiently). */
-  block: number;
-  len: number;
-  /** Members per node. */
-  readonly byNode: Map<number, number>;
-}
 
 function pidAt(i32: Int32Array, at: number): Pid {
   return (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;

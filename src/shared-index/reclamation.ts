@@ -31,7 +31,6 @@ import { FreshSet } from './fresh.js';
 import * as layout from './layout.js';
 import { epochAtOrAfter, nextEpoch } from './layout.js';
 import type { RadixHost } from './radix.js';
-import type { IndexWriter } from './writer.js';
 
 // Module-local copies of the layout constants: V8 folds a module's own constants into
 // optimized code but loads an imported binding on every use.
@@ -69,7 +68,7 @@ export class WriterBlocks implements RadixHost {
   #root = 0;
   #sinceReclaim = 0;
 
-  constructor(writer: IndexWriter, arena: Arena, base: number, maxReaders: number) {
+  constructor(writer: object, arena: Arena, base: number, maxReaders: number) {
     this.arena = arena;
     this.base = base;
     this.#maxReaders = maxReaders;
@@ -208,7 +207,7 @@ export class WriterBlocks implements RadixHost {
  * Each writer's blocks, found from the writer, so that a reader on the writer's thread
  * can share its arena and follow its root without the writer exposing either.
  */
-const byWriter = new WeakMap<IndexWriter, WriterBlocks>();
+const byWriter = new WeakMap<object, WriterBlocks>();
 
 /** What a reader on the writer's own thread reads from it. */
 export interface LocalWriter {
@@ -217,7 +216,8 @@ export interface LocalWriter {
   readonly root: number;
 }
 
-export function localWriter(writer: IndexWriter): LocalWriter {
+/** The blocks of `writer` (an `IndexWriter`: typed `object` here so that this module does not import the writer). */
+export function localWriter(writer: object): LocalWriter {
   return byWriter.get(writer)!;
 }
 
