@@ -6,6 +6,8 @@
  * tinypool worker, say — joins with `connect(port)`, given a port from
  * `cluster.connectPort()`.
  */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { MessageChannel, type MessagePort, Worker, type WorkerOptions } from 'node:worker_threads';
 import { checkNumber, describe, NotConnectedError } from '../core/errors.js';
 import { checkScopeName } from '../core/scope-name.js';
@@ -40,10 +42,30 @@ export interface StopOptions {
 /** How long a graceful stop waits by default: an OTP supervisor's shutdown for a worker. */
 const DEFAULT_STOP_TIMEOUT = 5_000;
 
-/** Options of `cluster.spawn()`: Node's `WorkerOptions` (`workerData`, `name`, `resourceLimits`, `execArgv`…) plus `connectTimeout`. */
+/** Options of `cluster.spawn()`: Node's `WorkerOptions` (`workerData`, `name`, `resourceLimits`, `execArgv`…) plus these. */
 export interface SpawnNodeOptions extends Omit<WorkerOptions, 'eval' | 'transferList'> {
-  /** Milliseconds for the worker to call `connect()` before spawn gives up and terminates it. Default 30,000. */
+  /**
+   * When `spawn()` resolves. `'evaluated'` (default): once the worker's module has
+   * finished evaluating, so its top-level `await connect()` and joins are done and a
+   * burst dispatched right after reaches it. `'connected'`: as soon as it called
+   * `connect()`, for a module that never finishes (a top-level loop).
+   */
+  ready?: 'evaluated' | 'connected';
+  /** Milliseconds for the worker to be ready (see `ready`) before spawn gives up and terminates it. Default 30,000. */
   connectTimeout?: number;
+}
+
+/** The first module of a spawned worker (runtime/spawned.ts, compiled next to this file's folder). */
+const SPAWNED_ENTRY = new URL('../runtime/spawned.js', import.meta.url);
+
+/** The URL `import()` needs for what `new Worker()` accepts: a URL, a file URL string, or a path. */
+function moduleUrl(url: string | URL): string {
+  if (url instanceof URL) return url.href;
+  if (typeof url !== 'string')
+    throw new TypeError(`spawn needs a module URL or path, got ${describe(url)}`);
+  // A scheme (file:, data:) but not a Windows drive letter.
+  if (/^[a-z][a-z\d+.-]+:/i.test(url)) return url;
+  return pathToFileURL(resolve(url)).href;
 }
 
 /** A worker node started by `cluster.spawn`. */
@@ -98,52 +120,74 @@ export class Cluster {
    */
   async spawn(url: string | URL, options: SpawnNodeOptions = {}): Promise<WorkerNode> {
     this.#assertRunning();
-    const { connectTimeout = 30_000, ...workerOptions } = options;
+    const { connectTimeout = 30_000, ready = 'evaluated', ...workerOptions } = options;
     checkNumber('connectTimeout (ms)', connectTimeout, 0, { exclusive: true });
+    if (ready !== 'evaluated' && ready !== 'connected')
+      throw new TypeError(`ready must be 'evaluated' or 'connected', got ${describe(ready)}`);
+    const entry = moduleUrl(url);
     const { port1, port2 } = new MessageChannel();
-    const worker = new Worker(url, workerOptions);
-    worker.postMessage({ tag: HANDSHAKE, port: port2 }, [port2]);
+    // The worker starts in spawned.ts, which imports `entry` and says when it is done.
+    const worker = new Worker(SPAWNED_ENTRY, workerOptions);
+    worker.postMessage({ tag: HANDSHAKE, port: port2, entry }, [port2]);
+    const name = describe(String(url));
+    let exitedEarly = false;
     const id = await new Promise<number>((resolve, reject) => {
+      let nodeId: number | undefined;
       const fail = (error: Error) => {
         cleanup();
         port1.close();
         void worker.terminate();
         reject(error);
       };
+      /** What the worker had not done yet, in the past tense for an exit. */
+      const waitingFor = (past = false) =>
+        nodeId === undefined
+          ? past
+            ? 'called connect()'
+            : 'call connect()'
+          : `${past ? 'finished' : 'finish'} evaluating its module (a module that never ends, such as a top-level loop, needs spawn(url, { ready: 'connected' }))`;
       const onError = (e: Error) => fail(e);
-      const onExit = (code: number) =>
-        fail(
-          new Error(
-            `worker ${describe(String(url))} exited (code ${code}) before it called connect()`,
-          ),
-        );
+      const onExit = (code: number) => {
+        // A worker that connected, did its work and ended cleanly (node.close(), say)
+        // before its module finished: spawned all the same.
+        if (nodeId !== undefined && code === 0) {
+          exitedEarly = true;
+          done(nodeId);
+        } else
+          fail(new Error(`worker ${name} exited (code ${code}) before it ${waitingFor(true)}`));
+      };
       const timer = after(connectTimeout, () =>
-        fail(
-          new Error(
-            `worker ${describe(String(url))} did not call connect() within ${connectTimeout} ms`,
-          ),
-        ),
+        fail(new Error(`worker ${name} did not ${waitingFor()} within ${connectTimeout} ms`)),
       );
       const cleanup = () => {
         clearTimeout(timer);
         worker.off('error', onError);
         worker.off('exit', onExit);
       };
+      const done = (id: number) => {
+        cleanup();
+        resolve(id);
+      };
       worker.once('error', onError);
       worker.once('exit', onExit);
-      this.#coordinator.accept(port1, worker, (nodeId) => {
-        cleanup();
-        resolve(nodeId);
+      this.#coordinator.accept(port1, worker, {
+        registered: (id) => {
+          nodeId = id;
+          if (ready === 'connected') done(id);
+        },
+        ready: () => done(nodeId!),
       });
     });
     this.#workers.set(id, worker);
     const exited = new Promise<void>((resolve) => {
-      worker.once('exit', () => {
+      const gone = () => {
         this.#workers.delete(id);
         this.#coordinator.nodeDown(id, true);
         // Resolve once this thread's node has heard of it too (its nodes() and isAlive agree).
         void this.#coordinator.barrier(this.#node.id).then(resolve);
-      });
+      };
+      if (exitedEarly) gone();
+      else worker.once('exit', gone);
     });
     // An uncaught error in the worker ends it; the 'exit' that follows brings the node
     // down. Listening here keeps it from also crashing this thread.

@@ -36,6 +36,14 @@ interface NodeEntry {
   onClose: () => void;
   /** Set once nodeDown started on it, so that a `bye` met while draining does not run it twice. */
   down: boolean;
+  /** Called when the node says `ready` (a spawned worker's module finished evaluating). */
+  onReady: (() => void) | undefined;
+}
+
+/** What `accept` tells its caller: the node's id once it said hello, and when it is ready. */
+export interface AcceptHooks {
+  registered?(id: number): void;
+  ready?(): void;
 }
 
 /** What the coordinator counted; see `cluster.stats()`. */
@@ -56,7 +64,7 @@ export class Coordinator {
   readonly #indexOptions: IndexOptions;
   /** Ports that connected but have not said hello yet. */
   readonly #greeting = new Set<MessagePort>();
-  readonly #waiting = new Map<MessagePort, (id: number) => void>();
+  readonly #waiting = new Map<MessagePort, AcceptHooks>();
   #nextId = 0;
   #ref = 0;
   /** Requests to nodes waiting for their `done`: ref → (node, resolve). */
@@ -76,9 +84,9 @@ export class Coordinator {
    * Takes a new control port; the thread at its other end becomes a node when it says
    * hello. `registered` is called with its id then.
    */
-  accept(port: MessagePort, worker?: Worker, registered?: (id: number) => void): void {
+  accept(port: MessagePort, worker?: Worker, hooks?: AcceptHooks): void {
     this.#greeting.add(port);
-    if (registered !== undefined) this.#waiting.set(port, registered);
+    if (hooks !== undefined) this.#waiting.set(port, hooks);
     const onHello = (raw: unknown) => {
       const m = parseToCoordinator(raw);
       if (m === undefined || m.t !== 'hello') {
@@ -117,6 +125,7 @@ export class Coordinator {
       onMessage: (raw) => this.#onMessage(entry, raw),
       onClose: () => this.nodeDown(id),
       down: false,
+      onReady: undefined,
     };
     const others = [...this.#nodes.values()].map((n): [number, SharedArrayBuffer] => [
       n.id,
@@ -129,9 +138,10 @@ export class Coordinator {
     const scopes: [string, IndexHandle][] = [...this.#scopes].map(([n, s]) => [n, s.writer.handle]);
     this.#send(id, { t: 'welcome', id, nodes: others, scopes });
     for (const [other] of others) this.#send(other, { t: 'nodeup', id, loads });
-    const done = this.#waiting.get(port);
+    const hooks = this.#waiting.get(port);
     this.#waiting.delete(port);
-    done?.(id);
+    entry.onReady = hooks?.ready;
+    hooks?.registered?.(id);
   }
 
   /**
@@ -213,6 +223,12 @@ export class Coordinator {
       case 'bye':
         this.nodeDown(from.id);
         return;
+      case 'ready': {
+        const ready = from.onReady;
+        from.onReady = undefined;
+        ready?.();
+        return;
+      }
       case 'done': {
         const d = this.#done.get(m.ref);
         if (d?.node === from.id) {

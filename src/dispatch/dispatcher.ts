@@ -108,7 +108,8 @@ export class Dispatcher {
           }
           throw new NoMembersError(
             tried === undefined
-              ? `group ${describe(group)} of scope '${this.#scope}' has no members`
+              ? `group ${describe(group)} of scope '${this.#scope}' has no members; ` +
+                  'to wait for one, pass { waitForMembers: ms } or await pg.waitForMembers(group) first'
               : `every member of group ${describe(group)} tried failed, and no other is left`,
           );
         }

@@ -48,6 +48,8 @@ export interface ScopeHost {
   readonly id: number;
   /** True when `pid` is a live process of this node. */
   isLocalAlive(pid: Pid): boolean;
+  /** True when `pid` was ever a process of this node (it may have exited). */
+  wasSpawned(pid: Pid): boolean;
   /** Sends a request to the coordinator; resolves with its answer. */
   request(scope: string, build: (ref: number) => ToCoordinator): Promise<ToNode>;
   /** A one-way message to the coordinator (dropped once the node left). */
@@ -149,6 +151,16 @@ export class Scope {
     // As in pg, a local pid that already exited may join: it leaves again at once, as
     // its exit is noticed, so it simply never shows.
     const pids = all.filter((p) => this.#node.isLocalAlive(p));
+    if (pids.length < all.length) {
+      // A pid that never was a process here is a mistake (a number taken for a pid),
+      // not a process that exited meanwhile.
+      const never = all.find((p) => !this.#node.wasSpawned(p));
+      if (never !== undefined)
+        throw new NoProcessError(
+          `join: ${formatPid(never)} was never a process of this node; pids come from node.spawn() and node.self()`,
+          never,
+        );
+    }
     if (pids.length === 0) return;
     this.#local.add(key, pids);
     if (this.#partitioned) return;

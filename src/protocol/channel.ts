@@ -77,7 +77,7 @@ export function cloneError(error: unknown): unknown {
   const tooDeep = error instanceof RangeError && /call stack/i.test(error.message);
   if ((error instanceof Error && error.name === 'DataCloneError') || tooDeep) {
     return new MessageCloneError(
-      `the message cannot be sent to another thread: ${error.message}. ` +
+      `the message cannot be sent to another thread: ${error.message.replace(/\.$/, '')}. ` +
         'Send plain data (objects, arrays, strings, numbers, typed arrays, Maps, Sets, errors); ' +
         'list MessagePorts and ArrayBuffers to move in `transfer`.',
       { cause: error },

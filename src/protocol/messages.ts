@@ -16,7 +16,8 @@ import type { IndexHandle } from '../shared-index/types.js';
 
 /**
  * Tag of the first message `cluster.spawn` posts to a worker, on `parentPort`: it
- * carries the worker's control port, which `connect()` takes from there.
+ * carries the worker's control port and the URL of the user's module, which the
+ * worker's first module (runtime/spawned.ts) imports.
  */
 export const HANDSHAKE = 'procgroups:control-port';
 
@@ -96,6 +97,13 @@ export interface Demonitor {
   monitor: number;
 }
 /** The node is leaving the cluster on purpose. */
+/**
+ * A worker started by `cluster.spawn()` finished evaluating its module (its top-level
+ * joins are done): `spawn()` resolves now.
+ */
+export interface Ready {
+  t: 'ready';
+}
 export interface Bye {
   t: 'bye';
 }
@@ -106,7 +114,17 @@ export interface Done {
 }
 
 export type ToCoordinator =
-  Hello | LinkRequest | Sync | Join | Leave | ExitLeave | MonitorRequest | Demonitor | Bye | Done;
+  | Hello
+  | LinkRequest
+  | Sync
+  | Join
+  | Leave
+  | ExitLeave
+  | MonitorRequest
+  | Demonitor
+  | Ready
+  | Bye
+  | Done;
 
 // Coordinator → node ----------------------------------------------------------------
 
@@ -286,6 +304,8 @@ export function parseToCoordinator(m: unknown): ToCoordinator | undefined {
         : undefined;
     case 'bye':
       return m as unknown as Bye;
+    case 'ready':
+      return m as unknown as Ready;
     case 'done':
       return isNat(m.ref) ? (m as unknown as Done) : undefined;
     default:

@@ -4,15 +4,10 @@
  * `cluster.connectPort()` on any other thread. The thread says hello, the coordinator
  * answers with a welcome (its node id, the nodes and scopes), and the node starts.
  */
-import {
-  isMainThread,
-  type MessagePort,
-  parentPort,
-  receiveMessageOnPort,
-  threadId,
-} from 'node:worker_threads';
-import { NotConnectedError } from '../core/errors.js';
-import { type Endpoint, HANDSHAKE, parseToNode, type ToNode } from '../protocol/messages.js';
+import { isMainThread, MessagePort as MessagePortClass, threadId } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
+import { describe, NotConnectedError } from '../core/errors.js';
+import { type Endpoint, parseToNode, type ToNode } from '../protocol/messages.js';
 import { LoadTable } from './load-table.js';
 import { Node } from './node.js';
 import type { Handler } from './process.js';
@@ -60,27 +55,108 @@ export async function attach(port: MessagePort, options: ConnectOptions): Promis
 }
 
 /**
- * Attaches this thread to a cluster as a node. In a worker started by `cluster.spawn`,
- * call it with no port (before listening on `parentPort` yourself). Elsewhere, pass a
- * port from `cluster.connectPort()`.
+ * What a worker started by `cluster.spawn()` keeps between its first module
+ * (spawned.ts) and `connect()`: the control port, and whether the user's module has
+ * finished evaluating. It lives on `globalThis` under a registered symbol, so that two
+ * copies of this library in one worker (a bundled one and an installed one) share it.
  */
-export async function connect(port?: MessagePort, options: ConnectOptions = {}): Promise<Node> {
-  if (port === undefined) {
-    if (isMainThread || parentPort === null) {
-      throw new NotConnectedError(
-        'connect() without a port only works in a worker started by cluster.spawn(); ' +
-          'on the main thread use startCluster(), elsewhere pass a port from cluster.connectPort()',
+interface SpawnedSlot {
+  port: MessagePort;
+  /** `connect()` took the port. */
+  taken: boolean;
+  /** The node is attached. */
+  connected: boolean;
+  /** The user's module finished evaluating. */
+  evaluated: boolean;
+}
+
+const SLOT = Symbol.for('procgroups.spawned');
+
+function slot(): SpawnedSlot | undefined {
+  return (globalThis as { [SLOT]?: SpawnedSlot })[SLOT];
+}
+
+/** Called by spawned.ts with the control port, before it imports the user's module. */
+export function holdSpawnedPort(port: MessagePort): void {
+  (globalThis as { [SLOT]?: SpawnedSlot })[SLOT] = {
+    port,
+    taken: false,
+    connected: false,
+    evaluated: false,
+  };
+}
+
+/** Called by spawned.ts once the user's module has finished evaluating. */
+export function moduleEvaluated(): void {
+  const s = slot();
+  if (s === undefined) return;
+  s.evaluated = true;
+  sayReady(s);
+}
+
+/**
+ * Tells the coordinator that this spawned worker is ready, once it is both attached and
+ * done with its module. After a turn of the event loop: messages its module posted
+ * (batched until the end of their job) go first, so a join the module did not await
+ * is applied before `spawn()` resolves.
+ */
+function sayReady(s: SpawnedSlot): void {
+  if (!s.evaluated || !s.connected) return;
+  setImmediate(() => {
+    try {
+      s.port.postMessage({ t: 'ready' });
+    } catch {
+      // The port closed: the worker is leaving, and spawn() learns it from its exit.
+    }
+  });
+}
+
+/**
+ * Attaches this thread to a cluster as a node. In a worker started by `cluster.spawn`,
+ * call it once, with no port: `connect()` or `connect({ handler })`. Elsewhere (a
+ * piscina or tinypool thread, say), pass a port from `cluster.connectPort()`:
+ * `connect(port, options)`.
+ */
+export async function connect(
+  portOrOptions?: MessagePort | ConnectOptions,
+  maybeOptions?: ConnectOptions,
+): Promise<Node> {
+  let options = maybeOptions ?? {};
+  let port: MessagePort | undefined;
+  if (portOrOptions instanceof MessagePortClass) port = portOrOptions;
+  else if (portOrOptions !== undefined) {
+    // connect({ handler }) in a spawned worker: the options come first when there is no port.
+    if (typeof portOrOptions !== 'object' || portOrOptions === null || maybeOptions !== undefined) {
+      throw new TypeError(
+        `connect() takes a MessagePort from cluster.connectPort(), or options, got ${describe(portOrOptions)}`,
       );
     }
-    const first = receiveMessageOnPort(parentPort);
-    const msg = first?.message as { tag?: unknown; port?: unknown } | undefined;
-    if (msg?.tag !== HANDSHAKE || !(msg.port instanceof Object)) {
-      throw new NotConnectedError(
-        'this worker was not started by cluster.spawn() (no control port waiting on parentPort); ' +
-          'pass a port from cluster.connectPort() instead',
-      );
-    }
-    port = msg.port as MessagePort;
+    options = portOrOptions;
   }
-  return attach(port, options);
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError(`connect options must be an object, got ${describe(options)}`);
+  if (port !== undefined) return attach(port, options);
+  if (isMainThread) {
+    throw new NotConnectedError(
+      'connect() without a port only works in a worker started by cluster.spawn(); ' +
+        'on the main thread use startCluster(), elsewhere pass a port from cluster.connectPort()',
+    );
+  }
+  const s = slot();
+  if (s === undefined) {
+    throw new NotConnectedError(
+      'this worker was not started by cluster.spawn() (no control port was handed to it); ' +
+        'pass a port from cluster.connectPort() instead',
+    );
+  }
+  if (s.taken) {
+    throw new NotConnectedError(
+      'connect() was already called in this worker: a thread is one node. Keep the Node the first call returned (pass it around, or export it from a module)',
+    );
+  }
+  s.taken = true;
+  const node = await attach(s.port, options);
+  s.connected = true;
+  sayReady(s);
+  return node;
 }

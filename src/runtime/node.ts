@@ -295,6 +295,7 @@ export class Node extends EventEmitter<NodeEvents> {
     return {
       id: this.id,
       isLocalAlive: (pid) => this.#isLocalAlive(pid),
+      wasSpawned: (pid) => nodeOf(pid) === this.id && this.#processes.wasSpawned(serialOf(pid)),
       request: (scope, build) => {
         this.#assertConnected();
         return this.#control.request(scope, build);
@@ -491,14 +492,19 @@ export class Node extends EventEmitter<NodeEvents> {
   };
 
   #assertConnected(): void {
-    if (!this.#connected) throw new NotConnectedError(`node ${this.id} has left its cluster`);
+    if (!this.#connected)
+      throw new NotConnectedError(
+        `node ${this.id} is not in a cluster any more: the cluster was stopped, or the node left it (node.close())`,
+      );
   }
 
   #shutdown(): void {
     if (!this.#connected) return;
     this.#connected = false;
     process.off('exit', this.#flushOnExit);
-    const closed = new NotConnectedError(`node ${this.id} left its cluster`);
+    const closed = new NotConnectedError(
+      `node ${this.id} left its cluster (the cluster was stopped, or node.close()) before this finished`,
+    );
     // Callers on other nodes see this node go down, as if its thread had exited.
     const gone = new NodeDownError(`node ${this.id} left the cluster before answering`, this.id);
     for (const proc of this.#processes.removeAll()) {

@@ -78,7 +78,10 @@ export class Calls {
       this.settle(
         id,
         false,
-        new CallTimeoutError(`call to ${formatPid(pid)} got no answer within ${timeout} ms`),
+        new CallTimeoutError(
+          `call to ${formatPid(pid)} got no answer within ${Math.ceil(timeout!)} ms: its handler is still busy, ` +
+            "or its thread is blocked (a piscina or tinypool thread must be created with atomics: 'disabled' or useAtomics: false to answer calls)",
+        ),
       );
     });
     const signal = options?.signal;

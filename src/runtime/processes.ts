@@ -42,6 +42,11 @@ export class Processes {
     return p?.alive === true ? p : undefined;
   }
 
+  /** True when `serial` was ever given to a process here (alive or not). */
+  wasSpawned(serial: number): boolean {
+    return serial >= 1 && serial < this.#serial;
+  }
+
   /** Gives the root process a new handler, in place: its mailbox and callers are kept. */
   handle(handler: Handler): void {
     checkHandler('handle', handler);
