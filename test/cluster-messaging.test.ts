@@ -181,7 +181,7 @@ test('full mesh: 5 worker nodes and node 0 all send numbered messages to each ot
   for (const a of agents) {
     const got = await a.cmd<{ from: number; seq: number }[]>({
       cmd: 'received',
-      pid: recorders.get(a.id),
+      pid: recorders.get(a.id)!,
       count: n * (senders.length - 1),
     });
     check(a.id, got);

@@ -16,15 +16,10 @@ import {
   type Pid,
   ProcessExitError,
 } from '../src/index.js';
-import {
-  type DispatchNode,
-  handled,
-  type Reply,
-  type Rig,
-  rig,
-  sorted,
-  turns,
-} from './support/dispatch.js';
+import { type DispatchNode, type Rig, rig } from './support/dispatch.js';
+import type { Reply } from './support/processes.js';
+import { sorted } from './support/views.js';
+import { handled, turns } from './support/wait.js';
 
 /** Every message each member of `pids` received, read on its node. */
 async function receivedBy(r: Rig, pids: Iterable<Pid>): Promise<Map<Pid, unknown[]>> {
@@ -115,7 +110,13 @@ test('broadcast while members join and leave from workers: each count is exactly
   const pools = [await w1.spawn('echo', 6), await w2.spawn('echo', 6), await w3.spawn('echo', 6)];
   const churn = Promise.all(
     r.workers.map((w, i) =>
-      w.cmd<Pid[]>({ cmd: 'churn', group: 'churn', pids: pools[i]!, steps: 300, seed: 1000 + i }),
+      w.cmd<Pid[]>({
+        cmd: 'toggleChurn',
+        group: 'churn',
+        pids: pools[i]!,
+        steps: 300,
+        seed: 1000 + i,
+      }),
     ),
   );
   let done = false;

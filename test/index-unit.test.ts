@@ -19,8 +19,9 @@ import {
 } from '../src/index.js';
 import { H_SEED } from '../src/shared-index/layout.js';
 import type { ReadResult, SnapshotResult } from './fixtures/unit-reader.js';
-import { ask, nextMessage, startWorker, type Tagged } from './support/workers.js';
+import { sorted } from './support/views.js';
 import { turn } from './support/wait.js';
+import { ask, nextMessage, startWorker, type Tagged } from './support/workers.js';
 
 const key = (g: Group): GroupKey => encodeGroup(g);
 const pid = (node: number, serial: number): Pid => makePid(node, serial);
@@ -35,8 +36,6 @@ function open(options?: ConstructorParameters<typeof IndexWriter>[0]) {
   const w = new IndexWriter(options);
   return { w, local: new IndexReader(w), shared: new IndexReader(w.handle) };
 }
-
-const sorted = (pids: readonly number[]): number[] => [...pids].sort((x, y) => x - y);
 
 /**
  * Checks every accessor of `reader` for `group` against `expected` (in member order).

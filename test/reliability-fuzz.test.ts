@@ -24,15 +24,9 @@ import {
   startCluster,
 } from '../src/index.js';
 import { parseToCoordinator, parseToNode } from '../src/protocol.js';
-import {
-  barrierAll,
-  CMD_SERIAL,
-  Commands,
-  fixtureUrl,
-  LONG,
-  type NodeCommand,
-  seedFromEnv,
-} from './support/reliability.js';
+import { type Agent, barrierAll, spawnAgent } from './support/cluster.js';
+import { Commands, SIDE_SERIAL } from './support/commands.js';
+import { LONG, seedFromEnv } from './support/reliability.js';
 import { type View, viewDiff, writerView } from './support/views.js';
 
 const SEED = seedFromEnv(0xf022);
@@ -41,27 +35,16 @@ const RUNS = LONG ? 20_000 : 1_000;
 const MAX_BATCH = 1 << 20;
 const SCOPES = ['pg', 'fuzz'];
 
-interface Worker {
-  id: number;
-  cmd<R = unknown>(c: NodeCommand): Promise<R>;
-}
-
 interface Fixture {
   cluster: Cluster;
-  a: Worker;
-  b: Worker;
+  a: Agent;
+  b: Agent;
   /** Live processes of a, of b, and of node 0. */
   pa: Pid[];
   pb: Pid[];
   p0: Pid[];
   /** Monitor events seen on the main thread since the setup. */
   events: () => number;
-}
-
-async function worker(cluster: Cluster): Promise<Worker> {
-  const h = await cluster.spawn(fixtureUrl('node'));
-  const pid = makePid(h.id, CMD_SERIAL);
-  return { id: h.id, cmd: <R>(c: NodeCommand) => cluster.node.call<R>(pid, c) };
 }
 
 /**
@@ -71,16 +54,16 @@ async function worker(cluster: Cluster): Promise<Worker> {
 async function setup(t: ExecutionContext): Promise<Fixture> {
   const cluster = await startCluster({ scopes: ['fuzz'] });
   t.teardown(() => cluster.stop());
-  const a = await worker(cluster);
-  const b = await worker(cluster);
-  const pa = await a.cmd<Pid[]>({ cmd: 'spawn', n: 3 });
-  const pb = await b.cmd<Pid[]>({ cmd: 'spawn', n: 2 });
+  const a = await spawnAgent(cluster);
+  const b = await spawnAgent(cluster);
+  const pa = await a.sideCmd<Pid[]>({ cmd: 'spawn', n: 3 });
+  const pb = await b.sideCmd<Pid[]>({ cmd: 'spawn', n: 2 });
   const local = new Commands(cluster.node);
   const p0 = local.run({ cmd: 'spawn', n: 2 }) as Pid[];
   for (const s of SCOPES) {
-    await a.cmd({ cmd: 'join', scope: s, group: 'g', pids: [pa[0]!, pa[0]!, pa[1]!] });
-    await a.cmd({ cmd: 'join', scope: s, group: ['t', 1], pids: pa[2]! });
-    await b.cmd({ cmd: 'join', scope: s, group: 'g', pids: pb });
+    await a.sideCmd({ cmd: 'join', scope: s, group: 'g', pids: [pa[0]!, pa[0]!, pa[1]!] });
+    await a.sideCmd({ cmd: 'join', scope: s, group: ['t', 1], pids: pa[2]! });
+    await b.sideCmd({ cmd: 'join', scope: s, group: 'g', pids: pb });
     await cluster.node.scope(s).join('g', p0);
     await cluster.node.scope(s).join(7, p0[1]!);
   }
@@ -97,10 +80,10 @@ function snapshot(cluster: Cluster): Record<string, View> {
 
 /** A join and a leave through the coordinator, from a worker and from node 0. */
 async function roundTrip(f: Fixture): Promise<void> {
-  await f.a.cmd({ cmd: 'join', scope: 'pg', group: 'round-trip', pids: f.pa[1]! });
+  await f.a.sideCmd({ cmd: 'join', scope: 'pg', group: 'round-trip', pids: f.pa[1]! });
   if (f.cluster.coordinator.scope('pg')!.writer.members(encodeGroup('round-trip')).length !== 1)
     throw new Error('a join acknowledged by the coordinator is not in the index');
-  const r = await f.a.cmd({ cmd: 'leave', scope: 'pg', group: 'round-trip', pids: f.pa[1]! });
+  const r = await f.a.sideCmd({ cmd: 'leave', scope: 'pg', group: 'round-trip', pids: f.pa[1]! });
   if (r !== 'ok') throw new Error(`leave after join answered ${String(r)}`);
   await f.cluster.node.pg.join('round-trip', f.p0[0]!);
   if ((await f.cluster.node.pg.leave('round-trip', f.p0[0]!)) !== 'ok')
@@ -493,7 +476,7 @@ test.serial(
         const before = snapshot(f.cluster);
         const stats = f.cluster.stats();
         const events = f.events();
-        await f.a.cmd({ cmd: 'raw', messages: [raw] });
+        await f.a.sideCmd({ cmd: 'raw', messages: [raw] });
         await barrierAll(f.cluster); // the worker's raw post came before its `done`
         const now = f.cluster.stats();
         if (now.malformed - stats.malformed !== expected)
@@ -542,7 +525,7 @@ test.serial(
       }),
     );
     let total = 0;
-    const stats = () => f.a.cmd<{ malformed: number }>({ cmd: 'stats' });
+    const stats = () => f.a.sideCmd<{ malformed: number }>({ cmd: 'stats' });
     await fc.assert(
       fc.asyncProperty(maybeBatch(toNode), async (raw) => {
         const expected = badToNode(raw);
@@ -621,7 +604,7 @@ test.serial('malformed frames on a peer link are counted by the node and dropped
         }
       };
       port1.on('message', on);
-      port1.postMessage([1, id, CMD_SERIAL, 0, { cmd: 'stats' }]);
+      port1.postMessage([1, id, SIDE_SERIAL, 0, { cmd: 'stats' }]);
     });
   };
   let total = 0;
@@ -648,7 +631,7 @@ test.serial('malformed frames on a peer link are counted by the node and dropped
   await f.cluster.coordinator.barrier(f.a.id);
   // Its other link to node 0 still carries calls, and the cluster works.
   t.is(
-    await f.a.cmd({ cmd: 'count', scope: 'pg', group: 'g' }),
+    await f.a.sideCmd({ cmd: 'count', scope: 'pg', group: 'g' }),
     f.cluster.coordinator.scope('pg')!.writer.members(encodeGroup('g')).length,
   );
   await roundTrip(f);
@@ -664,7 +647,7 @@ test.serial(
     const m0 = f.cluster.stats().malformed;
     // Serializing 3,000 levels works on the worker; deserializing them on the coordinator's
     // port overflows V8's stack there, and the port emits 'messageerror' instead of 'message'.
-    const sent = await f.a.cmd({
+    const sent = await f.a.sideCmd({
       cmd: 'raw',
       messages: [{ t: 'join', scope: 'pg', ref: 1, key: nest(3_000), pids: [f.pa[0]] }],
     });
@@ -711,7 +694,7 @@ test.serial(
     t.is(await after(f, before, f.events(), 'oversized'), undefined);
     // The longest key that is allowed works end to end.
     const longest: Group = 'y'.repeat(4094);
-    await f.a.cmd({ cmd: 'join', scope: 'pg', group: longest, pids: f.pa[0]! });
+    await f.a.sideCmd({ cmd: 'join', scope: 'pg', group: longest, pids: f.pa[0]! });
     t.deepEqual(f.cluster.coordinator.scope('pg')!.writer.members(encodeGroup(longest)), [f.pa[0]]);
   },
 );

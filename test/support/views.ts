@@ -23,8 +23,9 @@ import {
  */
 export type View = [string, Pid[]][];
 
-export function sortPids(pids: readonly Pid[]): Pid[] {
-  return [...pids].sort((a, b) => a - b);
+/** Pids (or node ids, or any numbers) in ascending order, as a new array. */
+export function sorted<T extends number>(values: Iterable<T>): T[] {
+  return [...values].sort((a, b) => a - b);
 }
 
 function byKey(a: [string, unknown], b: [string, unknown]): number {
@@ -40,7 +41,7 @@ export function viewFromKeys(entries: Iterable<readonly [string, readonly Pid[]]
     else list.push(...pids);
   }
   const out: View = [];
-  for (const [key, pids] of acc) if (pids.length > 0) out.push([key, sortPids(pids)]);
+  for (const [key, pids] of acc) if (pids.length > 0) out.push([key, sorted(pids)]);
   return out.sort(byKey);
 }
 
