@@ -471,7 +471,7 @@ const failsWhenTheGroupEmpties = test.macro(
 );
 
 test(
-  'a sticky dispatch waiting for its member fails with NoMembersError when the group empties, instead of waiting forever',
+  'a sticky dispatch waiting for its member fails at once with NoMembersError when the group empties',
   failsWhenTheGroupEmpties,
   's',
   { strategy: 'hash', key: 'k' },

@@ -204,7 +204,8 @@ test('dead monitors are removed: one whose owner exits and one whose node goes a
   t.is(forRef(live.ref), 3);
 });
 
-test('monitor_self: a process that monitors a group and joins it, then exits (GH-7625)', async (t) => {
+// OTP's GH-7625: a process that monitors a group, joins it and exits.
+test('monitor_self: a monitor owned by a process that joins its group and exits gets only that join, then ends; other monitors see every join and leave', async (t) => {
   const cluster = await start(t);
   const node = cluster.node;
   const pg = node.pg;

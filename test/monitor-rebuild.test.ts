@@ -231,7 +231,7 @@ test('rebuild: the same with the watching worker cut off and healed mid-stream (
   await rebuildScenario(t, { seed: 0x5eed_0002, partitionAt: 30 });
 });
 
-test('rebuild: other seeds (with and without a partition)', async (t) => {
+test('rebuild: snapshot + events equal the index for two more seeds, one with a cut and a heal', async (t) => {
   // One after the other: each scenario starts its own cluster.
   for (const scenario of [{ seed: 0x5eed_0003 }, { seed: 0x5eed_0004, partitionAt: 80 }]) {
     await rebuildScenario(t, scenario);

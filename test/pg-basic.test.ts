@@ -116,7 +116,7 @@ test('leave_exit_race: join then leave of an already-exited process, 100 times (
   );
 });
 
-test('leave_exit_race: a process exits while its join is in flight, 100 times', async (t) => {
+test('leave_exit_race: a join in flight when its process exits answers ok, the leave after the exit not_joined, and the index ends empty (100 times)', async (t) => {
   // The literal race of pg_SUITE: the join is on its way when the process exits, and
   // the leave comes after the exit. pg answers the join `ok` and the leave `not_joined`.
   const cluster = await start(t);

@@ -191,7 +191,7 @@ test('thundering_herd: 10,000 groups and 2,000 syncs at once, the next join stil
   t.is(cluster.stats().malformed, 0);
 });
 
-test('thundering_herd: 2,000 syncs from real nodes racing a join', async (t) => {
+test('thundering_herd: a join racing 2,000 syncs from real nodes completes, and the index ends as the union of what the nodes joined', async (t) => {
   const cluster = await start(t);
   const pg = cluster.node.pg;
   const self = cluster.node.self();

@@ -249,7 +249,7 @@ test('foursplit: exits and not_joined around a cut, then overlapping cuts of thr
   t.deepEqual(sorted(pg.getMembers('split')), sorted([pid, ...p3]));
 });
 
-test('exchange: kills, cuts of two of three peers, partial list leaves (pg_SUITE exchange)', async (t) => {
+test('exchange: killed members leave, writes of two cut peers stay on them until the heal, then every node converges, and list leaves take their pids (pg_SUITE exchange)', async (t) => {
   const cluster = await start(t);
   const pg = cluster.node.pg;
   const [w1, w2, w3] = (await spawnAgents(cluster, 3)) as [Agent, Agent, Agent];

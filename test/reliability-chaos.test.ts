@@ -16,8 +16,9 @@
  * a dead node may remain. After the run, every monitor's snapshot plus its events must
  * equal the index, and every reader must converge on it.
  *
- * The tests after it ("repro: …") are minimal, deterministic reproductions of the bugs
- * the chaos found (see the comment above them).
+ * The tests after it make the races the chaos found happen on purpose, one at a time and
+ * deterministically, and check that each ends in a consistent state (see the comment
+ * above them).
  *
  * Environment:
  * - `PROCGROUPS_SEED=<integer>` replays a run (the seed is logged, and printed in every
@@ -505,9 +506,9 @@ test('chaos: seeded joins, leaves, exits, kills, scope restarts and link cuts ke
   await runChaos(t, cluster);
 });
 
-// Minimal reproductions of what the chaos found ------------------------------------------
+// The races the chaos found, one at a time ----------------------------------------------
 //
-// Each one makes the race of the chaos happen on purpose: the worker raises a signal once
+// Each test makes one race of the chaos happen on purpose: the worker raises a signal once
 // its request has left for the coordinator, and the main thread (the coordinator) blocks
 // until then, so that what it does next (a cut, a scope restart) happens before it
 // handles that request.
@@ -529,7 +530,7 @@ async function localOf(p: Agent, scope: string): Promise<View> {
 }
 
 test.serial(
-  'repro: a join and a leave in flight when the link is cut both fail, and the pid stays joined',
+  'a join and a leave in flight when the link is cut: the node keeps exactly what succeeded, and so does the index after the heal',
   async (t) => {
     const cluster = await startCluster();
     t.teardown(() => cluster.stop());
@@ -558,7 +559,7 @@ test.serial(
 );
 
 test.serial(
-  'repro: a join in flight when the scope restarts fails, yet the index lists it',
+  'a join in flight when the scope restarts: the index and the node list the pid exactly when the join succeeded',
   async (t) => {
     const cluster = await startCluster({ scopes: ['chaos'] });
     t.teardown(() => cluster.stop());
@@ -582,7 +583,7 @@ test.serial(
 );
 
 test.serial(
-  'repro: a leave in flight when the scope restarts leaves the node and the index disagreeing',
+  'a leave in flight when the scope restarts: the index and the node agree, and keep the pid exactly when the leave failed',
   async (t) => {
     const cluster = await startCluster({ scopes: ['chaos'] });
     t.teardown(() => cluster.stop());
@@ -609,7 +610,7 @@ test.serial(
 );
 
 test.serial(
-  'repro: a leave in flight when the scope stops fails, yet the membership is gone once the scope is back',
+  'a leave in flight when the scope stops: once the scope is back, the node and the index keep the pid exactly when the leave failed',
   async (t) => {
     const cluster = await startCluster({ scopes: ['chaos'] });
     t.teardown(() => cluster.stop());
@@ -642,7 +643,7 @@ test.serial(
 );
 
 test.serial(
-  'repro: a sync in flight when the link is cut puts the cut node’s members back, and they go stale',
+  'a sync in flight when the link is cut does not put the cut node’s members back in the index',
   async (t) => {
     const cluster = await startCluster();
     t.teardown(() => cluster.stop());
@@ -662,7 +663,7 @@ test.serial(
 );
 
 test.serial(
-  'repro: on a cut node, count, pick, memberAt and whichGroups disagree with getMembers',
+  'on a cut node, count, forEachMember, pick, memberAt and whichGroups agree with getMembers',
   async (t) => {
     const cluster = await startCluster();
     t.teardown(() => cluster.stop());
