@@ -16,7 +16,7 @@ import {
   type Pid,
   ProcessExitError,
 } from '../src/index.js';
-import { type DispatchNode, type Rig, rig } from './support/dispatch.js';
+import { type DispatchNode, type Rig, rig, track } from './support/dispatch.js';
 import type { Reply } from './support/processes.js';
 import { sorted } from './support/views.js';
 import { handled, turns } from './support/wait.js';
@@ -119,17 +119,9 @@ test('broadcast while members join and leave from workers: each count is exactly
       }),
     ),
   );
-  let done = false;
-  churn.then(
-    () => {
-      done = true;
-    },
-    () => {
-      done = true;
-    },
-  );
+  const churning = track(churn);
   const counts: number[] = [];
-  while (!done) {
+  while (churning.state === 'pending') {
     counts.push(r.pg.broadcast('churn', { seq: counts.length }));
     await turns(1); // let the coordinator (this thread) apply joins and leaves
   }
@@ -173,18 +165,10 @@ test('broadcast while members are spawned, exit and a whole node goes away: neve
     w1.cmd<Pid[]>({ cmd: 'lifeChurn', group: 'life', steps: 200, seed: 11 }),
     w2.cmd<Pid[]>({ cmd: 'lifeChurn', group: 'life', steps: 200, seed: 12 }),
   ]);
-  let done = false;
-  churn.then(
-    () => {
-      done = true;
-    },
-    () => {
-      done = true;
-    },
-  );
+  const churning = track(churn);
   const counts: number[] = [];
   let killed: Promise<void> | undefined;
-  while (!done) {
+  while (churning.state === 'pending') {
     counts.push(r.pg.broadcast('life', { seq: counts.length }));
     if (counts.length === 20) killed = w3.terminate();
     await turns(1);
