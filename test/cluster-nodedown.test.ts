@@ -53,44 +53,47 @@ async function expectNodeDown(
   t.is(await cluster.node.call(echo, 'alive'), 'alive');
 }
 
-test('calls in flight to a node whose worker is terminated reject with NodeDownError', async (t) => {
-  const cluster = await start(t);
-  const a = await spawnAgent(cluster);
-  const witness = await spawnAgent(cluster);
-  const { calls, pids } = await callsInFlight(cluster, a);
-  const down = nodeEvent(cluster.node, 'nodedown', a.id);
-  await a.terminate();
-  await down;
-  await expectNodeDown(t, cluster, a, calls, pids, witness);
-});
+/** Calls in flight to an agent that `kill` ends, and what must hold after. */
+const nodeDies = test.macro(
+  async (t, kill: (t: ExecutionContext, a: Agent) => Promise<void>): Promise<void> => {
+    const cluster = await start(t);
+    const a = await spawnAgent(cluster);
+    const witness = await spawnAgent(cluster);
+    const { calls, pids } = await callsInFlight(cluster, a);
+    const down = nodeEvent(cluster.node, 'nodedown', a.id);
+    await kill(t, a);
+    await down;
+    await expectNodeDown(t, cluster, a, calls, pids, witness);
+  },
+);
 
-test('calls in flight to a node that dies of an uncaught exception reject with NodeDownError', async (t) => {
-  const cluster = await start(t);
-  const a = await spawnAgent(cluster);
-  const witness = await spawnAgent(cluster);
-  const { calls, pids } = await callsInFlight(cluster, a);
-  const down = nodeEvent(cluster.node, 'nodedown', a.id);
-  const exited = exitOf(a.worker);
-  const errored = new Promise<Error>((resolve) => a.worker.once('error', resolve));
-  t.is(await a.cmd({ cmd: 'crash' }), 'crashing');
-  t.is((await errored).message, 'boom');
-  t.is(await exited, 1);
-  await down;
-  await expectNodeDown(t, cluster, a, calls, pids, witness);
-});
+test(
+  'calls in flight to a node whose worker is terminated reject with NodeDownError',
+  nodeDies,
+  (_t, a) => a.terminate(),
+);
 
-test('calls in flight to a node that calls process.exit() reject with NodeDownError', async (t) => {
-  const cluster = await start(t);
-  const a = await spawnAgent(cluster);
-  const witness = await spawnAgent(cluster);
-  const { calls, pids } = await callsInFlight(cluster, a);
-  const down = nodeEvent(cluster.node, 'nodedown', a.id);
-  const exited = exitOf(a.worker);
-  t.is(await a.cmd({ cmd: 'exitProcess', code: 3 }), 'exiting');
-  t.is(await exited, 3);
-  await down;
-  await expectNodeDown(t, cluster, a, calls, pids, witness);
-});
+test(
+  'calls in flight to a node that dies of an uncaught exception reject with NodeDownError',
+  nodeDies,
+  async (t, a) => {
+    const exited = exitOf(a.worker);
+    const errored = new Promise<Error>((resolve) => a.worker.once('error', resolve));
+    t.is(await a.cmd({ cmd: 'crash' }), 'crashing');
+    t.is((await errored).message, 'boom');
+    t.is(await exited, 1);
+  },
+);
+
+test(
+  'calls in flight to a node that calls process.exit() reject with NodeDownError',
+  nodeDies,
+  async (t, a) => {
+    const exited = exitOf(a.worker);
+    t.is(await a.cmd({ cmd: 'exitProcess', code: 3 }), 'exiting');
+    t.is(await exited, 3);
+  },
+);
 
 test('calls from a worker to a node that dies reject with NodeDownError', async (t) => {
   const cluster = await start(t);

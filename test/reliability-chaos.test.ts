@@ -42,7 +42,7 @@ import { type Command, Commands, type RebuildReport, SIDE_SERIAL } from './suppo
 import { Rng } from './support/random.js';
 import { Checker, LONG, newSignal, seedFromEnv, waitSignal } from './support/reliability.js';
 import { Multiset, sorted, unionOf, type View, viewDiff, writerView } from './support/views.js';
-import { errorName, outcome } from './support/wait.js';
+import { errorName, type Outcome, outcome } from './support/wait.js';
 import { fixture } from './support/workers.js';
 
 const SEED = seedFromEnv(0x5eed_c4a0);
@@ -519,6 +519,51 @@ async function probeNode(cluster: Cluster): Promise<Agent> {
   return probe;
 }
 
+/**
+ * A cluster running `scopes` besides 'pg', stopped when the test ends, and a probe node
+ * `w` with one process `p`, joined to 'g' in `joinedIn` when given.
+ */
+async function race(
+  t: ExecutionContext,
+  scopes: string[],
+  joinedIn?: string,
+): Promise<{ cluster: Cluster; w: Agent; p: Pid }> {
+  const cluster = await startCluster({ scopes });
+  t.teardown(() => cluster.stop());
+  const w = await probeNode(cluster);
+  const [p] = await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 });
+  if (joinedIn !== undefined)
+    await w.sideCmd({ cmd: 'join', scope: joinedIn, group: 'g', pids: p! });
+  return { cluster, w, p: p! };
+}
+
+/**
+ * Has `w` send the writes of `p` to 'g' in `scope`, in a row, and blocks this thread
+ * until the worker has posted them all: the coordinator (this thread) has not handled
+ * any of them yet. Their outcomes, in order.
+ */
+async function posted(
+  t: ExecutionContext,
+  w: Agent,
+  p: Pid,
+  scope: string,
+  writes: ('join' | 'leave')[],
+): Promise<Promise<Outcome<unknown>>[]> {
+  const signal = newSignal();
+  const outcomes = writes.map((cmd, i) =>
+    outcome(
+      w.sideCmd(
+        i === writes.length - 1
+          ? { cmd, scope, group: 'g', pids: p, signal }
+          : { cmd, scope, group: 'g', pids: p },
+      ),
+    ),
+  );
+  await flushed();
+  t.true(waitSignal(signal), `the worker posted its ${writes.join(' and ')}`);
+  return outcomes;
+}
+
 /** Lets the messages queued in this job leave (links and control ports flush in a microtask). */
 async function flushed(): Promise<void> {
   await Promise.resolve();
@@ -532,17 +577,10 @@ async function localOf(p: Agent, scope: string): Promise<View> {
 test.serial(
   'a join and a leave in flight when the link is cut: the node keeps exactly what succeeded, and so does the index after the heal',
   async (t) => {
-    const cluster = await startCluster();
-    t.teardown(() => cluster.stop());
-    const w = await probeNode(cluster);
-    const [p] = await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 });
-    const signal = newSignal();
-    const join = outcome(w.sideCmd({ cmd: 'join', scope: 'pg', group: 'g', pids: p! }));
-    const leave = outcome(w.sideCmd({ cmd: 'leave', scope: 'pg', group: 'g', pids: p!, signal }));
-    await flushed();
-    t.true(waitSignal(signal), 'the worker posted its join and leave');
+    const { cluster, w, p } = await race(t, []);
+    const [join, leave] = await posted(t, w, p, 'pg', ['join', 'leave']);
     const cut = cluster.partition(w.id, 'pg');
-    const [j, l] = [await join, await leave];
+    const [j, l] = [await join!, await leave!];
     await cut;
     t.log(
       `join: ${j.ok ? 'ok' : errorName(j.error)}, leave: ${l.ok ? l.value : errorName(l.error)}`,
@@ -550,7 +588,7 @@ test.serial(
     const joins = j.ok ? 1 : 0;
     const leaves = l.ok && l.value === 'ok' ? 1 : 0;
     // Whatever failed, what the node holds must be what succeeded: joins − leaves.
-    const expected: View = joins - leaves > 0 ? [['sg', [p!]]] : [];
+    const expected: View = joins - leaves > 0 ? [['sg', [p]]] : [];
     t.deepEqual(await localOf(w, 'pg'), expected, 'memberships while cut');
     await cluster.heal(w.id, 'pg');
     await barrierAll(cluster);
@@ -561,16 +599,10 @@ test.serial(
 test.serial(
   'a join in flight when the scope restarts: the index and the node list the pid exactly when the join succeeded',
   async (t) => {
-    const cluster = await startCluster({ scopes: ['chaos'] });
-    t.teardown(() => cluster.stop());
-    const w = await probeNode(cluster);
-    const [p] = await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 });
-    const signal = newSignal();
-    const join = outcome(w.sideCmd({ cmd: 'join', scope: 'chaos', group: 'g', pids: p!, signal }));
-    await flushed();
-    t.true(waitSignal(signal), 'the worker posted its join');
+    const { cluster, w, p } = await race(t, ['chaos']);
+    const [join] = await posted(t, w, p, 'chaos', ['join']);
     const restarted = Promise.all([cluster.stopScope('chaos'), cluster.startScope('chaos')]);
-    const j = await join;
+    const j = await join!;
     await restarted;
     await barrierAll(cluster);
     await barrierAll(cluster);
@@ -578,26 +610,17 @@ test.serial(
     const local = await localOf(w, 'chaos');
     const index = writerView(cluster, 'chaos');
     t.deepEqual(index, local, 'index vs the node’s own memberships');
-    t.deepEqual(index, j.ok ? [['sg', [p!]]] : [], 'index vs the join’s outcome');
+    t.deepEqual(index, j.ok ? [['sg', [p]]] : [], 'index vs the join’s outcome');
   },
 );
 
 test.serial(
   'a leave in flight when the scope restarts: the index and the node agree, and keep the pid exactly when the leave failed',
   async (t) => {
-    const cluster = await startCluster({ scopes: ['chaos'] });
-    t.teardown(() => cluster.stop());
-    const w = await probeNode(cluster);
-    const [p] = await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 });
-    await w.sideCmd({ cmd: 'join', scope: 'chaos', group: 'g', pids: p! });
-    const signal = newSignal();
-    const leave = outcome(
-      w.sideCmd({ cmd: 'leave', scope: 'chaos', group: 'g', pids: p!, signal }),
-    );
-    await flushed();
-    t.true(waitSignal(signal), 'the worker posted its leave');
+    const { cluster, w, p } = await race(t, ['chaos'], 'chaos');
+    const [leave] = await posted(t, w, p, 'chaos', ['leave']);
     const restarted = Promise.all([cluster.stopScope('chaos'), cluster.startScope('chaos')]);
-    const l = await leave;
+    const l = await leave!;
     await restarted;
     await barrierAll(cluster);
     await barrierAll(cluster);
@@ -605,26 +628,17 @@ test.serial(
     const local = await localOf(w, 'chaos');
     const index = writerView(cluster, 'chaos');
     t.deepEqual(index, local, 'index vs the node’s own memberships');
-    t.deepEqual(local, l.ok ? [] : [['sg', [p!]]], 'the node’s memberships vs the leave’s outcome');
+    t.deepEqual(local, l.ok ? [] : [['sg', [p]]], 'the node’s memberships vs the leave’s outcome');
   },
 );
 
 test.serial(
   'a leave in flight when the scope stops: once the scope is back, the node and the index keep the pid exactly when the leave failed',
   async (t) => {
-    const cluster = await startCluster({ scopes: ['chaos'] });
-    t.teardown(() => cluster.stop());
-    const w = await probeNode(cluster);
-    const [p] = await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 });
-    await w.sideCmd({ cmd: 'join', scope: 'chaos', group: 'g', pids: p! });
-    const signal = newSignal();
-    const leave = outcome(
-      w.sideCmd({ cmd: 'leave', scope: 'chaos', group: 'g', pids: p!, signal }),
-    );
-    await flushed();
-    t.true(waitSignal(signal), 'the worker posted its leave');
+    const { cluster, w, p } = await race(t, ['chaos'], 'chaos');
+    const [leave] = await posted(t, w, p, 'chaos', ['leave']);
     const stopped = cluster.stopScope('chaos');
-    const l = await leave;
+    const l = await leave!;
     await stopped;
     t.log(`leave: ${l.ok ? l.value : errorName(l.error)}`);
     await cluster.startScope('chaos');
@@ -632,7 +646,7 @@ test.serial(
     await barrierAll(cluster);
     // A worker keeps its memberships across a scope restart and syncs them back; a leave
     // that failed must not have taken this one away.
-    const expected: View = l.ok ? [] : [['sg', [p!]]];
+    const expected: View = l.ok ? [] : [['sg', [p]]];
     t.deepEqual(
       await localOf(w, 'chaos'),
       expected,
@@ -645,18 +659,14 @@ test.serial(
 test.serial(
   'a sync in flight when the link is cut does not put the cut node’s members back in the index',
   async (t) => {
-    const cluster = await startCluster();
-    t.teardown(() => cluster.stop());
-    const w = await probeNode(cluster);
-    const [p] = await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 });
-    await w.sideCmd({ cmd: 'join', scope: 'pg', group: 'g', pids: p! });
+    const { cluster, w, p } = await race(t, [], 'pg');
     // The node syncs when asked to (pg's discover), as it does on every scope start and heal.
     cluster.coordinator.discover(w.id, 'pg');
     await cluster.partition(w.id, 'pg');
     await barrierAll(cluster);
     t.deepEqual(writerView(cluster, 'pg'), [], 'a cut node has no members in the scope');
     // While cut, the node's exits stay local: a member listed now would never be removed.
-    await w.sideCmd({ cmd: 'exit', pids: [p!] });
+    await w.sideCmd({ cmd: 'exit', pids: [p] });
     await barrierAll(cluster);
     t.deepEqual(writerView(cluster, 'pg'), [], 'the index lists a process that exited');
   },
@@ -665,12 +675,8 @@ test.serial(
 test.serial(
   'on a cut node, count, forEachMember, pick, memberAt and whichGroups agree with getMembers',
   async (t) => {
-    const cluster = await startCluster();
-    t.teardown(() => cluster.stop());
+    const { cluster, p: remote } = await race(t, [], 'pg');
     const node = cluster.node;
-    const w = await probeNode(cluster);
-    const [remote] = await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 });
-    await w.sideCmd({ cmd: 'join', scope: 'pg', group: 'g', pids: remote! });
     await cluster.partition(0, 'pg');
     const own = node.spawn(() => 'own');
     await node.pg.join('g', own);
@@ -678,7 +684,7 @@ test.serial(
     const members = node.pg.getMembers('g');
     t.deepEqual(
       sorted(members),
-      sorted([remote!, own]),
+      sorted([remote, own]),
       'getMembers: the index plus its own members',
     );
     t.is(node.pg.count('g'), members.length, 'count');
