@@ -1,3 +1,9 @@
+/**
+ * The shared index (IndexWriter, IndexReader), one behaviour at a time: joins and leaves
+ * as counted multisets, node drops and syncs, reads through every accessor, versions and
+ * read sections, batches, capacity and reader limits, bad input, and readers on other
+ * threads (test/fixtures/unit-reader.ts).
+ */
 import test, { type ExecutionContext } from 'ava';
 import { hashKey } from '../src/group.js';
 import {

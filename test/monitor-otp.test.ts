@@ -2,7 +2,7 @@
  * pg_SUITE's monitor cases (OTP 25.1+): monitor_nonempty_scope, monitor_scope, monitor,
  * monitor_self, multi_monitor.
  *
- * pg_SUITE's peer node is a worker thread running test/fixtures/monitor-node.ts; its
+ * pg_SUITE's peer node is an agent (a worker thread running test/fixtures/agent.ts); its
  * `wait_message` (a receive with a timeout) becomes a round trip to the nodes involved
  * (`flush`) followed by an exact check of what the monitor collected. pg_SUITE's white-box
  * checks of pg's state (`sys:get_state`) become a wire spy: a node on this thread whose

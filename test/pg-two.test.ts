@@ -3,7 +3,7 @@
  * nolocal, double, process_owner_check, empty_group_by_remote_leave, group_leave,
  * plus reads of the shared index from any thread.
  *
- * A peer node is a worker thread running test/fixtures/pg-node.ts; pg_SUITE's
+ * A peer node is an agent (a worker thread running test/fixtures/agent.ts); pg_SUITE's
  * `rpc:call(Peer, pg, ...)` is `w.cmd(...)`.
  */
 import test from 'ava';
