@@ -5,7 +5,6 @@
 import { getEventListeners } from 'node:events';
 import test from 'ava';
 import {
-  type Group,
   type MembershipEvent,
   MonitorOverflowError,
   NoMembersError,
@@ -13,10 +12,8 @@ import {
   type Pid,
 } from '../src/index.js';
 import { flush, spawnAgent, spawnAgents, spawnLocal, start } from './support/cluster.js';
-import { Collector, type CollectorState, spyNode, watch } from './support/monitor.js';
+import { Collector, type CollectorState, join, spyNode, watch } from './support/monitor.js';
 import { viewFrom, viewOf } from './support/views.js';
-
-const join = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'join', group, pids });
 
 test('onEvent delivers the same events, in the same order, as the iterator', async (t) => {
   const cluster = await start(t);

@@ -4,19 +4,18 @@
  * on this thread and on a worker.
  */
 import test from 'ava';
-import { encodeGroup, type Group, type MembershipEvent, type Pid } from '../src/index.js';
+import { encodeGroup, type Pid } from '../src/index.js';
 import { flush, spawnAgent, spawnAgents, spawnLocal, start } from './support/cluster.js';
 import {
   type CollectorState,
   eventMultiset,
+  join,
+  leave,
   sortedEvent,
   type Started,
   watch,
 } from './support/monitor.js';
 import { viewFrom, viewOf } from './support/views.js';
-
-const join = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'join', group, pids });
-const leave = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'leave', group, pids });
 
 test('a local join of [p, p] delivers [p, p]; a leave delivers exactly the pids that left', async (t) => {
   const cluster = await start(t);

@@ -10,13 +10,17 @@
  * coordinator still sends for a monitor.
  */
 import test, { type ExecutionContext } from 'ava';
-import { type Group, type MembershipEvent, NotLocalError, type Pid } from '../src/index.js';
+import { type Group, NotLocalError, type Pid } from '../src/index.js';
 import { flush, spawnAgent, spawnLocal, start } from './support/cluster.js';
-import { type CollectorState, spyNode, type Started, watch } from './support/monitor.js';
+import {
+  type CollectorState,
+  join,
+  leave,
+  spyNode,
+  type Started,
+  watch,
+} from './support/monitor.js';
 import { sorted, viewFrom } from './support/views.js';
-
-const join = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'join', group, pids });
-const leave = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'leave', group, pids });
 
 test('monitor_nonempty_scope: monitorScope returns every group of the scope with its members', async (t) => {
   const cluster = await start(t);

@@ -23,9 +23,21 @@ import {
 } from '../../src/index.js';
 import { Rng } from './random.js';
 import { sorted } from './views.js';
-import { errorName } from './wait.js';
+import { Condition, errorName } from './wait.js';
 
 // Events ------------------------------------------------------------------------------------
+
+const noop = (): void => {};
+
+/** A join event, as a monitor delivers it. */
+export function join(group: Group, pids: Pid[]): MembershipEvent {
+  return { kind: 'join', group, pids };
+}
+
+/** A leave event, as a monitor delivers it. */
+export function leave(group: Group, pids: Pid[]): MembershipEvent {
+  return { kind: 'leave', group, pids };
+}
 
 /** An event with its pids sorted: for comparing events whose pid order is not specified. */
 export function sortedEvent(e: MembershipEvent): MembershipEvent {
@@ -48,11 +60,6 @@ export interface CollectorState {
   error: string | undefined;
 }
 
-interface Waiter {
-  test: () => boolean;
-  resolve: () => void;
-}
-
 /**
  * Consumes a monitor's events into an array, as they come. `until` resolves when the
  * events satisfy a predicate, or the stream ends, or `orWhen` settles: whichever first.
@@ -63,7 +70,7 @@ export class Collector {
   error: unknown;
   /** Settles when the iterator finishes (never rejects). */
   readonly done: Promise<void>;
-  #waiters: Waiter[] = [];
+  readonly #changed = new Condition();
 
   constructor(source?: AsyncIterable<MembershipEvent>) {
     this.done = source === undefined ? new Promise<void>(() => {}) : this.#consume(source);
@@ -77,20 +84,14 @@ export class Collector {
 
   push(e: MembershipEvent): void {
     this.events.push(e);
-    this.#check();
+    this.#changed.notify();
   }
 
   /** Resolves once `test(events)` holds, the stream ends, or `orWhen` settles. */
   until(test: (events: MembershipEvent[]) => boolean, orWhen?: Promise<unknown>): Promise<void> {
-    if (test(this.events) || this.ended) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const w = { test: () => test(this.events), resolve };
-      this.#waiters.push(w);
-      void orWhen?.then(
-        () => resolve(),
-        () => resolve(),
-      );
-    });
+    const reached = this.#changed.until(() => this.ended || test(this.events));
+    if (orWhen === undefined) return reached;
+    return Promise.race([reached, orWhen.then(noop, noop)]);
   }
 
   state(): CollectorState {
@@ -108,17 +109,7 @@ export class Collector {
       this.error = error;
     }
     this.ended = true;
-    this.#check();
-  }
-
-  #check(): void {
-    if (this.#waiters.length === 0) return;
-    const keep: Waiter[] = [];
-    for (const w of this.#waiters) {
-      if (this.ended || w.test()) w.resolve();
-      else keep.push(w);
-    }
-    this.#waiters = keep;
+    this.#changed.notify();
   }
 }
 

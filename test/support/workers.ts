@@ -1,8 +1,7 @@
 /**
- * Worker-thread plumbing shared by the tests: find or start a fixture, wait for one of its
- * messages, wait for it to exit. Every wait is on an event, never on a timer; a worker
- * that fails or exits early turns the wait into a rejection, so a test fails instead of
- * hanging.
+ * Worker-thread plumbing shared by the tests: find or start a fixture, wait for one of
+ * its messages. Every wait is on an event, never on a timer; a worker that fails or
+ * exits early turns the wait into a rejection, so a test fails instead of hanging.
  */
 import { Worker } from 'node:worker_threads';
 import type { ExecutionContext } from 'ava';
@@ -66,15 +65,4 @@ export function ask<T extends Tagged>(
   const reply = nextMessage<T>(worker, replyType);
   worker.postMessage(request);
   return reply;
-}
-
-/** Resolves with the exit code once `worker` has exited (rejects on an uncaught error). */
-export function exited(worker: Worker): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    worker.once('error', reject);
-    worker.once('exit', (code) => {
-      worker.off('error', reject);
-      resolve(code);
-    });
-  });
 }
