@@ -115,7 +115,7 @@ export type Command =
   | { cmd: 'sendEach'; pids: Pid[]; msg: unknown }
   /** Sends `{ from, seq }` for seq 0..n-1 to every target, round by round. → messages sent */
   | { cmd: 'mesh'; targets: Pid[]; n: number }
-  /** Sends (or calls with) `{ buf }`, an ArrayBuffer of `size` bytes, transferred. → its byteLength after */
+  /** Sends (or calls with) `{ buf }`, a `filled` ArrayBuffer of `size` bytes, transferred. → its byteLength after */
   | { cmd: 'sendBuffer'; pid: Pid; size: number; via: 'send' | 'call' }
   /**
    * Sends `{ from, seq }` for seq 0..n-1 to `pid`, then ends this thread: in the same
@@ -630,9 +630,7 @@ export class Commands {
   }
 
   async #sendBuffer(pid: Pid, size: number, via: 'send' | 'call'): Promise<unknown> {
-    const buf = new ArrayBuffer(size);
-    const view = new Uint8Array(buf);
-    for (let i = 0; i < size; i++) view[i] = i % 251;
+    const buf = filled(size);
     if (via === 'call') await this.node.call(pid, { buf }, { transfer: [buf] });
     else this.node.send(pid, { buf }, [buf]);
     return { byteLengthAfter: buf.byteLength };
@@ -703,6 +701,22 @@ export class Commands {
     }
     return [...joined];
   }
+}
+
+/** An ArrayBuffer of `size` bytes holding a known pattern (see `isFilled`). */
+export function filled(size: number): ArrayBuffer {
+  const buf = new ArrayBuffer(size);
+  const view = new Uint8Array(buf);
+  for (let i = 0; i < size; i++) view[i] = i % 251;
+  return buf;
+}
+
+/** True when `buf` is an ArrayBuffer of `size` bytes made by `filled`. */
+export function isFilled(buf: unknown, size: number): boolean {
+  if (!(buf instanceof ArrayBuffer) || buf.byteLength !== size) return false;
+  const view = new Uint8Array(buf);
+  for (let i = 0; i < size; i++) if (view[i] !== i % 251) return false;
+  return true;
 }
 
 /** The name of the error `f` throws or rejects with, or 'none'. */
