@@ -15,6 +15,7 @@ import type { BenchOptions } from './lib/report.js';
 import { paired, result, single } from './lib/report.js';
 import { next } from './lib/threads.js';
 import type { PgCommand } from './workers/pg-worker.js';
+import { coordinatorOf } from '../src/coordinator/cluster.js';
 
 const workerUrl = new URL('./workers/pg-worker.js', import.meta.url);
 
@@ -83,7 +84,7 @@ export async function pg(opts: BenchOptions) {
       const dropped = next(b, 'dropped');
       send(b, { cmd: 'watch-drop', clock, flag });
       await armed;
-      const coordinator = cluster.coordinator;
+      const coordinator = coordinatorOf(cluster);
       const nodeDown = coordinator.nodeDown.bind(coordinator);
       coordinator.nodeDown = (id: number) => {
         if (clock[0] === 0n || Atomics.load(flag, 0) !== 9) {

@@ -7,7 +7,8 @@ import test from 'ava';
 import { Piscina } from 'piscina';
 import { Tinypool } from 'tinypool';
 import { NodeDownError, type Pid } from '../src/index.js';
-import { fixture, nodeEvent, rejects, spawnAgent, start } from './support/cluster.js';
+import { nodeEvent, rejects, spawnAgent, start } from './support/cluster.js';
+import { fixture } from './support/workers.js';
 
 interface Connected {
   id: number;
@@ -16,7 +17,7 @@ interface Connected {
   nodes: number[];
 }
 
-const TASK = fixture('pool-task').href;
+const TASK = fixture('cluster-pool-task').href;
 
 // Both pools park idle threads in a blocking Atomics.wait by default, which stops their
 // event loop: a node in such a thread would answer nothing between tasks. Pool threads

@@ -14,13 +14,9 @@ import {
   type Pid,
   ProcessExitError,
 } from '../src/index.js';
-import { handled, rejects, spawnAgent, start } from './support/cluster.js';
-import { outcome } from './support/wait.js';
-
-class ValidationError extends Error {
-  override readonly name = 'ValidationError';
-  readonly code = 'E_VALIDATION';
-}
+import { rejects, spawnAgent, start } from './support/cluster.js';
+import { ValidationError } from './support/processes.js';
+import { handled, outcome } from './support/wait.js';
 
 test('a handler that throws rejects the call with that error, and the process lives on (local)', async (t) => {
   const cluster = await start(t);
@@ -55,7 +51,7 @@ test('a handler that throws rejects the call with its name, message, stack and c
     t.is(error.message, `bad input: ${i}`);
     t.is((error as Error & { code?: unknown }).code, 'E_VALIDATION');
     t.regex(error.stack ?? '', new RegExp(`ValidationError: bad input: ${i}`));
-    t.regex(error.stack ?? '', /cluster-agent/);
+    t.regex(error.stack ?? '', /support\/processes/);
     t.is(await node.call(pid, 'ok'), 'fine');
   }
   await t.throwsAsync(node.call(pid, 'async'), {
@@ -151,7 +147,7 @@ test('calls in flight to a local process that exits reject with ProcessExitError
   const cluster = await start(t);
   const node = cluster.node;
   const pid = node.spawn(() => new Promise(() => {}));
-  const calls = handled(...[1, 2, 3].map((i) => node.call(pid, i)));
+  const calls = [1, 2, 3].map((i) => handled(node.call(pid, i)));
   const reason = { why: 'maintenance' };
   node.exit(pid, reason);
   for (const c of calls) {
@@ -167,7 +163,7 @@ test('calls in flight to a remote process that exits reject with ProcessExitErro
   const a = await spawnAgent(cluster);
   const pid = await a.spawn('hang');
   // The first call runs (and hangs), the others wait in the mailbox.
-  const calls = handled(...[1, 2, 3].map((i) => node.call(pid, i)));
+  const calls = [1, 2, 3].map((i) => handled(node.call(pid, i)));
   t.true(await a.cmd({ cmd: 'exit', pid, reason: { why: 'maintenance', n: 7 } }));
   for (const c of calls) {
     const error = await rejects<ProcessExitError>(t, c, {
@@ -180,7 +176,7 @@ test('calls in flight to a remote process that exits reject with ProcessExitErro
   }
   // With the default reason.
   const pid2 = await a.spawn('hang');
-  const [c2] = handled(node.call(pid2, 'x'));
+  const c2 = handled(node.call(pid2, 'x'));
   await a.cmd({ cmd: 'exit', pid: pid2 });
   const e2 = await rejects<ProcessExitError>(t, c2, { instanceOf: ProcessExitError });
   t.is(e2.reason, 'normal');
@@ -223,7 +219,7 @@ test('a call racing a remote process exit always settles, with the answer or a n
   const n = 150;
   for (let round = 0; round < 3; round++) {
     // A exits its own processes a few per turn while node 0's calls arrive.
-    for (const kind of ['echo', 'slowEcho']) {
+    for (const kind of ['echo', 'slowEcho'] as const) {
       const pids = await a.cmd<Pid[]>({ cmd: 'spawn', kind, n });
       // A exits them from the last; node 0 calls them from the first, a few per turn: the
       // early calls find live processes, the late ones dead ones, the middle ones race.

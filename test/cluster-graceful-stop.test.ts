@@ -26,7 +26,7 @@ test.serial(
       );
       const pids = await Promise.all(agents.map((a) => a.spawn('counter')));
       for (const [i, a] of agents.entries())
-        await a.cmd({ cmd: 'join', group: 'all', pid: pids[i] });
+        await a.cmd({ cmd: 'join', group: 'all', pids: pids[i] });
       t.is(cluster.node.pg.getMembers('all').length, MEMBERS);
       let sent = 0;
       for (let i = 0; i < BROADCASTS; i++) sent += cluster.node.pg.broadcast('all', { i });

@@ -5,9 +5,9 @@
 import { Worker } from 'node:worker_threads';
 import test from 'ava';
 import { connect, makePid, NotConnectedError } from '../src/index.js';
-import { fixture, nodeEvent, spawnAgent, start } from './support/cluster.js';
-
-const sorted = (ids: number[]) => [...ids].sort((a, b) => a - b);
+import { nodeEvent, spawnAgent, start } from './support/cluster.js';
+import { sorted } from './support/views.js';
+import { fixture } from './support/workers.js';
 
 test('the starting thread is node 0 and spawned workers get ids 1, 2, 3…', async (t) => {
   const cluster = await start(t);
@@ -73,7 +73,7 @@ test('cluster.nodes() and node.nodes() follow nodes up and down, with nodeup/nod
   t.deepEqual(cluster.nodes(), [0, 1]);
   t.false(main.isAlive(makePid(b.id, 1)));
   t.true(main.isAlive(makePid(a.id, 1)));
-  t.deepEqual(await a.cmd({ cmd: 'events' }), [
+  t.deepEqual(await a.cmd({ cmd: 'nodeEvents' }), [
     ['up', 2],
     ['down', 2],
   ]);
@@ -98,7 +98,7 @@ test('spawn rejects when the worker script throws at startup', async (t) => {
   const cluster = await start(t);
   // Node hands the worker's error over as an Error that is not a native error object,
   // which t.throwsAsync refuses: check it by hand.
-  const error = await cluster.spawn(fixture('throws')).then(
+  const error = await cluster.spawn(fixture('cluster-throws')).then(
     () => undefined,
     (e: unknown) => e,
   );
@@ -113,7 +113,7 @@ test('spawn rejects when the worker script throws at startup', async (t) => {
 test('spawn rejects when the worker calls process.exit() before connect()', async (t) => {
   const cluster = await start(t);
   await t.throwsAsync(
-    cluster.spawn(fixture('early-exit'), { workerData: { mode: 'exit', code: 3 } }),
+    cluster.spawn(fixture('cluster-early-exit'), { workerData: { mode: 'exit', code: 3 } }),
     {
       message: /exited \(code 3\) before it called connect\(\)/,
     },
@@ -123,15 +123,18 @@ test('spawn rejects when the worker calls process.exit() before connect()', asyn
 
 test('spawn rejects when the worker script ends without calling connect()', async (t) => {
   const cluster = await start(t);
-  await t.throwsAsync(cluster.spawn(fixture('early-exit'), { workerData: { mode: 'return' } }), {
-    message: /exited \(code 0\) before it called connect\(\)/,
-  });
+  await t.throwsAsync(
+    cluster.spawn(fixture('cluster-early-exit'), { workerData: { mode: 'return' } }),
+    {
+      message: /exited \(code 0\) before it called connect\(\)/,
+    },
+  );
   t.deepEqual(cluster.nodes(), [0]);
 });
 
 test('spawn rejects when the worker never calls connect() within connectTimeout', async (t) => {
   const cluster = await start(t);
-  await t.throwsAsync(cluster.spawn(fixture('never'), { connectTimeout: 200 }), {
+  await t.throwsAsync(cluster.spawn(fixture('cluster-never'), { connectTimeout: 200 }), {
     message: /did not call connect\(\) within 200 ms/,
   });
   t.deepEqual(cluster.nodes(), [0]);
@@ -147,7 +150,7 @@ test('connect() without a port on the main thread throws NotConnectedError', asy
 });
 
 test('connect() without a port in a worker not started by cluster.spawn throws NotConnectedError', async (t) => {
-  const worker = new Worker(fixture('plain'));
+  const worker = new Worker(fixture('cluster-plain'));
   t.teardown(() => worker.terminate());
   const result = await new Promise<{ name?: string; code?: string; connected?: boolean }>(
     (resolve, reject) => {

@@ -6,20 +6,7 @@ import { MessageChannel } from 'node:worker_threads';
 import test from 'ava';
 import type { Pid } from '../src/index.js';
 import { type Agent, spawnAgent, start } from './support/cluster.js';
-
-function filled(size: number): ArrayBuffer {
-  const buf = new ArrayBuffer(size);
-  const view = new Uint8Array(buf);
-  for (let i = 0; i < size; i++) view[i] = i % 251;
-  return buf;
-}
-
-function checkBytes(buf: unknown, size: number): boolean {
-  if (!(buf instanceof ArrayBuffer) || buf.byteLength !== size) return false;
-  const view = new Uint8Array(buf);
-  for (let i = 0; i < size; i++) if (view[i] !== i % 251) return false;
-  return true;
-}
+import { filled, isFilled } from './support/commands.js';
 
 test('worker A calls a process on worker B directly, with rich payloads', async (t) => {
   const cluster = await start(t);
@@ -77,8 +64,8 @@ test('a transferred ArrayBuffer is detached at the sender and whole at the recei
 
   const got = await a.cmd<{ buf: ArrayBuffer }[]>({ cmd: 'received', pid: rec, count: 2 });
   t.is(got.length, 2);
-  t.true(checkBytes(got[0]?.buf, size));
-  t.true(checkBytes(got[1]?.buf, size));
+  t.true(isFilled(got[0]?.buf, size));
+  t.true(isFilled(got[1]?.buf, size));
 });
 
 test('a transferred ArrayBuffer is detached at the sender and whole at the receiver (worker → worker)', async (t) => {
@@ -94,8 +81,8 @@ test('a transferred ArrayBuffer is detached at the sender and whole at the recei
     byteLengthAfter: 0,
   });
   const got = await b.cmd<{ buf: ArrayBuffer }[]>({ cmd: 'received', pid: rec, count: 2 });
-  t.true(checkBytes(got[0]?.buf, size));
-  t.true(checkBytes(got[1]?.buf, size));
+  t.true(isFilled(got[0]?.buf, size));
+  t.true(isFilled(got[1]?.buf, size));
 });
 
 test('a transferred ArrayBuffer to a local process is detached at the sender', async (t) => {
@@ -109,7 +96,7 @@ test('a transferred ArrayBuffer to a local process is detached at the sender', a
   const buf = filled(1024);
   t.is(await node.call(pid, { buf }, { transfer: [buf] }), 1024);
   t.is(buf.byteLength, 0);
-  t.true(checkBytes(got[0], 1024));
+  t.true(isFilled(got[0], 1024));
 });
 
 test('a transferred MessagePort works at the receiver', async (t) => {
@@ -181,7 +168,7 @@ test('full mesh: 5 worker nodes and node 0 all send numbered messages to each ot
   for (const a of agents) {
     const got = await a.cmd<{ from: number; seq: number }[]>({
       cmd: 'received',
-      pid: recorders.get(a.id),
+      pid: recorders.get(a.id)!,
       count: n * (senders.length - 1),
     });
     check(a.id, got);

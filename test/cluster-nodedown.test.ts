@@ -5,25 +5,18 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { type Cluster, makePid, NodeDownError, type Pid } from '../src/index.js';
-import {
-  type Agent,
-  exitOf,
-  handled,
-  nodeEvent,
-  rejects,
-  spawnAgent,
-  start,
-} from './support/cluster.js';
+import { type Agent, exitOf, nodeEvent, rejects, spawnAgent, start } from './support/cluster.js';
+import { handled } from './support/wait.js';
 
 /** Starts calls that cannot finish on the agent: to a hanging process, and queued ones behind it. */
 async function callsInFlight(cluster: Cluster, a: Agent) {
   const hang = await a.spawn('hang');
   const hang2 = await a.spawn('hang');
-  const calls = handled(
+  const calls = [
     cluster.node.call(hang, 1),
     cluster.node.call(hang, 2),
     cluster.node.call(hang2, 3),
-  );
+  ].map((c) => handled(c));
   // Make sure the calls reached the agent: the hanging processes recorded their messages.
   await a.cmd({ cmd: 'received', pid: hang, count: 1 });
   await a.cmd({ cmd: 'received', pid: hang2, count: 1 });
@@ -50,7 +43,7 @@ async function expectNodeDown(
   await rejects(t, cluster.node.call(pids[0]!, 'late'), { instanceOf: NodeDownError });
   t.true(await witness.cmd({ cmd: 'waitDown', id: a.id }));
   // The witness's own calls to the dead node fail the same way.
-  await rejects(t, witness.cmd({ cmd: 'call', pid: pids[0], msg: 'late' }), {
+  await rejects(t, witness.cmd({ cmd: 'call', pid: pids[0]!, msg: 'late' }), {
     instanceOf: NodeDownError,
   });
   t.false(cluster.node.isAlive(pids[0]!));
@@ -60,44 +53,47 @@ async function expectNodeDown(
   t.is(await cluster.node.call(echo, 'alive'), 'alive');
 }
 
-test('calls in flight to a node whose worker is terminated reject with NodeDownError', async (t) => {
-  const cluster = await start(t);
-  const a = await spawnAgent(cluster);
-  const witness = await spawnAgent(cluster);
-  const { calls, pids } = await callsInFlight(cluster, a);
-  const down = nodeEvent(cluster.node, 'nodedown', a.id);
-  await a.terminate();
-  await down;
-  await expectNodeDown(t, cluster, a, calls, pids, witness);
-});
+/** Calls in flight to an agent that `kill` ends, and what must hold after. */
+const nodeDies = test.macro(
+  async (t, kill: (t: ExecutionContext, a: Agent) => Promise<void>): Promise<void> => {
+    const cluster = await start(t);
+    const a = await spawnAgent(cluster);
+    const witness = await spawnAgent(cluster);
+    const { calls, pids } = await callsInFlight(cluster, a);
+    const down = nodeEvent(cluster.node, 'nodedown', a.id);
+    await kill(t, a);
+    await down;
+    await expectNodeDown(t, cluster, a, calls, pids, witness);
+  },
+);
 
-test('calls in flight to a node that dies of an uncaught exception reject with NodeDownError', async (t) => {
-  const cluster = await start(t);
-  const a = await spawnAgent(cluster);
-  const witness = await spawnAgent(cluster);
-  const { calls, pids } = await callsInFlight(cluster, a);
-  const down = nodeEvent(cluster.node, 'nodedown', a.id);
-  const exited = exitOf(a.worker);
-  const errored = new Promise<Error>((resolve) => a.worker.once('error', resolve));
-  t.is(await a.cmd({ cmd: 'crash' }), 'crashing');
-  t.is((await errored).message, 'boom');
-  t.is(await exited, 1);
-  await down;
-  await expectNodeDown(t, cluster, a, calls, pids, witness);
-});
+test(
+  'calls in flight to a node whose worker is terminated reject with NodeDownError',
+  nodeDies,
+  (_t, a) => a.terminate(),
+);
 
-test('calls in flight to a node that calls process.exit() reject with NodeDownError', async (t) => {
-  const cluster = await start(t);
-  const a = await spawnAgent(cluster);
-  const witness = await spawnAgent(cluster);
-  const { calls, pids } = await callsInFlight(cluster, a);
-  const down = nodeEvent(cluster.node, 'nodedown', a.id);
-  const exited = exitOf(a.worker);
-  t.is(await a.cmd({ cmd: 'exitProcess', code: 3 }), 'exiting');
-  t.is(await exited, 3);
-  await down;
-  await expectNodeDown(t, cluster, a, calls, pids, witness);
-});
+test(
+  'calls in flight to a node that dies of an uncaught exception reject with NodeDownError',
+  nodeDies,
+  async (t, a) => {
+    const exited = exitOf(a.worker);
+    const errored = new Promise<Error>((resolve) => a.worker.once('error', resolve));
+    t.is(await a.cmd({ cmd: 'crash' }), 'crashing');
+    t.is((await errored).message, 'boom');
+    t.is(await exited, 1);
+  },
+);
+
+test(
+  'calls in flight to a node that calls process.exit() reject with NodeDownError',
+  nodeDies,
+  async (t, a) => {
+    const exited = exitOf(a.worker);
+    t.is(await a.cmd({ cmd: 'exitProcess', code: 3 }), 'exiting');
+    t.is(await exited, 3);
+  },
+);
 
 test('calls from a worker to a node that dies reject with NodeDownError', async (t) => {
   const cluster = await start(t);
@@ -105,7 +101,7 @@ test('calls from a worker to a node that dies reject with NodeDownError', async 
   const b = await spawnAgent(cluster);
   const hang = await a.spawn('hang');
   // B calls the hanging process on A; A then dies.
-  const [viaB] = handled(b.cmd({ cmd: 'call', pid: hang, msg: 'from B' }));
+  const viaB = handled(b.cmd({ cmd: 'call', pid: hang, msg: 'from B' }));
   await a.cmd({ cmd: 'received', pid: hang, count: 1 });
   await a.terminate();
   await rejects(t, viaB, { instanceOf: NodeDownError, name: 'NodeDownError' });
@@ -117,9 +113,9 @@ test('monitors and calls on many nodes dying at once all settle', async (t) => {
   const cluster = await start(t);
   const agents = await Promise.all(Array.from({ length: 4 }, () => spawnAgent(cluster)));
   const hangs = await Promise.all(agents.map((a) => a.spawn('hang')));
-  const calls = handled(...hangs.map((p) => cluster.node.call(p, 'x')));
+  const calls = hangs.map((p) => handled(cluster.node.call(p, 'x')));
   const monitors = hangs.map((p) => cluster.node.monitor(p).down);
-  await Promise.all(agents.map((a, i) => a.cmd({ cmd: 'received', pid: hangs[i], count: 1 })));
+  await Promise.all(agents.map((a, i) => a.cmd({ cmd: 'received', pid: hangs[i]!, count: 1 })));
   await Promise.all(
     agents.map((a, i) => (i % 2 === 0 ? a.terminate() : a.cmd({ cmd: 'exitProcess', code: 0 }))),
   );

@@ -3,7 +3,7 @@
  * and process monitors (local and remote).
  */
 import test from 'ava';
-import { makePid, NotLocalError, type Pid, ProcessExitError } from '../src/index.js';
+import { makePid, type Node, NotLocalError, type Pid, ProcessExitError } from '../src/index.js';
 import { nodeEvent, rejects, spawnAgent, start, tracker } from './support/cluster.js';
 
 test('self() is the root process, and node.handle gives it a handler that answers other nodes', async (t) => {
@@ -320,35 +320,39 @@ test('remote monitors: normal, a custom reason, an Error reason, noproc, nodedow
   t.is(await node.monitor(p4).down, 'nodedown');
 });
 
-test('demonitor stops a local monitor', async (t) => {
-  const cluster = await start(t);
-  const node = cluster.node;
-  const pid = node.spawn(() => 'ok');
+/**
+ * Two monitors of `pid`: `stopped`, which the test demonitors, and `kept`; `fired()`
+ * says whether the DOWN of `stopped` came all the same.
+ */
+function monitorPair(node: Node, pid: Pid) {
   const stopped = node.monitor(pid);
   const kept = node.monitor(pid);
   let fired = false;
   void stopped.down.then(() => {
     fired = true;
   });
-  node.demonitor(stopped);
-  node.demonitor(stopped); // twice is harmless
+  return { stopped, kept, fired: () => fired };
+}
+
+test('demonitor stops a local monitor', async (t) => {
+  const cluster = await start(t);
+  const node = cluster.node;
+  const pid = node.spawn(() => 'ok');
+  const m = monitorPair(node, pid);
+  node.demonitor(m.stopped);
+  node.demonitor(m.stopped); // twice is harmless
   node.exit(pid, 'gone');
-  t.is(await kept.down, 'gone');
+  t.is(await m.kept.down, 'gone');
   await Promise.resolve();
-  t.false(fired);
+  t.false(m.fired());
   // By ref too.
   const pid2 = node.spawn(() => 'ok');
-  const byRef = node.monitor(pid2);
-  const kept2 = node.monitor(pid2);
-  let fired2 = false;
-  void byRef.down.then(() => {
-    fired2 = true;
-  });
-  node.demonitor(byRef.ref);
+  const m2 = monitorPair(node, pid2);
+  node.demonitor(m2.stopped.ref);
   node.exit(pid2);
-  t.is(await kept2.down, 'normal');
+  t.is(await m2.kept.down, 'normal');
   await Promise.resolve();
-  t.false(fired2);
+  t.false(m2.fired());
 });
 
 test('demonitor stops a remote monitor (exit and nodedown)', async (t) => {
@@ -356,30 +360,19 @@ test('demonitor stops a remote monitor (exit and nodedown)', async (t) => {
   const node = cluster.node;
   const a = await spawnAgent(cluster);
   const pid = await a.spawn('echo');
-  const stopped = node.monitor(pid);
-  const kept = node.monitor(pid);
-  let fired = false;
-  void stopped.down.then(() => {
-    fired = true;
-  });
-  node.demonitor(stopped);
+  const m = monitorPair(node, pid);
+  node.demonitor(m.stopped);
   await a.cmd({ cmd: 'exit', pid, reason: 'gone' });
-  t.is(await kept.down, 'gone');
+  t.is(await m.kept.down, 'gone');
   await Promise.resolve();
-  t.false(fired);
+  t.false(m.fired());
 
-  const pid2: Pid = await a.spawn('echo');
-  const stopped2 = node.monitor(pid2);
-  const kept2 = node.monitor(pid2);
-  let fired2 = false;
-  void stopped2.down.then(() => {
-    fired2 = true;
-  });
-  node.demonitor(stopped2);
+  const m2 = monitorPair(node, await a.spawn('echo'));
+  node.demonitor(m2.stopped);
   await a.terminate();
-  t.is(await kept2.down, 'nodedown');
+  t.is(await m2.kept.down, 'nodedown');
   await Promise.resolve();
-  t.false(fired2);
+  t.false(m2.fired());
 });
 
 test('a process that ends itself while handling a call fails that call with ProcessExitError, locally and remotely', async (t) => {

@@ -5,17 +5,9 @@
 import { Worker } from 'node:worker_threads';
 import test from 'ava';
 import { NodeDownError, NotConnectedError, type Pid, startCluster } from '../src/index.js';
-import {
-  AGENT,
-  exitOf,
-  fixture,
-  handled,
-  nodeEvent,
-  rejects,
-  spawnAgent,
-  start,
-} from './support/cluster.js';
-import { outcome } from './support/wait.js';
+import { AGENT, exitOf, nodeEvent, rejects, spawnAgent, start } from './support/cluster.js';
+import { handled, outcome } from './support/wait.js';
+import { fixture } from './support/workers.js';
 
 test('spawn, connectPort, startScope and node calls after stop() throw NotConnectedError', async (t) => {
   const cluster = await startCluster();
@@ -62,10 +54,8 @@ test('calls in flight from other nodes to a node that closes reject with NodeDow
   const a = await spawnAgent(cluster);
   const b = await spawnAgent(cluster);
   const hang = await a.spawn('hang', 2);
-  const [fromNode0, fromB] = handled(
-    node.call(hang, 'from node 0'),
-    b.cmd({ cmd: 'call', pid: hang, msg: 'from B' }),
-  );
+  const fromNode0 = handled(node.call(hang, 'from node 0'));
+  const fromB = handled(b.cmd({ cmd: 'call', pid: hang, msg: 'from B' }));
   await a.cmd({ cmd: 'received', pid: hang, count: 2 });
   const down = nodeEvent(node, 'nodedown', a.id);
   t.is(await a.cmd({ cmd: 'close' }), 'closing');
@@ -83,7 +73,10 @@ test('a thread that joined with connect(port) ends on its own after cluster.stop
   const cluster = await startCluster();
   t.teardown(() => cluster.stop());
   const port = cluster.connectPort();
-  const worker = new Worker(fixture('own-thread'), { workerData: { port }, transferList: [port] });
+  const worker = new Worker(fixture('cluster-own-thread'), {
+    workerData: { port },
+    transferList: [port],
+  });
   const exited = exitOf(worker);
   const info = await new Promise<{ id: number; pid: Pid }>((resolve, reject) => {
     worker.once('message', resolve);

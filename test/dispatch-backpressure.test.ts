@@ -22,16 +22,16 @@ import { after } from '../src/core/timer.js';
 import {
   type DispatchNode,
   type DispatchStats,
-  handled,
   orAfter,
-  type Reply,
   rig,
   spawnNode,
-  type Tracked,
   track,
-  turns,
+  type Tracked,
 } from './support/dispatch.js';
+import type { Reply } from './support/processes.js';
 import { Rng } from './support/random.js';
+import { sorted } from './support/views.js';
+import { handled, turns } from './support/wait.js';
 
 const states = (ds: Tracked<unknown>[]) => ds.map((d) => d.state);
 
@@ -226,11 +226,7 @@ test('nothing is silently dropped: every dispatch resolves once at a member or r
     t.true(full > 0, `seed ${seed}: some were refused (${full})`);
     t.is(ok.length + full, ds.length);
     // Each answered dispatch reached a member exactly once; no refused one reached any.
-    t.deepEqual(
-      r.probe.arrivals.map((x) => x.msg as number).sort((x, y) => x - y),
-      ok,
-      `seed ${seed}`,
-    );
+    t.deepEqual(sorted(r.probe.arrivals.map((x) => x.msg as number)), ok, `seed ${seed}`);
     t.like(r.pg.dispatchStats('nd'), { calls: ok.length, failures: 0, queued: 0 });
   }
 });
@@ -387,11 +383,11 @@ test('dispatchStats: calls, failures, retries and queued match what happened; la
   await w1.spawn('echo', 2, 'st-w');
   await r.pg.waitForMembers('st-w', { count: 2 });
   for (let i = 0; i < 5; i++) await w1.cmd({ cmd: 'dispatch', group: 'st-w', msg: i });
-  const theirs = await w1.cmd<DispatchStats>({ cmd: 'stats', group: 'st-w' });
+  const theirs = await w1.cmd<DispatchStats>({ cmd: 'dispatchStats', group: 'st-w' });
   t.like(theirs, { calls: 5, failures: 0, retries: 0, queued: 0 });
   t.true(theirs.p50 > 0);
   t.like(r.pg.dispatchStats('st-w'), { calls: 0 }, 'node 0 made none');
-  t.like(await w1.cmd<DispatchStats>({ cmd: 'stats', group: 'st' }), { calls: 0 });
+  t.like(await w1.cmd<DispatchStats>({ cmd: 'dispatchStats', group: 'st' }), { calls: 0 });
   t.like(r.pg.dispatchStats('st'), { calls: 24 });
 });
 
@@ -475,7 +471,7 @@ const failsWhenTheGroupEmpties = test.macro(
 );
 
 test(
-  'a sticky dispatch waiting for its member fails with NoMembersError when the group empties, instead of waiting forever',
+  'a sticky dispatch waiting for its member fails at once with NoMembersError when the group empties',
   failsWhenTheGroupEmpties,
   's',
   { strategy: 'hash', key: 'k' },

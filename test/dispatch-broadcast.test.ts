@@ -16,15 +16,10 @@ import {
   type Pid,
   ProcessExitError,
 } from '../src/index.js';
-import {
-  type DispatchNode,
-  handled,
-  type Reply,
-  type Rig,
-  rig,
-  sorted,
-  turns,
-} from './support/dispatch.js';
+import { type DispatchNode, type Rig, rig, track } from './support/dispatch.js';
+import type { Reply } from './support/processes.js';
+import { sorted } from './support/views.js';
+import { handled, turns } from './support/wait.js';
 
 /** Every message each member of `pids` received, read on its node. */
 async function receivedBy(r: Rig, pids: Iterable<Pid>): Promise<Map<Pid, unknown[]>> {
@@ -115,20 +110,18 @@ test('broadcast while members join and leave from workers: each count is exactly
   const pools = [await w1.spawn('echo', 6), await w2.spawn('echo', 6), await w3.spawn('echo', 6)];
   const churn = Promise.all(
     r.workers.map((w, i) =>
-      w.cmd<Pid[]>({ cmd: 'churn', group: 'churn', pids: pools[i]!, steps: 300, seed: 1000 + i }),
+      w.cmd<Pid[]>({
+        cmd: 'toggleChurn',
+        group: 'churn',
+        pids: pools[i]!,
+        steps: 300,
+        seed: 1000 + i,
+      }),
     ),
   );
-  let done = false;
-  churn.then(
-    () => {
-      done = true;
-    },
-    () => {
-      done = true;
-    },
-  );
+  const churning = track(churn);
   const counts: number[] = [];
-  while (!done) {
+  while (churning.state === 'pending') {
     counts.push(r.pg.broadcast('churn', { seq: counts.length }));
     await turns(1); // let the coordinator (this thread) apply joins and leaves
   }
@@ -172,18 +165,10 @@ test('broadcast while members are spawned, exit and a whole node goes away: neve
     w1.cmd<Pid[]>({ cmd: 'lifeChurn', group: 'life', steps: 200, seed: 11 }),
     w2.cmd<Pid[]>({ cmd: 'lifeChurn', group: 'life', steps: 200, seed: 12 }),
   ]);
-  let done = false;
-  churn.then(
-    () => {
-      done = true;
-    },
-    () => {
-      done = true;
-    },
-  );
+  const churning = track(churn);
   const counts: number[] = [];
   let killed: Promise<void> | undefined;
-  while (!done) {
+  while (churning.state === 'pending') {
     counts.push(r.pg.broadcast('life', { seq: counts.length }));
     if (counts.length === 20) killed = w3.terminate();
     await turns(1);

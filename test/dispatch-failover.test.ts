@@ -17,7 +17,9 @@ import {
   type Pid,
   ProcessExitError,
 } from '../src/index.js';
-import { type DispatchNode, handled, type Reply, rig, track, turns } from './support/dispatch.js';
+import { type DispatchNode, rig, track } from './support/dispatch.js';
+import type { Reply } from './support/processes.js';
+import { handled, turns } from './support/wait.js';
 
 /** Picks `target` while it is offered, then the first member offered; logs every offer. */
 function prefer(target: Pid, offers: Pid[][]): PickFunction {

@@ -15,15 +15,10 @@ import {
   type PickFunction,
   type Pid,
 } from '../src/index.js';
-import {
-  type DispatchNode,
-  handled,
-  type Reply,
-  type Rig,
-  rig,
-  sorted,
-  tally,
-} from './support/dispatch.js';
+import { type DispatchNode, type Rig, rig, tally } from './support/dispatch.js';
+import type { Reply } from './support/processes.js';
+import { sorted } from './support/views.js';
+import { handled } from './support/wait.js';
 
 /** Members of one group: `local` on node 0, `remote[i]` on worker i. */
 interface Layout {

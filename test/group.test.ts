@@ -1,3 +1,8 @@
+/**
+ * Group keys: every group (string, number, tuple) encodes to one canonical key and
+ * decodes back, distinct groups never share a key, bad groups are refused with
+ * InvalidGroupError, and hashKey is a stable seeded hash of a key.
+ */
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import { hashKey, MAX_KEY_UNITS } from '../src/core/group.js';

@@ -17,6 +17,7 @@ import {
   nodeOf,
   type Pid,
 } from '../src/index.js';
+import { sorted } from './support/views.js';
 
 /** Groups of every kind; `0` and `-0` are the same group, the three look-alikes are not. */
 const GROUPS: Group[] = ['a', 'b', '', 0, -0, 7.5, -3, ['a', 1], ['a', '1'], 'a,1', [], ['😀']];
@@ -83,9 +84,6 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     }),
   },
 ) as fc.Arbitrary<Step>;
-
-/** Sorted copy: members are compared as multisets. */
-const ms = (pids: readonly number[]): number[] => [...pids].sort((x, y) => x - y);
 
 /** Removes one occurrence of each of `pids` from `from`; returns what was removed. */
 function removeEach(from: Pid[], pids: readonly Pid[]): Pid[] {
@@ -193,12 +191,16 @@ function apply(w: IndexWriter, model: Model, s: Write): void {
     case 'leave': {
       const pids = s.pids.map((i) => PIDS[i]!);
       const got = w.leave(keyOf(GROUPS[s.g]!), pids);
-      same('leave result', ms(got), ms(model.leave(keyOf(GROUPS[s.g]!), pids)));
+      same('leave result', sorted(got), sorted(model.leave(keyOf(GROUPS[s.g]!), pids)));
       return;
     }
     case 'dropNode': {
       const got = w.dropNode(s.node);
-      same('dropNode result', sortedEntries(got, ms), sortedEntries(model.dropNode(s.node), ms));
+      same(
+        'dropNode result',
+        sortedEntries(got, sorted),
+        sortedEntries(model.dropNode(s.node), sorted),
+      );
       return;
     }
     case 'syncNode': {
@@ -207,8 +209,11 @@ function apply(w: IndexWriter, model: Model, s: Write): void {
       const expected = model.syncNode(s.node, mapOfWanted(list));
       same(
         'syncNode result',
-        sortedEntries(new Map(got.map((c) => [c.key, c])), (c) => [ms(c.joined), ms(c.left)]),
-        sortedEntries(expected, (c) => [ms(c.joined), ms(c.left)]),
+        sortedEntries(new Map(got.map((c) => [c.key, c])), (c) => [
+          sorted(c.joined),
+          sorted(c.left),
+        ]),
+        sortedEntries(expected, (c) => [sorted(c.joined), sorted(c.left)]),
       );
       return;
     }
@@ -253,14 +258,14 @@ function compare(w: IndexWriter, readers: IndexReader[], model: Model): void {
   for (const n of NODES) {
     same(
       `writer contribution(${n})`,
-      sortedEntries(w.contribution(n), ms),
+      sortedEntries(w.contribution(n), sorted),
       sortedEntries(
         new Map(
           [...model.groups]
             .map(([k, l]) => [k, l.filter((p) => nodeOf(p) === n)] as [GroupKey, Pid[]])
             .filter(([, l]) => l.length > 0),
         ),
-        ms,
+        sorted,
       ),
     );
   }
@@ -278,7 +283,7 @@ function compare(w: IndexWriter, readers: IndexReader[], model: Model): void {
       const k = keyOf(g);
       const expected = model.groups.get(k) ?? [];
       const members = reader.members(g);
-      same(`members(${k})`, ms(members), ms(expected));
+      same(`members(${k})`, sorted(members), sorted(expected));
       same(`members(${k}) in the writer's order`, members, w.members(k));
       same(`count(${k})`, reader.count(g), expected.length);
       const visited: Pid[] = [];

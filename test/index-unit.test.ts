@@ -1,3 +1,9 @@
+/**
+ * The shared index (IndexWriter, IndexReader), one behaviour at a time: joins and leaves
+ * as counted multisets, node drops and syncs, reads through every accessor, versions and
+ * read sections, batches, capacity and reader limits, bad input, and readers on other
+ * threads (test/fixtures/unit-reader.ts).
+ */
 import test, { type ExecutionContext } from 'ava';
 import { hashKey } from '../src/core/group.js';
 import {
@@ -19,8 +25,9 @@ import {
 } from '../src/index.js';
 import { H_SEED } from '../src/shared-index/layout.js';
 import type { ReadResult, SnapshotResult } from './fixtures/unit-reader.js';
-import { ask, nextMessage, startWorker, type Tagged } from './support/workers.js';
+import { sorted } from './support/views.js';
 import { turn } from './support/wait.js';
+import { ask, nextMessage, startWorker, type Tagged } from './support/workers.js';
 
 const key = (g: Group): GroupKey => encodeGroup(g);
 const pid = (node: number, serial: number): Pid => makePid(node, serial);
@@ -35,8 +42,6 @@ function open(options?: ConstructorParameters<typeof IndexWriter>[0]) {
   const w = new IndexWriter(options);
   return { w, local: new IndexReader(w), shared: new IndexReader(w.handle) };
 }
-
-const sorted = (pids: readonly number[]): number[] => [...pids].sort((x, y) => x - y);
 
 /**
  * Checks every accessor of `reader` for `group` against `expected` (in member order).

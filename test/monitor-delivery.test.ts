@@ -5,32 +5,20 @@
 import { getEventListeners } from 'node:events';
 import test from 'ava';
 import {
-  type Group,
   type MembershipEvent,
   MonitorOverflowError,
   NoMembersError,
   NoScopeError,
   type Pid,
 } from '../src/index.js';
-import {
-  Collector,
-  type CollectorState,
-  flush,
-  spawnLocal,
-  spawnMonitorWorker,
-  spawnMonitorWorkers,
-  spyNode,
-  startMonitorCluster,
-  watch,
-} from './support/monitor.js';
+import { flush, spawnAgent, spawnAgents, spawnLocal, start } from './support/cluster.js';
+import { Collector, type CollectorState, join, spyNode, watch } from './support/monitor.js';
 import { viewFrom, viewOf } from './support/views.js';
 
-const join = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'join', group, pids });
-
 test('onEvent delivers the same events, in the same order, as the iterator', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
-  const [a, b, watcher] = await spawnMonitorWorkers(cluster, 3);
+  const [a, b, watcher] = await spawnAgents(cluster, 3);
   const [p, q] = spawnLocal(cluster.node, 2) as [Pid, Pid];
   await pg.join('pre', p);
 
@@ -43,23 +31,23 @@ test('onEvent delivers the same events, in the same order, as the iterator', asy
   t.deepEqual(cb.snapshot, iter.snapshot);
   t.deepEqual(cbG.snapshot, iterG.snapshot);
   for (const name of ['iter', 'cb']) {
-    await watcher!.cmd({ cmd: 'monitor', name, callback: name === 'cb' });
-    await watcher!.cmd({ cmd: 'monitor', name: `${name}G`, group: 'g', callback: name === 'cb' });
+    await watcher!.sideCmd({ cmd: 'watch', name, callback: name === 'cb' });
+    await watcher!.sideCmd({ cmd: 'watch', name: `${name}G`, group: 'g', callback: name === 'cb' });
   }
 
-  const [x, y] = (await a!.cmd<Pid[]>({ cmd: 'spawn', n: 2 })) as [Pid, Pid];
-  const [z] = (await b!.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [x, y] = (await a!.sideCmd<Pid[]>({ cmd: 'spawn', n: 2 })) as [Pid, Pid];
+  const [z] = (await b!.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
   await Promise.all([
     pg.join('g', [p, p, q]),
-    a!.cmd({ cmd: 'join', group: 'g', pids: [x, y, x] }),
-    b!.cmd({ cmd: 'join', group: ['g', 2], pids: [z] }),
-    b!.cmd({ cmd: 'join', group: 'g', pids: [z, z] }),
+    a!.sideCmd({ cmd: 'join', group: 'g', pids: [x, y, x] }),
+    b!.sideCmd({ cmd: 'join', group: ['g', 2], pids: [z] }),
+    b!.sideCmd({ cmd: 'join', group: 'g', pids: [z, z] }),
   ]);
-  await Promise.all([pg.leave('g', [p, q]), a!.cmd({ cmd: 'leave', group: 'g', pids: x })]);
+  await Promise.all([pg.leave('g', [p, q]), a!.sideCmd({ cmd: 'leave', group: 'g', pids: x })]);
   cluster.node.exit(p);
-  await a!.cmd({ cmd: 'exit', pids: [y] });
+  await a!.sideCmd({ cmd: 'exit', pids: [y] });
   await cluster.partition(b!.id);
-  await b!.cmd({ cmd: 'join', group: 'g', pids: [z] });
+  await b!.sideCmd({ cmd: 'join', group: 'g', pids: [z] });
   await cluster.heal(b!.id);
   await a!.terminate();
   // Many events in one go.
@@ -76,7 +64,7 @@ test('onEvent delivers the same events, in the same order, as the iterator', asy
     iter.c.events.filter((e) => e.group === 'g'),
   );
   const remote = async (name: string) =>
-    (await watcher!.cmd<CollectorState>({ cmd: 'events', name })).events;
+    (await watcher!.sideCmd<CollectorState>({ cmd: 'watchEvents', name })).events;
   t.deepEqual(await remote('cb'), await remote('iter'));
   t.deepEqual(await remote('cbG'), await remote('iterG'));
   t.deepEqual(await remote('iter'), iter.c.events);
@@ -84,7 +72,7 @@ test('onEvent delivers the same events, in the same order, as the iterator', asy
 });
 
 test('overflow: a consumer that never reads gets its buffered events, then MonitorOverflowError; the scope works on', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const spy = await spyNode(cluster);
   const pg = spy.node.pg;
   const observer = await watch(pg);
@@ -138,7 +126,7 @@ test('overflow: a consumer that never reads gets its buffered events, then Monit
 });
 
 test('overflow: exactly maxBuffer buffered events do not overflow', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
   const m = await pg.monitorScope({ maxBuffer: 10 });
   const pids = spawnLocal(cluster.node, 10);
@@ -157,30 +145,30 @@ test('overflow: exactly maxBuffer buffered events do not overflow', async (t) =>
 });
 
 test('overflow on a worker: the same, and the worker keeps working', async (t) => {
-  const cluster = await startMonitorCluster(t);
-  const w = await spawnMonitorWorker(cluster);
-  await w.cmd({ cmd: 'monitor', name: 'idle', maxBuffer: 10, idle: true });
-  await w.cmd({ cmd: 'monitor', name: 'live' });
+  const cluster = await start(t);
+  const w = await spawnAgent(cluster);
+  await w.sideCmd({ cmd: 'watch', name: 'idle', maxBuffer: 10, idle: true });
+  await w.sideCmd({ cmd: 'watch', name: 'live' });
   const pids = spawnLocal(cluster.node, 15);
   for (const p of pids) await cluster.node.pg.join(['g', 1], p);
   await flush(cluster);
-  const drained = await w.cmd<CollectorState>({ cmd: 'drain', name: 'idle' });
+  const drained = await w.sideCmd<CollectorState>({ cmd: 'watchDrain', name: 'idle' });
   t.deepEqual(
     drained.events,
     pids.slice(0, 10).map((p) => join(['g', 1], [p])),
   );
   t.true(drained.ended);
   t.is(drained.error, 'MonitorOverflowError');
-  const [own] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
-  await w.cmd({ cmd: 'join', group: 'mine', pids: own });
+  const [own] = (await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
+  await w.sideCmd({ cmd: 'join', group: 'mine', pids: own });
   await flush(cluster);
-  const live = await w.cmd<CollectorState>({ cmd: 'events', name: 'live' });
+  const live = await w.sideCmd<CollectorState>({ cmd: 'watchEvents', name: 'live' });
   t.is(live.events.length, 16);
   t.deepEqual(live.events.at(-1), join('mine', [own]));
 });
 
 test('maxBuffer must be a positive integer', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
   for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
     const e = await pg.monitorScope({ maxBuffer: bad }).then(
@@ -197,12 +185,12 @@ test('maxBuffer must be a positive integer', async (t) => {
 });
 
 test('demonitor: a waiting iterator finishes, and nothing arrives after it resolves', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const spy = await spyNode(cluster);
   const pg = spy.node.pg;
-  const w = await spawnMonitorWorker(cluster);
+  const w = await spawnAgent(cluster);
   const [p] = spawnLocal(spy.node) as [Pid];
-  const [r] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [r] = (await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
 
   const scope = await watch(pg);
   const group = await watch(pg, 'g');
@@ -214,7 +202,7 @@ test('demonitor: a waiting iterator finishes, and nothing arrives after it resol
 
   // Traffic in flight from another node while demonitoring.
   const traffic = (async () => {
-    for (let i = 0; i < 20; i++) await w.cmd({ cmd: 'join', group: 'g', pids: r });
+    for (let i = 0; i < 20; i++) await w.sideCmd({ cmd: 'join', group: 'g', pids: r });
   })();
   await Promise.all([pg.demonitor(scope.ref), pg.demonitor(group.ref), pg.demonitor(cb.ref)]);
   const frozen = [scope.c.events.length, group.c.events.length, cb.c.events.length];
@@ -240,28 +228,28 @@ test('demonitor: a waiting iterator finishes, and nothing arrives after it resol
 });
 
 test('demonitor on a worker: its iterator finishes and it receives nothing more', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
-  const w = await spawnMonitorWorker(cluster);
-  await w.cmd({ cmd: 'monitor', name: 'scope' });
-  await w.cmd({ cmd: 'monitor', name: 'group', group: 'g' });
-  await w.cmd({ cmd: 'monitor', name: 'cb', callback: true });
+  const w = await spawnAgent(cluster);
+  await w.sideCmd({ cmd: 'watch', name: 'scope' });
+  await w.sideCmd({ cmd: 'watch', name: 'group', group: 'g' });
+  await w.sideCmd({ cmd: 'watch', name: 'cb', callback: true });
   const [p] = spawnLocal(cluster.node) as [Pid];
   await pg.join('g', p);
   await flush(cluster);
-  for (const name of ['scope', 'group', 'cb']) await w.cmd({ cmd: 'demonitor', name });
+  for (const name of ['scope', 'group', 'cb']) await w.sideCmd({ cmd: 'demonitor', name });
   await pg.leave('g', p);
   await pg.join('g', [p, p]);
   await flush(cluster);
-  const state = async (name: string) => w.cmd<CollectorState>({ cmd: 'events', name });
+  const state = async (name: string) => w.sideCmd<CollectorState>({ cmd: 'watchEvents', name });
   t.deepEqual(await state('scope'), { events: [join('g', [p])], ended: true, error: undefined });
   t.deepEqual(await state('group'), { events: [join('g', [p])], ended: true, error: undefined });
   t.deepEqual((await state('cb')).events, [join('g', [p])]);
 });
 
 test('a monitor ends when its scope stops', async (t) => {
-  const cluster = await startMonitorCluster(t, { scopes: ['side'] });
-  const w = await spawnMonitorWorker(cluster);
+  const cluster = await start(t, { scopes: ['side'] });
+  const w = await spawnAgent(cluster);
   const side = cluster.node.scope('side');
   const m = await watch(side);
   const g = await watch(side, 'g');
@@ -282,17 +270,17 @@ test('a monitor ends when its scope stops', async (t) => {
 
 test('a callback that throws does not cost the node its other messages (acks, other monitors, its life)', async (t) => {
   // Run on a worker, so that what happens to the node cannot take the test process down.
-  const cluster = await startMonitorCluster(t);
-  const w = await spawnMonitorWorker(cluster);
-  await w.cmd({ cmd: 'monitor', name: 'throws', throwing: true });
-  await w.cmd({ cmd: 'monitor', name: 'other' });
+  const cluster = await start(t);
+  const w = await spawnAgent(cluster);
+  await w.sideCmd({ cmd: 'watch', name: 'throws', throwing: true });
+  await w.sideCmd({ cmd: 'watch', name: 'other' });
   const [p] = spawnLocal(cluster.node) as [Pid];
-  const [q] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [q] = (await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
 
   // A change made elsewhere, then one made by the worker itself: its ack comes in the
   // same delivery as the events of that change.
   await cluster.node.pg.join('g', p);
-  const own = await w.cmd({ cmd: 'join', group: 'g', pids: q }).then(
+  const own = await w.sideCmd({ cmd: 'join', group: 'g', pids: q }).then(
     (v) => v,
     (e: unknown) => `rejected: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`,
   );
@@ -300,15 +288,15 @@ test('a callback that throws does not cost the node its other messages (acks, ot
   t.true(cluster.nodes().includes(w.id), 'the worker node went down');
   if (cluster.nodes().includes(w.id)) {
     await flush(cluster);
-    const other = await w.cmd<CollectorState>({ cmd: 'events', name: 'other' });
+    const other = await w.sideCmd<CollectorState>({ cmd: 'watchEvents', name: 'other' });
     t.deepEqual(other.events, [join('g', [p]), join('g', [q])], 'the other monitor missed events');
-    const throwing = await w.cmd<CollectorState>({ cmd: 'events', name: 'throws' });
+    const throwing = await w.sideCmd<CollectorState>({ cmd: 'watchEvents', name: 'throws' });
     t.deepEqual(throwing.events, [join('g', [p]), join('g', [q])]);
   }
 });
 
 test('onEnd tells a callback monitor that it ended: demonitor, owner exit and scope stop, once each', async (t) => {
-  const cluster = await startMonitorCluster(t, { scopes: ['side'] });
+  const cluster = await start(t, { scopes: ['side'] });
   const side = cluster.node.scope('side');
   const ends: string[] = [];
   const onEnd = (name: string) => (error?: unknown) =>
@@ -328,7 +316,7 @@ test('onEnd tells a callback monitor that it ended: demonitor, owner exit and sc
 });
 
 test('waitForMembers rejects with NoScopeError when its scope stops while it waits, and leaves no listener behind', async (t) => {
-  const cluster = await startMonitorCluster(t, { scopes: ['side'] });
+  const cluster = await start(t, { scopes: ['side'] });
   const side = cluster.node.scope('side');
   const ac = new AbortController();
   const waiting = side.waitForMembers('nobody', { signal: ac.signal });

@@ -4,26 +4,22 @@
  * on this thread and on a worker.
  */
 import test from 'ava';
-import { encodeGroup, type Group, type MembershipEvent, type Pid } from '../src/index.js';
+import { encodeGroup, type Pid } from '../src/index.js';
+import { flush, spawnAgent, spawnAgents, spawnLocal, start } from './support/cluster.js';
 import {
   type CollectorState,
   eventMultiset,
-  flush,
-  type Started,
+  join,
+  leave,
   sortedEvent,
-  spawnLocal,
-  spawnMonitorWorker,
-  spawnMonitorWorkers,
-  startMonitorCluster,
+  type Started,
   watch,
 } from './support/monitor.js';
 import { viewFrom, viewOf } from './support/views.js';
-
-const join = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'join', group, pids });
-const leave = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'leave', group, pids });
+import { coordinatorOf } from '../src/coordinator/cluster.js';
 
 test('a local join of [p, p] delivers [p, p]; a leave delivers exactly the pids that left', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
   const [p, q, r] = spawnLocal(cluster.node, 3) as [Pid, Pid, Pid];
   const scope = await watch(pg);
@@ -52,51 +48,55 @@ test('a local join of [p, p] delivers [p, p]; a leave delivers exactly the pids 
 });
 
 test('remote joins and leaves deliver the same pids to monitors on every node', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
-  const [a, b] = await spawnMonitorWorkers(cluster, 2);
+  const [a, b] = await spawnAgents(cluster, 2);
   const here = await watch(pg);
-  await b!.cmd({ cmd: 'monitor', name: 'scope' });
-  await b!.cmd({ cmd: 'monitor', name: 'group', group: ['g', 1] });
-  const [x, y] = (await a!.cmd<Pid[]>({ cmd: 'spawn', n: 2 })) as [Pid, Pid];
+  await b!.sideCmd({ cmd: 'watch', name: 'scope' });
+  await b!.sideCmd({ cmd: 'watch', name: 'group', group: ['g', 1] });
+  const [x, y] = (await a!.sideCmd<Pid[]>({ cmd: 'spawn', n: 2 })) as [Pid, Pid];
 
-  await a!.cmd({ cmd: 'join', group: ['g', 1], pids: [x, x, y] });
-  await a!.cmd({ cmd: 'join', group: 'g,1', pids: [y] });
-  t.is(await a!.cmd({ cmd: 'leave', group: ['g', 1], pids: [x, y, y] }), 'ok');
+  await a!.sideCmd({ cmd: 'join', group: ['g', 1], pids: [x, x, y] });
+  await a!.sideCmd({ cmd: 'join', group: 'g,1', pids: [y] });
+  t.is(await a!.sideCmd({ cmd: 'leave', group: ['g', 1], pids: [x, y, y] }), 'ok');
   await flush(cluster);
 
   const expected = [join(['g', 1], [x, x, y]), join('g,1', [y]), leave(['g', 1], [x, y])];
   t.deepEqual(here.c.events.map(sortedEvent), expected);
   t.deepEqual(
-    (await b!.cmd<CollectorState>({ cmd: 'events', name: 'scope' })).events.map(sortedEvent),
+    (await b!.sideCmd<CollectorState>({ cmd: 'watchEvents', name: 'scope' })).events.map(
+      sortedEvent,
+    ),
     expected,
   );
   t.deepEqual(
-    (await b!.cmd<CollectorState>({ cmd: 'events', name: 'group' })).events.map(sortedEvent),
+    (await b!.sideCmd<CollectorState>({ cmd: 'watchEvents', name: 'group' })).events.map(
+      sortedEvent,
+    ),
     [expected[0], expected[2]],
   );
 });
 
 test('a process exit gives one leave of [pid] per counted join', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
-  const w = await spawnMonitorWorker(cluster);
+  const w = await spawnAgent(cluster);
   const [p, other] = spawnLocal(cluster.node, 2) as [Pid, Pid];
-  const [q] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [q] = (await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
 
   await pg.join('a', [p, p, other]);
   await pg.join('b', p);
   await pg.join(['c'], [p, p, p]);
-  await w.cmd({ cmd: 'join', group: 'a', pids: [q, q] });
-  await w.cmd({ cmd: 'join', group: 'd', pids: [q] });
+  await w.sideCmd({ cmd: 'join', group: 'a', pids: [q, q] });
+  await w.sideCmd({ cmd: 'join', group: 'd', pids: [q] });
   await flush(cluster);
 
   const scope = await watch(pg);
   const groupA = await watch(pg, 'a');
-  await w.cmd({ cmd: 'monitor', name: 'scope' });
+  await w.sideCmd({ cmd: 'watch', name: 'scope' });
 
   t.true(cluster.node.exit(p));
-  t.deepEqual(await w.cmd({ cmd: 'exit', pids: [q] }), [true]);
+  t.deepEqual(await w.sideCmd({ cmd: 'exit', pids: [q] }), [true]);
   await flush(cluster);
 
   const pLeaves = [
@@ -110,7 +110,7 @@ test('a process exit gives one leave of [pid] per counted join', async (t) => {
   const qLeaves = [leave('a', [q]), leave('a', [q]), leave('d', [q])];
   t.deepEqual(eventMultiset(scope.c.events), eventMultiset([...pLeaves, ...qLeaves]));
   t.deepEqual(
-    eventMultiset((await w.cmd<CollectorState>({ cmd: 'events', name: 'scope' })).events),
+    eventMultiset((await w.sideCmd<CollectorState>({ cmd: 'watchEvents', name: 'scope' })).events),
     eventMultiset([...pLeaves, ...qLeaves]),
   );
   t.deepEqual(
@@ -121,25 +121,25 @@ test('a process exit gives one leave of [pid] per counted join', async (t) => {
 });
 
 test("a node going down gives one leave per group with that node's pids", async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
-  const [w, closing, other] = await spawnMonitorWorkers(cluster, 3);
+  const [w, closing, other] = await spawnAgents(cluster, 3);
   const [mine] = spawnLocal(cluster.node) as [Pid];
-  const [p1, p2] = (await w!.cmd<Pid[]>({ cmd: 'spawn', n: 2 })) as [Pid, Pid];
-  const [c1] = (await closing!.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
-  const [o1] = (await other!.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
-  await w!.cmd({ cmd: 'join', group: 'a', pids: [p1, p1, p2] });
-  await w!.cmd({ cmd: 'join', group: 'b', pids: [p2] });
-  await w!.cmd({ cmd: 'join', group: ['t', 2], pids: [p1] });
-  await closing!.cmd({ cmd: 'join', group: 'a', pids: [c1, c1] });
-  await other!.cmd({ cmd: 'join', group: 'a', pids: [o1] });
+  const [p1, p2] = (await w!.sideCmd<Pid[]>({ cmd: 'spawn', n: 2 })) as [Pid, Pid];
+  const [c1] = (await closing!.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
+  const [o1] = (await other!.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
+  await w!.sideCmd({ cmd: 'join', group: 'a', pids: [p1, p1, p2] });
+  await w!.sideCmd({ cmd: 'join', group: 'b', pids: [p2] });
+  await w!.sideCmd({ cmd: 'join', group: ['t', 2], pids: [p1] });
+  await closing!.sideCmd({ cmd: 'join', group: 'a', pids: [c1, c1] });
+  await other!.sideCmd({ cmd: 'join', group: 'a', pids: [o1] });
   await pg.join('a', mine);
   await flush(cluster);
 
   const scope = await watch(pg);
   const groupA = await watch(pg, 'a');
   const groupB = await watch(pg, 'b');
-  await other!.cmd({ cmd: 'monitor', name: 'scope' });
+  await other!.sideCmd({ cmd: 'watch', name: 'scope' });
 
   // The worker's thread is terminated.
   await w!.terminate();
@@ -149,12 +149,14 @@ test("a node going down gives one leave per group with that node's pids", async 
   t.deepEqual(groupA.c.events.map(sortedEvent), [sortedEvent(down[0]!)]);
   t.deepEqual(groupB.c.events, [leave('b', [p2])]);
   t.deepEqual(
-    eventMultiset((await other!.cmd<CollectorState>({ cmd: 'events', name: 'scope' })).events),
+    eventMultiset(
+      (await other!.sideCmd<CollectorState>({ cmd: 'watchEvents', name: 'scope' })).events,
+    ),
     eventMultiset(down),
   );
 
   // A node that leaves the cluster by itself (node.close()): the same.
-  t.true(await closing!.cmd({ cmd: 'close' }));
+  t.is(await closing!.sideCmd({ cmd: 'close' }), 'closing');
   await closing!.terminate();
   await flush(cluster);
   t.deepEqual(scope.c.events.slice(3), [leave('a', [c1, c1])]);
@@ -163,18 +165,18 @@ test("a node going down gives one leave per group with that node's pids", async 
 });
 
 test('a sync after partition and heal emits the difference as events', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
-  const w = await spawnMonitorWorker(cluster);
-  const watcher = await spawnMonitorWorker(cluster);
-  const [p1, p2, p3] = (await w.cmd<Pid[]>({ cmd: 'spawn', n: 3 })) as [Pid, Pid, Pid];
-  await w.cmd({ cmd: 'join', group: 'a', pids: [p1, p2] });
-  await w.cmd({ cmd: 'join', group: 'b', pids: [p3] });
-  await w.cmd({ cmd: 'join', group: 'same', pids: [p3, p3] });
+  const w = await spawnAgent(cluster);
+  const watcher = await spawnAgent(cluster);
+  const [p1, p2, p3] = (await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 3 })) as [Pid, Pid, Pid];
+  await w.sideCmd({ cmd: 'join', group: 'a', pids: [p1, p2] });
+  await w.sideCmd({ cmd: 'join', group: 'b', pids: [p3] });
+  await w.sideCmd({ cmd: 'join', group: 'same', pids: [p3, p3] });
   await flush(cluster);
   const scope = await watch(pg);
   const groupA = await watch(pg, 'a');
-  await watcher.cmd({ cmd: 'monitor', name: 'scope' });
+  await watcher.sideCmd({ cmd: 'watch', name: 'scope' });
 
   // Cut off: the coordinator drops the node's members (as for a node that went away).
   await cluster.partition(w.id);
@@ -183,10 +185,10 @@ test('a sync after partition and heal emits the difference as events', async (t)
   t.deepEqual(eventMultiset(scope.c.events), eventMultiset(cut));
 
   // While cut, the node changes its memberships; nobody else hears of it.
-  t.is(await w.cmd({ cmd: 'leave', group: 'a', pids: p1 }), 'ok');
-  await w.cmd({ cmd: 'join', group: 'a', pids: [p2] });
-  await w.cmd({ cmd: 'join', group: 'c', pids: [p1] });
-  t.is(await w.cmd({ cmd: 'leave', group: 'b', pids: p3 }), 'ok');
+  t.is(await w.sideCmd({ cmd: 'leave', group: 'a', pids: p1 }), 'ok');
+  await w.sideCmd({ cmd: 'join', group: 'a', pids: [p2] });
+  await w.sideCmd({ cmd: 'join', group: 'c', pids: [p1] });
+  t.is(await w.sideCmd({ cmd: 'leave', group: 'b', pids: p3 }), 'ok');
   await flush(cluster);
   t.is(scope.c.events.length, 3);
 
@@ -197,7 +199,9 @@ test('a sync after partition and heal emits the difference as events', async (t)
   t.deepEqual(eventMultiset(scope.c.events.slice(3)), eventMultiset(healed));
   t.deepEqual(groupA.c.events.map(sortedEvent), [sortedEvent(cut[0]!), healed[0]]);
   t.deepEqual(
-    eventMultiset((await watcher.cmd<CollectorState>({ cmd: 'events', name: 'scope' })).events),
+    eventMultiset(
+      (await watcher.sideCmd<CollectorState>({ cmd: 'watchEvents', name: 'scope' })).events,
+    ),
     eventMultiset([...cut, ...healed]),
   );
   t.deepEqual(
@@ -208,31 +212,31 @@ test('a sync after partition and heal emits the difference as events', async (t)
       ['same', [p3, p3]],
     ]),
   );
-  t.deepEqual(await w.cmd({ cmd: 'localView' }), viewOf(pg));
+  t.deepEqual(await w.sideCmd({ cmd: 'localView' }), viewOf(pg));
 });
 
 test('a sync that changes groups emits exactly the difference, joins and leaves', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
-  const w = await spawnMonitorWorker(cluster);
-  const watcher = await spawnMonitorWorker(cluster);
-  const [p1, p2, p3, p4] = (await w.cmd<Pid[]>({ cmd: 'spawn', n: 4 })) as [Pid, Pid, Pid, Pid];
+  const w = await spawnAgent(cluster);
+  const watcher = await spawnAgent(cluster);
+  const [p1, p2, p3, p4] = (await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 4 })) as [Pid, Pid, Pid, Pid];
   const [mine] = spawnLocal(cluster.node) as [Pid];
-  await w.cmd({ cmd: 'join', group: 'a', pids: [p1, p1, p2] });
-  await w.cmd({ cmd: 'join', group: 'b', pids: [p3] });
-  await w.cmd({ cmd: 'join', group: 'same', pids: [p4] });
+  await w.sideCmd({ cmd: 'join', group: 'a', pids: [p1, p1, p2] });
+  await w.sideCmd({ cmd: 'join', group: 'b', pids: [p3] });
+  await w.sideCmd({ cmd: 'join', group: 'same', pids: [p4] });
   await pg.join('a', mine);
   await flush(cluster);
   const real = viewOf(pg);
 
   const scope = await watch(pg);
   const groupA = await watch(pg, 'a');
-  await watcher.cmd({ cmd: 'monitor', name: 'scope' });
+  await watcher.sideCmd({ cmd: 'watch', name: 'scope' });
 
   // A sync from the node that lists other memberships than the coordinator holds (what
   // a node that changed its memberships while cut off sends): a keeps one p1 and gains
   // p4, loses p1 once and p2; b is gone; c is new; 'same' is unchanged.
-  cluster.coordinator.inject(w.id, {
+  coordinatorOf(cluster).inject(w.id, {
     t: 'sync',
     scope: 'pg',
     groups: [
@@ -255,26 +259,28 @@ test('a sync that changes groups emits exactly the difference, joins and leaves'
   );
 
   // The node's own sync (pg's discover) puts its real memberships back: the reverse.
-  cluster.coordinator.discover(w.id, 'pg');
+  coordinatorOf(cluster).discover(w.id, 'pg');
   await flush(cluster);
   const back = [leave('a', [p4]), join('a', [p1, p2]), join('b', [p3]), leave('c', [p2, p2])];
   t.deepEqual(eventMultiset(scope.c.events.slice(diff.length)), eventMultiset(back));
   t.deepEqual(viewOf(pg), real);
   t.deepEqual(
-    eventMultiset((await watcher.cmd<CollectorState>({ cmd: 'events', name: 'scope' })).events),
+    eventMultiset(
+      (await watcher.sideCmd<CollectorState>({ cmd: 'watchEvents', name: 'scope' })).events,
+    ),
     eventMultiset([...diff, ...back]),
   );
 
   // A sync that changes nothing emits nothing.
-  cluster.coordinator.discover(w.id, 'pg');
+  coordinatorOf(cluster).discover(w.id, 'pg');
   await flush(cluster);
   t.is(scope.c.events.length, diff.length + back.length);
 });
 
 test('snapshots decode groups: a tuple, its string look-alike and a number stay apart', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
-  const w = await spawnMonitorWorker(cluster);
+  const w = await spawnAgent(cluster);
   const [p] = spawnLocal(cluster.node) as [Pid];
   await pg.join(['shard', 3], p);
   await pg.join('shard,3', [p, p]);
@@ -290,7 +296,7 @@ test('snapshots decode groups: a tuple, its string look-alike and a number stay 
   );
   const g = await pg.monitor(['shard', 3]);
   t.deepEqual(g.members, [p]);
-  const remote = await w.cmd<Started>({ cmd: 'monitor', name: 'tuple', group: ['shard', 3] });
+  const remote = await w.sideCmd<Started>({ cmd: 'watch', name: 'tuple', group: ['shard', 3] });
   t.deepEqual(remote.snapshot, [[['shard', 3], [p]]]);
   const empty = await pg.monitor('nobody');
   t.deepEqual(empty.members, []);

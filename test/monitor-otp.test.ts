@@ -2,7 +2,7 @@
  * pg_SUITE's monitor cases (OTP 25.1+): monitor_nonempty_scope, monitor_scope, monitor,
  * monitor_self, multi_monitor.
  *
- * pg_SUITE's peer node is a worker thread running test/fixtures/monitor-node.ts; its
+ * pg_SUITE's peer node is an agent (a worker thread running test/fixtures/agent.ts); its
  * `wait_message` (a receive with a timeout) becomes a round trip to the nodes involved
  * (`flush`) followed by an exact check of what the monitor collected. pg_SUITE's white-box
  * checks of pg's state (`sys:get_state`) become a wire spy: a node on this thread whose
@@ -10,33 +10,29 @@
  * coordinator still sends for a monitor.
  */
 import test, { type ExecutionContext } from 'ava';
-import { type Group, type MembershipEvent, NotLocalError, type Pid } from '../src/index.js';
+import { type Group, NotLocalError, type Pid } from '../src/index.js';
+import { flush, spawnAgent, spawnLocal, start } from './support/cluster.js';
 import {
   type CollectorState,
-  flush,
-  type Started,
-  spawnLocal,
-  spawnMonitorWorker,
+  join,
+  leave,
   spyNode,
-  startMonitorCluster,
+  type Started,
   watch,
 } from './support/monitor.js';
-import { sortPids, viewFrom } from './support/views.js';
-
-const join = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'join', group, pids });
-const leave = (group: Group, pids: Pid[]): MembershipEvent => ({ kind: 'leave', group, pids });
+import { sorted, viewFrom } from './support/views.js';
 
 test('monitor_nonempty_scope: monitorScope returns every group of the scope with its members', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
-  const w = await spawnMonitorWorker(cluster);
+  const w = await spawnAgent(cluster);
   const [pid] = spawnLocal(cluster.node) as [Pid];
-  const [remote] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [remote] = (await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
   await pg.join('one', pid);
-  t.is(await w.cmd({ cmd: 'join', group: 'one', pids: remote }), 'ok');
+  t.is(await w.sideCmd({ cmd: 'join', group: 'one', pids: remote }), 'ok');
 
   const first = await pg.monitorScope();
-  t.deepEqual(sortPids(first.groups.get('one') ?? []), sortPids([pid, remote]));
+  t.deepEqual(sorted(first.groups.get('one') ?? []), sorted([pid, remote]));
   // No extra group in the scope.
   t.is(first.groups.size, 1);
   await pg.demonitor(first.ref);
@@ -45,7 +41,7 @@ test('monitor_nonempty_scope: monitorScope returns every group of the scope with
   const again = await pg.monitorScope();
   t.deepEqual(viewFrom(again.groups), viewFrom(first.groups));
   // And as seen from the worker.
-  const remoteSnap = await w.cmd<Started>({ cmd: 'monitor', name: 'scope' });
+  const remoteSnap = await w.sideCmd<Started>({ cmd: 'watch', name: 'scope' });
   t.deepEqual(viewFrom(remoteSnap.snapshot), viewFrom(first.groups));
   await pg.demonitor(again.ref);
 });
@@ -55,7 +51,7 @@ test('monitor_nonempty_scope: monitorScope returns every group of the scope with
  * a group monitor.
  */
 async function monitorTestImpl(t: ExecutionContext, group: Group, kind: 'scope' | 'group') {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const node = cluster.node;
   const pg = node.pg;
   const target = kind === 'group' ? group : undefined;
@@ -77,15 +73,15 @@ async function monitorTestImpl(t: ExecutionContext, group: Group, kind: 'scope' 
   t.deepEqual(second.snapshot, [[group, [self]]], 'second monitor snapshot');
 
   // A remote node, and a monitor there.
-  const w = await spawnMonitorWorker(cluster);
-  const third = await w.cmd<Started>(
-    kind === 'group' ? { cmd: 'monitor', name: 'third', group } : { cmd: 'monitor', name: 'third' },
+  const w = await spawnAgent(cluster);
+  const third = await w.sideCmd<Started>(
+    kind === 'group' ? { cmd: 'watch', name: 'third', group } : { cmd: 'watch', name: 'third' },
   );
   t.deepEqual(third.snapshot, [[group, [self]]], 'remote monitor snapshot');
 
   // Remote join, the same pid twice.
-  const [remote] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
-  t.is(await w.cmd({ cmd: 'join', group, pids: [remote, remote] }), 'ok');
+  const [remote] = (await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
+  t.is(await w.sideCmd({ cmd: 'join', group, pids: [remote, remote] }), 'ok');
   await flush(cluster, [w.id, 0]);
   t.deepEqual(first.c.events.at(-1), join(group, [remote, remote]), 'Remote join');
 
@@ -96,14 +92,14 @@ async function monitorTestImpl(t: ExecutionContext, group: Group, kind: 'scope' 
   t.deepEqual(first.c.events.at(-1), leave(group, [self]), 'Local leave');
 
   // Remote leave: one of the two joins.
-  t.is(await w.cmd({ cmd: 'leave', group, pids: remote }), 'ok');
+  t.is(await w.sideCmd({ cmd: 'leave', group, pids: remote }), 'ok');
   await flush(cluster, [w.id, 0]);
   t.deepEqual(first.c.events.at(-1), leave(group, [remote]), 'Remote leave');
 
   // The second monitor and the remote one saw exactly these.
   const expected = [join(group, [remote, remote]), leave(group, [self]), leave(group, [remote])];
   t.deepEqual(second.c.events, expected, 'Local monitor failed');
-  const thirdState = await w.cmd<CollectorState>({ cmd: 'events', name: 'third' });
+  const thirdState = await w.sideCmd<CollectorState>({ cmd: 'watchEvents', name: 'third' });
   t.deepEqual(
     thirdState,
     { events: expected, ended: false, error: undefined },
@@ -121,11 +117,9 @@ async function monitorTestImpl(t: ExecutionContext, group: Group, kind: 'scope' 
 
   // The scope keeps serving monitors on other nodes (the dead node's monitor did not
   // break it): a new peer monitors and sees the next change.
-  const w2 = await spawnMonitorWorker(cluster);
-  const fourth = await w2.cmd<Started>(
-    kind === 'group'
-      ? { cmd: 'monitor', name: 'fourth', group }
-      : { cmd: 'monitor', name: 'fourth' },
+  const w2 = await spawnAgent(cluster);
+  const fourth = await w2.sideCmd<Started>(
+    kind === 'group' ? { cmd: 'watch', name: 'fourth', group } : { cmd: 'watch', name: 'fourth' },
   );
   t.deepEqual(fourth.snapshot, kind === 'scope' ? [] : [[group, []]]);
 
@@ -142,7 +136,7 @@ async function monitorTestImpl(t: ExecutionContext, group: Group, kind: 'scope' 
   await flush(cluster);
   t.is(first.c.events.length, seen, 'join should not be here');
   t.deepEqual(second.c.events.at(-1), join(group, [self]));
-  t.deepEqual((await w2.cmd<CollectorState>({ cmd: 'events', name: 'fourth' })).events, [
+  t.deepEqual((await w2.sideCmd<CollectorState>({ cmd: 'watchEvents', name: 'fourth' })).events, [
     join(group, [self]),
   ]);
 }
@@ -156,7 +150,7 @@ test('monitor: group monitor sees local and remote joins and leaves, and leaves 
 });
 
 test('monitor: a group monitor sees only its group; a scope monitor every group', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
   const [a] = spawnLocal(cluster.node) as [Pid];
   const scope = await watch(pg);
@@ -172,7 +166,7 @@ test('monitor: a group monitor sees only its group; a scope monitor every group'
 });
 
 test('dead monitors are removed: one whose owner exits and one whose node goes away', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const spy = await spyNode(cluster);
   const pg = spy.node.pg;
   const [owner, member] = spawnLocal(spy.node, 2) as [Pid, Pid];
@@ -194,9 +188,9 @@ test('dead monitors are removed: one whose owner exits and one whose node goes a
   t.is(ownedGroup.c.error, undefined);
 
   // A worker holds monitors too, then goes away.
-  const w = await spawnMonitorWorker(cluster);
-  await w.cmd({ cmd: 'monitor', name: 'scope' });
-  await w.cmd({ cmd: 'monitor', name: 'group', group: 'g' });
+  const w = await spawnAgent(cluster);
+  await w.sideCmd({ cmd: 'watch', name: 'scope' });
+  await w.sideCmd({ cmd: 'watch', name: 'group', group: 'g' });
   await w.terminate();
 
   // The scope works on: later events reach the live monitors of the same kinds...
@@ -214,8 +208,9 @@ test('dead monitors are removed: one whose owner exits and one whose node goes a
   t.is(forRef(live.ref), 3);
 });
 
-test('monitor_self: a process that monitors a group and joins it, then exits (GH-7625)', async (t) => {
-  const cluster = await startMonitorCluster(t);
+// OTP's GH-7625: a process that monitors a group, joins it and exits.
+test('monitor_self: a monitor owned by a process that joins its group and exits gets only that join, then ends; other monitors see every join and leave', async (t) => {
+  const cluster = await start(t);
   const node = cluster.node;
   const pg = node.pg;
   const observer = await watch(pg, 'monitor_self');
@@ -231,13 +226,13 @@ test('monitor_self: a process that monitors a group and joins it, then exits (GH
   t.deepEqual(own.c.events, [join('monitor_self', [p])]);
 
   // On a worker.
-  const w = await spawnMonitorWorker(cluster);
-  const [q] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
-  await w.cmd({ cmd: 'monitor', name: 'own', group: 'monitor_self', owner: q });
-  await w.cmd({ cmd: 'join', group: 'monitor_self', pids: q });
-  t.deepEqual(await w.cmd({ cmd: 'exit', pids: [q] }), [true]);
+  const w = await spawnAgent(cluster);
+  const [q] = (await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
+  await w.sideCmd({ cmd: 'watch', name: 'own', group: 'monitor_self', owner: q });
+  await w.sideCmd({ cmd: 'join', group: 'monitor_self', pids: q });
+  t.deepEqual(await w.sideCmd({ cmd: 'exit', pids: [q] }), [true]);
   await flush(cluster, [w.id, 0]);
-  t.deepEqual(await w.cmd<CollectorState>({ cmd: 'events', name: 'own' }), {
+  t.deepEqual(await w.sideCmd<CollectorState>({ cmd: 'watchEvents', name: 'own' }), {
     events: [join('monitor_self', [q])],
     ended: true,
     error: undefined,
@@ -258,7 +253,7 @@ test('monitor_self: a process that monitors a group and joins it, then exits (GH
 });
 
 test('multi_monitor: two group monitors and a scope monitor of one process, joins to two groups give 4 events', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const spy = await spyNode(cluster);
   const pg = spy.node.pg;
   const [p] = spawnLocal(spy.node) as [Pid];
@@ -290,10 +285,10 @@ test('multi_monitor: two group monitors and a scope monitor of one process, join
 });
 
 test('monitor options: an owner of another node is refused; an owner that already exited ends the monitor at once', async (t) => {
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
-  const w = await spawnMonitorWorker(cluster);
-  const [remote] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const w = await spawnAgent(cluster);
+  const [remote] = (await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
   const err = await pg.monitorScope({ owner: remote }).then(
     () => undefined,
     (e: unknown) => e,

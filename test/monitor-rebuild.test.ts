@@ -14,21 +14,19 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { type Group, nodeOf, type Pid } from '../src/index.js';
+import { flush, spawnAgents, start } from './support/cluster.js';
 import {
   type CollectorState,
-  errorName,
-  flush,
   type MonitorSpec,
   runWorkload,
   type Started,
-  spawnMonitorWorkers,
-  startMonitorCluster,
   type Watch,
+  watch,
   type WorkloadPlan,
   type WorkloadReport,
-  watch,
 } from './support/monitor.js';
 import { localViewOf, Rebuild, unionOf, type View, viewFrom, viewOf } from './support/views.js';
+import { errorName } from './support/wait.js';
 
 interface Labelled {
   label: string;
@@ -57,10 +55,10 @@ interface Scenario {
 
 async function rebuildScenario(t: ExecutionContext, { seed, partitionAt }: Scenario) {
   const msg = (what: string) => `${what} (seed ${seed})`;
-  const cluster = await startMonitorCluster(t);
+  const cluster = await start(t);
   const node = cluster.node;
   const pg = node.pg;
-  const workers = await spawnMonitorWorkers(cluster, 4);
+  const workers = await spawnAgents(cluster, 4);
   const watcher = workers[0]!;
   const doomed = workers[3]!;
   const plan = (i: number): WorkloadPlan => ({
@@ -72,9 +70,9 @@ async function rebuildScenario(t: ExecutionContext, { seed, partitionAt }: Scena
 
   // Some memberships before anything is watched, so that the first snapshots are not empty.
   for (const w of workers) {
-    const pids = await w.cmd<Pid[]>({ cmd: 'spawn', n: 2 });
-    await w.cmd({ cmd: 'join', group: 'g0', pids: [...pids, pids[0]!] });
-    await w.cmd({ cmd: 'join', group: ['t', 1], pids });
+    const pids = await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 2 });
+    await w.sideCmd({ cmd: 'join', group: 'g0', pids: [...pids, pids[0]!] });
+    await w.sideCmd({ cmd: 'join', group: ['t', 1], pids });
   }
 
   const watches: Labelled[] = [];
@@ -86,11 +84,11 @@ async function rebuildScenario(t: ExecutionContext, { seed, partitionAt }: Scena
   await add('g0@start', 'g0');
   const first = watches[0]!.w.c;
   // The doomed worker holds monitors too: they die with it.
-  await doomed.cmd({ cmd: 'monitor', name: 'scope' });
-  await doomed.cmd({ cmd: 'monitor', name: 'g0', group: 'g0' });
+  await doomed.sideCmd({ cmd: 'watch', name: 'scope' });
+  await doomed.sideCmd({ cmd: 'watch', name: 'g0', group: 'g0' });
 
   const runs = workers.map((w, i) =>
-    w.cmd<WorkloadReport>({
+    w.sideCmd<WorkloadReport>({
       cmd: 'workload',
       plan: plan(i + 1),
       monitorAt: w === watcher ? WORKER_MONITORS : [],
@@ -166,7 +164,7 @@ async function rebuildScenario(t: ExecutionContext, { seed, partitionAt }: Scena
 
   // The index is what the live nodes hold, nothing of the doomed one.
   const live = workers.filter((w) => w !== doomed);
-  const locals = await Promise.all(live.map((w) => w.cmd<View>({ cmd: 'localView' })));
+  const locals = await Promise.all(live.map((w) => w.sideCmd<View>({ cmd: 'localView' })));
   t.deepEqual(
     unionOf(localViewOf(pg), ...locals),
     index,
@@ -177,7 +175,7 @@ async function rebuildScenario(t: ExecutionContext, { seed, partitionAt }: Scena
     msg('a pid of the terminated node is still in the index'),
   );
   // Every thread reads the same index.
-  t.deepEqual(await watcher.cmd<View>({ cmd: 'view' }), index);
+  t.deepEqual(await watcher.sideCmd<View>({ cmd: 'view' }), index);
 
   const expectedFor = (group: Group | undefined): View =>
     group === undefined ? index : viewFrom([[group, pg.getMembers(group)]]);
@@ -196,11 +194,11 @@ async function rebuildScenario(t: ExecutionContext, { seed, partitionAt }: Scena
   }
 
   // Monitors on the worker, started from inside its workload.
-  const names = await watcher.cmd<string[]>({ cmd: 'names' });
+  const names = await watcher.sideCmd<string[]>({ cmd: 'watchNames' });
   t.deepEqual(names.sort(), WORKER_MONITORS.map(([, s]) => s.name).sort());
   for (const [, spec] of WORKER_MONITORS) {
-    const snap = await watcher.cmd<Started>({ cmd: 'snapshot', name: spec.name });
-    const state = await watcher.cmd<CollectorState>({ cmd: 'events', name: spec.name });
+    const snap = await watcher.sideCmd<Started>({ cmd: 'watchSnapshot', name: spec.name });
+    const state = await watcher.sideCmd<CollectorState>({ cmd: 'watchEvents', name: spec.name });
     const rebuilt = new Rebuild(snap.snapshot).applyAll(state.events);
     t.is(
       rebuilt.anomalies,
@@ -233,7 +231,7 @@ test('rebuild: the same with the watching worker cut off and healed mid-stream (
   await rebuildScenario(t, { seed: 0x5eed_0002, partitionAt: 30 });
 });
 
-test('rebuild: other seeds (with and without a partition)', async (t) => {
+test('rebuild: snapshot + events equal the index for two more seeds, one with a cut and a heal', async (t) => {
   // One after the other: each scenario starts its own cluster.
   for (const scenario of [{ seed: 0x5eed_0003 }, { seed: 0x5eed_0004, partitionAt: 80 }]) {
     await rebuildScenario(t, scenario);

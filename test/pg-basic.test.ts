@@ -13,22 +13,14 @@ import {
   NoScopeError,
   type Pid,
 } from '../src/index.js';
-import {
-  type BadGroupReport,
-  barrier,
-  outcomeName,
-  rejectsWith,
-  spawnLocal,
-  spawnPgWorker,
-  startPgCluster,
-  startScope,
-  stopScope,
-} from './support/pg.js';
-import { localViewOf, sortPids, type View, viewOf } from './support/views.js';
+import { barrier, rejects, spawnAgent, spawnLocal, start } from './support/cluster.js';
+import type { BadGroupReport } from './support/commands.js';
+import { outcomeName, startScope, stopScope } from './support/pg.js';
+import { localViewOf, sorted, type View, viewOf } from './support/views.js';
 import { settle } from './support/wait.js';
 
 test('pg: the default scope API (pg_SUITE pg)', async (t) => {
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   const node = cluster.node;
   const pg = node.pg;
   t.true(cluster.scopes().includes('pg'), 'the default scope runs from the start');
@@ -52,7 +44,7 @@ test('pg: the default scope API (pg_SUITE pg)', async (t) => {
 });
 
 test('single: counted joins, not_joined, empty groups vanish, an exited member is removed (pg_SUITE single)', async (t) => {
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   t.true(await startScope(cluster, 'single'));
   const node = cluster.node;
   const s = node.scope('single');
@@ -74,11 +66,11 @@ test('single: counted joins, not_joined, empty groups vanish, an exited member i
 
   // "double": self and another process.
   t.is(await s.join('single', self), undefined);
-  const [pid] = spawnLocal(cluster) as [Pid];
+  const [pid] = spawnLocal(cluster.node) as [Pid];
   t.is(await s.join('single', pid), undefined);
-  const expected = sortPids([pid, self]);
-  t.deepEqual(sortPids(s.getMembers('single')), expected);
-  t.deepEqual(sortPids(s.getLocalMembers('single')), expected);
+  const expected = sorted([pid, self]);
+  t.deepEqual(sorted(s.getMembers('single')), expected);
+  t.deepEqual(sorted(s.getLocalMembers('single')), expected);
 
   t.true(node.exit(pid, 'kill'));
   t.deepEqual(s.getLocalMembers('single'), [self], 'the exit leaves at once locally');
@@ -92,14 +84,14 @@ test('leave_exit_race: join then leave of an already-exited process, 100 times (
   // pg.erl: join of a dead local pid passes ensure_local, is inserted and monitored;
   // the monitor's 'DOWN' (noproc) is already queued when join replies `ok`, so pg
   // handles it (removing the pid) before the leave, and the leave answers `not_joined`.
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   t.true(await startScope(cluster, 'leave_exit_race'));
   const node = cluster.node;
   const s = node.scope('leave_exit_race');
   const joins: string[] = [];
   const leaves: string[] = [];
   for (let i = 0; i < 100; i++) {
-    const [pid] = spawnLocal(cluster) as [Pid];
+    const [pid] = spawnLocal(cluster.node) as [Pid];
     node.exit(pid);
     joins.push(await outcomeName(s.join('test', pid)));
     leaves.push(await outcomeName(s.leave('test', pid)));
@@ -124,17 +116,17 @@ test('leave_exit_race: join then leave of an already-exited process, 100 times (
   );
 });
 
-test('leave_exit_race: a process exits while its join is in flight, 100 times', async (t) => {
+test('leave_exit_race: a join in flight when its process exits answers ok, the leave after the exit not_joined, and the index ends empty (100 times)', async (t) => {
   // The literal race of pg_SUITE: the join is on its way when the process exits, and
   // the leave comes after the exit. pg answers the join `ok` and the leave `not_joined`.
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   t.true(await startScope(cluster, 'leave_exit_race'));
   const node = cluster.node;
   const s = node.scope('leave_exit_race');
   const joins: Promise<string>[] = [];
   const leaves: string[] = [];
   for (let i = 0; i < 100; i++) {
-    const [pid] = spawnLocal(cluster) as [Pid];
+    const [pid] = spawnLocal(cluster.node) as [Pid];
     joins.push(outcomeName(s.join('test', pid)));
     node.exit(pid);
     leaves.push(await outcomeName(s.leave('test', pid)));
@@ -150,8 +142,8 @@ test('leave_exit_race: a process exits while its join is in flight, 100 times', 
 });
 
 test('missing_scope_join: join/leave on a scope that is not running reject with NoScopeError, reads are [] (pg_SUITE missing_scope_join)', async (t) => {
-  const cluster = await startPgCluster(t);
-  const w = await spawnPgWorker(cluster);
+  const cluster = await start(t);
+  const w = await spawnAgent(cluster);
   const node = cluster.node;
   const missing = node.scope('missing_scope_join');
   const self = node.self();
@@ -166,19 +158,17 @@ test('missing_scope_join: join/leave on a scope that is not running reject with 
   t.deepEqual(missing.whichLocalGroups(), []);
 
   // On a peer, as pg_SUITE does it.
-  const [rp] = await w.cmd<Pid[]>({ cmd: 'spawn' });
-  await rejectsWith(
-    t,
-    w.cmd({ cmd: 'join', scope: 'missing_scope_join', group: 'g', pids: rp! }),
-    NoScopeError,
-    'worker join',
-  );
-  await rejectsWith(
-    t,
-    w.cmd({ cmd: 'leave', scope: 'missing_scope_join', group: 'g', pids: rp! }),
-    NoScopeError,
-    'worker leave',
-  );
+  const [rp] = await w.cmd<Pid[]>({ cmd: 'spawn', n: 1 });
+  await rejects(t, w.cmd({ cmd: 'join', scope: 'missing_scope_join', group: 'g', pids: rp! }), {
+    instanceOf: NoScopeError,
+    name: 'NoScopeError',
+    label: 'worker join',
+  });
+  await rejects(t, w.cmd({ cmd: 'leave', scope: 'missing_scope_join', group: 'g', pids: rp! }), {
+    instanceOf: NoScopeError,
+    name: 'NoScopeError',
+    label: 'worker leave',
+  });
   t.deepEqual(await w.cmd({ cmd: 'members', scope: 'missing_scope_join', group: 'g' }), []);
   t.deepEqual(await w.cmd({ cmd: 'whichGroups', scope: 'missing_scope_join' }), []);
   t.deepEqual(await w.cmd({ cmd: 'localView', scope: 'missing_scope_join' }), []);
@@ -187,18 +177,18 @@ test('missing_scope_join: join/leave on a scope that is not running reject with 
 });
 
 test('a stopped scope: join/leave reject with NoScopeError on every node, reads are []', async (t) => {
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   t.true(await startScope(cluster, 'stopped'));
-  const w = await spawnPgWorker(cluster);
+  const w = await spawnAgent(cluster);
   const node = cluster.node;
   const s = node.scope('stopped');
   const self = node.self();
-  const [rp] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [rp] = (await w.cmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
   await s.join('g', self);
   await w.cmd({ cmd: 'join', scope: 'stopped', group: 'g', pids: rp });
   t.deepEqual(
-    (await settle(() => sortPids(s.getMembers('g')), sortPids([self, rp]))).value,
-    sortPids([self, rp]),
+    (await settle(() => sorted(s.getMembers('g')), sorted([self, rp]))).value,
+    sorted([self, rp]),
   );
 
   t.true(await stopScope(cluster, 'stopped'));
@@ -218,31 +208,28 @@ test('a stopped scope: join/leave reject with NoScopeError on every node, reads 
   // Writes: NoScopeError everywhere, on members and non-members alike.
   await t.throwsAsync(s.join('g', self), { instanceOf: NoScopeError });
   await t.throwsAsync(s.leave('g', self), { instanceOf: NoScopeError });
-  await rejectsWith(
-    t,
-    w.cmd({ cmd: 'join', scope: 'stopped', group: 'g', pids: rp }),
-    NoScopeError,
-    'worker join',
-  );
-  await rejectsWith(
-    t,
-    w.cmd({ cmd: 'leave', scope: 'stopped', group: 'g', pids: rp }),
-    NoScopeError,
-    'worker leave of a member',
-  );
-  await rejectsWith(
-    t,
-    w.cmd({ cmd: 'leave', scope: 'stopped', group: 'h', pids: rp }),
-    NoScopeError,
-    'worker leave of a non-member',
-  );
+  await rejects(t, w.cmd({ cmd: 'join', scope: 'stopped', group: 'g', pids: rp }), {
+    instanceOf: NoScopeError,
+    name: 'NoScopeError',
+    label: 'worker join',
+  });
+  await rejects(t, w.cmd({ cmd: 'leave', scope: 'stopped', group: 'g', pids: rp }), {
+    instanceOf: NoScopeError,
+    name: 'NoScopeError',
+    label: 'worker leave of a member',
+  });
+  await rejects(t, w.cmd({ cmd: 'leave', scope: 'stopped', group: 'h', pids: rp }), {
+    instanceOf: NoScopeError,
+    name: 'NoScopeError',
+    label: 'worker leave of a non-member',
+  });
   // Other scopes are not affected.
   await node.pg.join('still', self);
   t.deepEqual(node.pg.getMembers('still'), [self]);
 });
 
 test('disconnected_start: a scope starts and stops on a cluster with no worker nodes (pg_SUITE disconnected_start)', async (t) => {
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   const node = cluster.node;
   t.deepEqual(cluster.nodes(), [0]);
   const self = node.self();
@@ -279,7 +266,7 @@ test('disconnected_start: a scope starts and stops on a cluster with no worker n
 test('startScope resolves once the scope is usable on the calling thread', async (t) => {
   // pg's start/start_link return once the scope's table exists: a join right after
   // works. The same is expected of cluster.startScope on the thread that called it.
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   const node = cluster.node;
   const self = node.self();
   const s = node.scope('fresh');
@@ -294,7 +281,7 @@ test('startScope resolves once the scope is usable on the calling thread', async
 });
 
 test('stopScope + startScope: a join made after startScope resolved is not failed by the stop before it', async (t) => {
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   const node = cluster.node;
   const self = node.self();
   const s = node.scope('fresh');
@@ -334,19 +321,19 @@ const BAD_GROUPS: [string, unknown][] = [
 ];
 
 test('bad groups (NaN, objects, symbols…) reject or throw InvalidGroupError and lose nothing', async (t) => {
-  const cluster = await startPgCluster(t);
-  const w = await spawnPgWorker(cluster);
+  const cluster = await start(t);
+  const w = await spawnAgent(cluster);
   const node = cluster.node;
   const pg = node.pg;
   const self = node.self();
-  const [rp] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [rp] = (await w.cmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
   await pg.join('keep', self);
   await pg.join(['t', 1], [self, self]);
   await w.cmd({ cmd: 'join', group: 'keep', pids: rp });
   await w.cmd({ cmd: 'join', group: 'remote', pids: rp });
   const before = (
     await settle(() => viewOf(pg), [
-      [encodeGroup('keep'), sortPids([self, rp])],
+      [encodeGroup('keep'), sorted([self, rp])],
       [encodeGroup('remote'), [rp]],
       [encodeGroup(['t', 1]), [self, self]],
     ] as View)
@@ -405,7 +392,7 @@ test('bad groups (NaN, objects, symbols…) reject or throw InvalidGroupError an
 test('join of a pid of this node that never existed', async (t) => {
   // Not in pg_SUITE: pg would monitor it, get 'DOWN' noproc at once and drop it again.
   // Whatever the answer, nothing must stay behind.
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
   const ghost = (cluster.node.self() + 1000) as Pid;
   const r = await outcomeName(pg.join('ghost', ghost));

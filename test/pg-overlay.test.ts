@@ -3,33 +3,33 @@
  * scope_restart.
  *
  * pg_SUITE sends hand-made `join`/`leave`/`sync` messages to the scope process;
- * here `cluster.coordinator.inject(node, message)` feeds the coordinator a raw protocol
- * message as if `node` had sent it, and `cluster.coordinator.discover(node, scope)` is
+ * here `coordinatorOf(cluster).inject(node, message)` feeds the coordinator a raw protocol
+ * message as if `node` had sent it, and `coordinatorOf(cluster).discover(node, scope)` is
  * pg's `{discover, Peer}`.
  */
 import test from 'ava';
 import { encodeGroup, NoScopeError, type Pid } from '../src/index.js';
 import {
+  type Agent,
   barrier,
-  LocalModel,
-  type PgWorker,
-  rejectsWith,
+  rejects,
+  spawnAgent,
+  spawnAgents,
   spawnLocal,
-  spawnPgWorker,
-  spawnPgWorkers,
-  startPgCluster,
-  startScope,
-} from './support/pg.js';
-import { localViewOf, sortPids, unionOf, type View, viewOf } from './support/views.js';
+  start,
+} from './support/cluster.js';
+import { LocalModel, startScope } from './support/pg.js';
+import { localViewOf, sorted, unionOf, type View, viewOf } from './support/views.js';
 import { type PollResult, settle, turn } from './support/wait.js';
+import { coordinatorOf } from '../src/coordinator/cluster.js';
 
 test('overlay_missing: join/leave/exit from a node outside the scope are ignored (pg_SUITE overlay_missing)', async (t) => {
-  const cluster = await startPgCluster(t);
-  const w = await spawnPgWorker(cluster);
+  const cluster = await start(t);
+  const w = await spawnAgent(cluster);
   const pg = cluster.node.pg;
   const self = cluster.node.self();
   t.is(await pg.join('group', self), undefined);
-  const [remote] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [remote] = (await w.cmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
   await w.cmd({ cmd: 'join', group: 'other', pids: remote });
   t.deepEqual((await settle(() => pg.getMembers('other'), [remote])).value, [remote]);
 
@@ -39,10 +39,22 @@ test('overlay_missing: join/leave/exit from a node outside the scope are ignored
 
   // Positive control: from a node that is part of the scope, an injected join applies.
   const key = encodeGroup('group');
-  const both = sortPids([self, remote]);
-  cluster.coordinator.inject(w.id, { t: 'join', scope: 'pg', ref: 900_001, key, pids: [remote] });
-  t.deepEqual((await settle(() => sortPids(pg.getMembers('group')), both)).value, both);
-  cluster.coordinator.inject(w.id, { t: 'leave', scope: 'pg', ref: 900_002, key, pids: [remote] });
+  const both = sorted([self, remote]);
+  coordinatorOf(cluster).inject(w.id, {
+    t: 'join',
+    scope: 'pg',
+    ref: 900_001,
+    key,
+    pids: [remote],
+  });
+  t.deepEqual((await settle(() => sorted(pg.getMembers('group')), both)).value, both);
+  coordinatorOf(cluster).inject(w.id, {
+    t: 'leave',
+    scope: 'pg',
+    ref: 900_002,
+    key,
+    pids: [remote],
+  });
   t.deepEqual((await settle(() => pg.getMembers('group'), [self])).value, [self]);
 
   // Take the node out of the scope's overlay (pg_SUITE stops the peer's scope process).
@@ -51,22 +63,34 @@ test('overlay_missing: join/leave/exit from a node outside the scope are ignored
   const before = viewOf(pg);
   const stats = cluster.stats();
 
-  cluster.coordinator.inject(w.id, { t: 'join', scope: 'pg', ref: 900_003, key, pids: [remote] });
+  coordinatorOf(cluster).inject(w.id, {
+    t: 'join',
+    scope: 'pg',
+    ref: 900_003,
+    key,
+    pids: [remote],
+  });
   await turn();
   t.deepEqual(pg.getMembers('group'), [self], 'the crafted join is rejected');
   t.is(cluster.stats().ignored, stats.ignored + 1);
 
-  cluster.coordinator.inject(w.id, { t: 'leave', scope: 'pg', ref: 900_004, key, pids: [remote] });
+  coordinatorOf(cluster).inject(w.id, {
+    t: 'leave',
+    scope: 'pg',
+    ref: 900_004,
+    key,
+    pids: [remote],
+  });
   await turn();
   t.deepEqual(pg.getMembers('group'), [self], 'the crafted leave too');
   t.is(cluster.stats().ignored, stats.ignored + 2);
 
-  cluster.coordinator.inject(w.id, { t: 'exit', scope: 'pg', pid: remote, keys: [key] });
+  coordinatorOf(cluster).inject(w.id, { t: 'exit', scope: 'pg', pid: remote, keys: [key] });
   t.is(cluster.stats().ignored, stats.ignored + 3, 'and a crafted exit');
 
   // Many of them, in a burst: nothing changes.
   for (let i = 0; i < 1000; i++) {
-    cluster.coordinator.inject(w.id, {
+    coordinatorOf(cluster).inject(w.id, {
       t: i % 2 === 0 ? 'join' : 'leave',
       scope: 'pg',
       ref: 910_000 + i,
@@ -83,16 +107,16 @@ test('overlay_missing: join/leave/exit from a node outside the scope are ignored
   await cluster.heal(w.id);
   t.deepEqual((await settle(() => pg.getMembers('other'), [remote])).value, [remote]);
   await w.cmd({ cmd: 'join', group: 'group', pids: remote });
-  t.deepEqual((await settle(() => sortPids(pg.getMembers('group')), both)).value, both);
+  t.deepEqual((await settle(() => sorted(pg.getMembers('group')), both)).value, both);
 });
 
 test('forced_sync: a fake sync replaces the node view, discover restores it, an extra sync changes nothing (pg_SUITE forced_sync)', async (t) => {
-  const cluster = await startPgCluster(t);
-  const w = await spawnPgWorker(cluster);
+  const cluster = await start(t);
+  const w = await spawnAgent(cluster);
   const pg = cluster.node.pg;
-  const [pid] = spawnLocal(cluster) as [Pid];
-  const [remote] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
-  const expected = sortPids([pid, remote]);
+  const [pid] = spawnLocal(cluster.node) as [Pid];
+  const [remote] = (await w.cmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
+  const expected = sorted([pid, remote]);
   await pg.join('one', pid);
   t.is(await w.cmd({ cmd: 'join', group: 'one', pids: remote }), 'ok');
   t.is(await w.cmd({ cmd: 'join', group: 'stays', pids: remote }), 'ok');
@@ -100,11 +124,11 @@ test('forced_sync: a fake sync replaces the node view, discover restores it, an 
   // Partition, then reconnect.
   await cluster.partition(w.id);
   await cluster.heal(w.id);
-  t.deepEqual((await settle(() => sortPids(pg.getMembers('one')), expected)).value, expected);
+  t.deepEqual((await settle(() => sorted(pg.getMembers('one')), expected)).value, expected);
   const real = viewOf(pg);
 
   // White-box: a broken sync. 'one' is replaced, 'forced_sync' appears, 'stays' goes.
-  cluster.coordinator.inject(w.id, {
+  coordinatorOf(cluster).inject(w.id, {
     t: 'sync',
     scope: 'pg',
     groups: [
@@ -114,11 +138,11 @@ test('forced_sync: a fake sync replaces the node view, discover restores it, an 
   });
   const broken: View = [
     [encodeGroup('forced_sync'), [remote, remote]],
-    [encodeGroup('one'), sortPids([remote, remote, pid])],
+    [encodeGroup('one'), sorted([remote, remote, pid])],
   ];
   t.deepEqual((await settle(() => viewOf(pg), broken)).value, broken);
   t.deepEqual(pg.getMembers('forced_sync'), [remote, remote]);
-  t.deepEqual(sortPids(pg.getMembers('one')), sortPids([remote, remote, pid]));
+  t.deepEqual(sorted(pg.getMembers('one')), sorted([remote, remote, pid]));
   t.deepEqual(pg.getMembers('stays'), []);
   t.deepEqual(
     await w.cmd({ cmd: 'localView' }),
@@ -130,27 +154,27 @@ test('forced_sync: a fake sync replaces the node view, discover restores it, an 
   );
 
   // Force a real sync: ask the node to send one.
-  cluster.coordinator.discover(w.id, 'pg');
+  coordinatorOf(cluster).discover(w.id, 'pg');
   t.deepEqual((await settle(() => viewOf(pg), real)).value, real);
   await barrier(cluster, w.id);
-  t.deepEqual(sortPids(pg.getMembers('one')), expected);
+  t.deepEqual(sorted(pg.getMembers('one')), expected);
   t.deepEqual(pg.getMembers('forced_sync'), []);
   t.deepEqual(pg.getMembers('stays'), [remote]);
 
   // An extra sync, asked for or repeated by hand, changes nothing.
-  cluster.coordinator.discover(w.id, 'pg');
+  coordinatorOf(cluster).discover(w.id, 'pg');
   await barrier(cluster, w.id);
   t.deepEqual(viewOf(pg), real);
   const local = await w.cmd<View>({ cmd: 'localView' });
   for (let i = 0; i < 3; i++)
-    cluster.coordinator.inject(w.id, { t: 'sync', scope: 'pg', groups: local });
+    coordinatorOf(cluster).inject(w.id, { t: 'sync', scope: 'pg', groups: local });
   await turn();
   t.deepEqual(viewOf(pg), real);
   t.like(await w.cmd<PollResult<View>>({ cmd: 'waitView', expected: real }), { ok: true });
 });
 
 test('thundering_herd: 10,000 groups and 2,000 syncs at once, the next join still completes (pg_SUITE thundering_herd)', async (t) => {
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
   const self = cluster.node.self();
   const groupCount = 10_000;
@@ -160,8 +184,8 @@ test('thundering_herd: 10,000 groups and 2,000 syncs at once, the next join stil
   await Promise.all(joins);
   t.is(pg.whichGroups().length, groupCount);
 
-  const w = await spawnPgWorker(cluster);
-  const [peerPid] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const w = await spawnAgent(cluster);
+  const [peerPid] = (await w.cmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
   // The peer's real memberships: a few groups, one of them shared with ours.
   for (let seq = 1; seq <= 10; seq++)
     await w.cmd({ cmd: 'join', group: ['group', seq], pids: peerPid });
@@ -171,9 +195,9 @@ test('thundering_herd: 10,000 groups and 2,000 syncs at once, the next join stil
   // Fake syncs, all at once (white-box, as pg_SUITE does)…
   const fake = [[encodeGroup(['group', 1]), [peerPid, peerPid]]];
   for (let i = 0; i < syncCount; i++)
-    cluster.coordinator.inject(w.id, { t: 'sync', scope: 'pg', groups: fake });
+    coordinatorOf(cluster).inject(w.id, { t: 'sync', scope: 'pg', groups: fake });
   // …and as many real ones, asked of the node, arriving while the join below is on its way.
-  for (let i = 0; i < syncCount; i++) cluster.coordinator.discover(w.id, 'pg');
+  for (let i = 0; i < syncCount; i++) coordinatorOf(cluster).discover(w.id, 'pg');
   // The next call must complete.
   await pg.join('thundering_herd', self);
   const elapsed = performance.now() - started;
@@ -184,19 +208,19 @@ test('thundering_herd: 10,000 groups and 2,000 syncs at once, the next join stil
 
   // Once the real syncs are in, the peer's view is its own again.
   await barrier(cluster, w.id);
-  t.deepEqual(sortPids(pg.getMembers(['group', 1])), sortPids([self, peerPid]));
-  t.deepEqual(sortPids(pg.getMembers(['group', 10])), sortPids([self, peerPid]));
+  t.deepEqual(sorted(pg.getMembers(['group', 1])), sorted([self, peerPid]));
+  t.deepEqual(sorted(pg.getMembers(['group', 10])), sorted([self, peerPid]));
   t.deepEqual(pg.getMembers(['group', 11]), [self]);
   t.deepEqual(pg.getMembers('peer'), [peerPid]);
   t.is(pg.whichGroups().length, groupCount + 2);
   t.is(cluster.stats().malformed, 0);
 });
 
-test('thundering_herd: 2,000 syncs from real nodes racing a join', async (t) => {
-  const cluster = await startPgCluster(t);
+test('thundering_herd: a join racing 2,000 syncs from real nodes completes, and the index ends as the union of what the nodes joined', async (t) => {
+  const cluster = await start(t);
   const pg = cluster.node.pg;
   const self = cluster.node.self();
-  const workers = await spawnPgWorkers(cluster, 4);
+  const workers = await spawnAgents(cluster, 4);
   const models = new Map<number, LocalModel>();
   for (const w of workers) {
     const pids = await w.cmd<Pid[]>({ cmd: 'spawn', n: 5 });
@@ -208,7 +232,7 @@ test('thundering_herd: 2,000 syncs from real nodes racing a join', async (t) => 
     models.set(w.id, m);
   }
   for (let i = 0; i < 2_000; i++)
-    cluster.coordinator.discover(workers[i % workers.length]!.id, 'pg');
+    coordinatorOf(cluster).discover(workers[i % workers.length]!.id, 'pg');
   await pg.join('after', self);
   t.deepEqual(pg.getMembers('after'), [self]);
   await Promise.all(workers.map((w) => barrier(cluster, w.id)));
@@ -219,33 +243,32 @@ test('thundering_herd: 2,000 syncs from real nodes racing a join', async (t) => 
 });
 
 test('scope_restart: the coordinator thread loses its memberships, every worker node syncs its own back (pg_SUITE scope_restart)', async (t) => {
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   const node = cluster.node;
   const scope = 'scope_restart';
   t.true(await startScope(cluster, scope));
   const s = node.scope(scope);
-  const [pid] = spawnLocal(cluster) as [Pid];
+  const [pid] = spawnLocal(cluster.node) as [Pid];
   await s.join(scope, [pid, pid]);
-  const [w1, w2] = (await spawnPgWorkers(cluster, 2)) as [PgWorker, PgWorker];
+  const [w1, w2] = (await spawnAgents(cluster, 2)) as [Agent, Agent];
   const [r1, doomed] = (await w1.cmd<Pid[]>({ cmd: 'spawn', n: 2 })) as [Pid, Pid];
-  const [r2] = (await w2.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [r2] = (await w2.cmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
   await w1.cmd({ cmd: 'join', scope, group: scope, pids: r1 });
   await w1.cmd({ cmd: 'join', scope, group: 'doomed', pids: doomed });
   await w2.cmd({ cmd: 'join', scope, group: 'other', pids: [r2, r2] });
-  const all = sortPids([r1, pid, pid]);
-  t.deepEqual((await settle(() => sortPids(s.getMembers(scope)), all)).value, all);
+  const all = sorted([r1, pid, pid]);
+  t.deepEqual((await settle(() => sorted(s.getMembers(scope)), all)).value, all);
 
   // Stop the scope and restart it.
   t.true(await cluster.stopScope(scope));
   // While it is down: writes fail, reads are empty (on the worker too), and a member
   // that exits meanwhile must not come back.
   t.like(await w1.cmd({ cmd: 'waitView', scope, expected: [] }), { ok: true });
-  await rejectsWith(
-    t,
-    w1.cmd({ cmd: 'join', scope, group: 'late', pids: r1 }),
-    NoScopeError,
-    'join while stopped',
-  );
+  await rejects(t, w1.cmd({ cmd: 'join', scope, group: 'late', pids: r1 }), {
+    instanceOf: NoScopeError,
+    name: 'NoScopeError',
+    label: 'join while stopped',
+  });
   t.deepEqual(await w1.cmd({ cmd: 'exit', pids: [doomed] }), [true]);
   t.true(await cluster.startScope(scope));
 

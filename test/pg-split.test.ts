@@ -11,29 +11,27 @@
 import test, { type ExecutionContext } from 'ava';
 import { type Cluster, encodeGroup, type Pid } from '../src/index.js';
 import {
+  type Agent,
   barrier,
-  LocalModel,
-  type PgWorker,
+  spawnAgent,
+  spawnAgents,
   spawnLocal,
-  spawnPgWorker,
-  spawnPgWorkers,
-  startPgCluster,
-} from './support/pg.js';
-import { localViewOf, sortPids, unionOf, type View, viewOf } from './support/views.js';
+  start,
+} from './support/cluster.js';
+import { LocalModel } from './support/pg.js';
+import { localViewOf, sorted, unionOf, type View, viewOf } from './support/views.js';
 import { type PollResult, settle } from './support/wait.js';
+import { coordinatorOf } from '../src/coordinator/cluster.js';
 
 interface Member {
   /** Undefined for the coordinator's own thread. */
-  worker: PgWorker | undefined;
+  worker: Agent | undefined;
   model: LocalModel;
 }
 
 /** The scope's nodes, as the coordinator sees them. */
 function attached(cluster: Cluster): number[] {
-  return cluster.coordinator
-    .scope('pg')!
-    .attached()
-    .sort((a, b) => a - b);
+  return sorted(coordinatorOf(cluster).scope('pg')!.attached());
 }
 
 /**
@@ -65,9 +63,9 @@ async function converged(t: ExecutionContext, cluster: Cluster, members: Member[
 }
 
 test('netsplit: joins, leaves and exits made during a cut converge after heal (pg_SUITE netsplit)', async (t) => {
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
-  const w = await spawnPgWorker(cluster);
+  const w = await spawnAgent(cluster);
   const m0 = new LocalModel();
   const mw = new LocalModel();
   const members: Member[] = [
@@ -90,7 +88,7 @@ test('netsplit: joins, leaves and exits made during a cut converge after heal (p
   t.deepEqual(await w.cmd({ cmd: 'localView' }), mw.view());
 
   // Writes during the cut, on the cut node: they stay local.
-  const [remotePid] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [remotePid] = (await w.cmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
   t.is(await w.cmd({ cmd: 'join', group: 'netsplit', pids: remotePid }), 'ok');
   mw.join('netsplit', remotePid);
   t.is(await w.cmd({ cmd: 'leave', group: '$invisible', pids: oldPid }), 'ok');
@@ -101,7 +99,7 @@ test('netsplit: joins, leaves and exits made during a cut converge after heal (p
   t.deepEqual(await w.cmd({ cmd: 'exit', pids: [doomed] }), [true]);
   mw.exit(doomed);
   // …and on this side of the cut.
-  const [localPid] = spawnLocal(cluster) as [Pid];
+  const [localPid] = spawnLocal(cluster.node) as [Pid];
   await pg.join('netsplit', localPid);
   m0.join('netsplit', localPid);
 
@@ -112,7 +110,7 @@ test('netsplit: joins, leaves and exits made during a cut converge after heal (p
   await cluster.heal(w.id);
   t.deepEqual(attached(cluster), [0, w.id]);
   await converged(t, cluster, members);
-  const both = sortPids([remotePid, localPid]);
+  const both = sorted([remotePid, localPid]);
   t.like(await w.cmd({ cmd: 'waitMembers', group: 'netsplit', expected: both }), {
     ok: true,
     value: both,
@@ -123,10 +121,10 @@ test('netsplit: joins, leaves and exits made during a cut converge after heal (p
 });
 
 test('trisplit: a node cut and healed, then a third node attaches and sees the result (pg_SUITE trisplit)', async (t) => {
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
   const self = cluster.node.self();
-  const w1 = await spawnPgWorker(cluster);
+  const w1 = await spawnAgent(cluster);
   const m0 = new LocalModel();
   const m1 = new LocalModel();
   const [p1, p2] = (await w1.cmd<Pid[]>({ cmd: 'spawn', n: 2 })) as [Pid, Pid];
@@ -137,7 +135,7 @@ test('trisplit: a node cut and healed, then a third node attaches and sees the r
   await w1.cmd({ cmd: 'join', group: 'one', pids: p2 });
   m1.join('one', p2);
 
-  const w2 = await spawnPgWorker(cluster);
+  const w2 = await spawnAgent(cluster);
   const m2 = new LocalModel();
   t.like(await w2.cmd({ cmd: 'waitMembers', group: 'one', expected: [p2] }), { ok: true });
   t.like(await w2.cmd({ cmd: 'waitMembers', group: 'three', expected: [p2] }), { ok: true });
@@ -157,7 +155,7 @@ test('trisplit: a node cut and healed, then a third node attaches and sees the r
   m1.leave('three', p2);
   await w1.cmd({ cmd: 'join', group: 'tri', pids: [p1, p2] });
   m1.join('tri', [p1, p2]);
-  const [q] = (await w2.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [q] = (await w2.cmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
   await w2.cmd({ cmd: 'join', group: 'tri', pids: q });
   m2.join('tri', q);
   await w2.cmd({ cmd: 'join', group: ['two', 2], pids: [q, q] });
@@ -173,23 +171,23 @@ test('trisplit: a node cut and healed, then a third node attaches and sees the r
   m1.exit(p1);
   await cluster.heal(w1.id);
   await converged(t, cluster, members);
-  t.deepEqual(sortPids(pg.getMembers('tri')), sortPids([self, p2, q]));
+  t.deepEqual(sorted(pg.getMembers('tri')), sorted([self, p2, q]));
   t.deepEqual(pg.getMembers('three'), []);
   t.deepEqual(pg.getMembers('one'), [p2]);
 });
 
 test('foursplit: exits and not_joined around a cut, then overlapping cuts of three peers (pg_SUITE foursplit)', async (t) => {
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
   const m0 = new LocalModel();
-  const [pid] = spawnLocal(cluster) as [Pid];
-  const w1 = await spawnPgWorker(cluster);
+  const [pid] = spawnLocal(cluster.node) as [Pid];
+  const w1 = await spawnAgent(cluster);
   const m1 = new LocalModel();
   await pg.join('one', pid);
   await pg.join('two', pid);
   m0.join('one', pid);
   m0.join('two', pid);
-  const [peerPid1] = (await w1.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [peerPid1] = (await w1.cmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
   await w1.cmd({ cmd: 'join', group: 'four', pids: peerPid1 });
   m1.join('four', peerPid1);
   t.is(await pg.leave('one', pid), 'ok');
@@ -212,13 +210,13 @@ test('foursplit: exits and not_joined around a cut, then overlapping cuts of thr
   await converged(t, cluster, members);
 
   // Four nodes, overlapping cuts.
-  const [w2, w3] = (await spawnPgWorkers(cluster, 2)) as [PgWorker, PgWorker];
+  const [w2, w3] = (await spawnAgents(cluster, 2)) as [Agent, Agent];
   const m2 = new LocalModel();
   const m3 = new LocalModel();
   members.push({ worker: w2, model: m2 }, { worker: w3, model: m3 });
   const p2 = await w2.cmd<Pid[]>({ cmd: 'spawn', n: 3 });
   const p3 = await w3.cmd<Pid[]>({ cmd: 'spawn', n: 3 });
-  const [p1] = (await w1.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [p1] = (await w1.cmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
   await w2.cmd({ cmd: 'join', group: 'four', pids: p2 });
   m2.join('four', p2);
   await w3.cmd({ cmd: 'join', group: 'four', pids: p3 });
@@ -246,19 +244,16 @@ test('foursplit: exits and not_joined around a cut, then overlapping cuts of thr
   t.deepEqual((await settle(() => viewOf(pg), partial)).value, partial);
   await cluster.heal(w2.id);
   await cluster.heal(w3.id);
-  t.deepEqual(
-    attached(cluster),
-    [0, w1.id, w2.id, w3.id].sort((a, b) => a - b),
-  );
+  t.deepEqual(attached(cluster), sorted([0, w1.id, w2.id, w3.id]));
   await converged(t, cluster, members);
-  t.deepEqual(sortPids(pg.getMembers('four')), sortPids([p1, p1, p3[1]!, p3[2]!]));
-  t.deepEqual(sortPids(pg.getMembers('split')), sortPids([pid, ...p3]));
+  t.deepEqual(sorted(pg.getMembers('four')), sorted([p1, p1, p3[1]!, p3[2]!]));
+  t.deepEqual(sorted(pg.getMembers('split')), sorted([pid, ...p3]));
 });
 
-test('exchange: kills, cuts of two of three peers, partial list leaves (pg_SUITE exchange)', async (t) => {
-  const cluster = await startPgCluster(t);
+test('exchange: killed members leave, writes of two cut peers stay on them until the heal, then every node converges, and list leaves take their pids (pg_SUITE exchange)', async (t) => {
+  const cluster = await start(t);
   const pg = cluster.node.pg;
-  const [w1, w2, w3] = (await spawnPgWorkers(cluster, 3)) as [PgWorker, PgWorker, PgWorker];
+  const [w1, w2, w3] = (await spawnAgents(cluster, 3)) as [Agent, Agent, Agent];
   const m1 = new LocalModel();
   const m2 = new LocalModel();
   const m3 = new LocalModel();
@@ -281,17 +276,17 @@ test('exchange: kills, cuts of two of three peers, partial list leaves (pg_SUITE
   m3.join(g, pids3);
   t.is(await w1.cmd({ cmd: 'join', group: g, pids: pids10 }), 'ok');
   m1.join(g, pids10);
-  const all10 = sortPids([...pids10, ...pids3]);
-  t.deepEqual((await settle(() => sortPids(pg.getMembers(g)), all10)).value, all10);
+  const all10 = sorted([...pids10, ...pids3]);
+  t.deepEqual((await settle(() => sorted(pg.getMembers(g)), all10)).value, all10);
   t.deepEqual(await w1.cmd({ cmd: 'exit', pids: toKill }), [true, true, true]);
   for (const p of toKill) m1.exit(p);
-  const all7 = sortPids([...pids1, ...pids3]);
-  t.deepEqual((await settle(() => sortPids(pg.getMembers(g)), all7)).value, all7);
+  const all7 = sorted([...pids1, ...pids3]);
+  t.deepEqual((await settle(() => sorted(pg.getMembers(g)), all7)).value, all7);
 
   await cluster.partition(w1.id);
   await cluster.partition(w2.id);
   t.deepEqual(attached(cluster), [0, w3.id]);
-  t.deepEqual(sortPids(pg.getMembers(g)), sortPids(pids3), 'only the uncut peer is left');
+  t.deepEqual(sorted(pg.getMembers(g)), sorted(pids3), 'only the uncut peer is left');
 
   for (const p of pids2) t.is(await w2.cmd({ cmd: 'join', group: g, pids: p }), 'ok');
   m2.join(g, pids2);
@@ -303,22 +298,18 @@ test('exchange: kills, cuts of two of three peers, partial list leaves (pg_SUITE
   await barrier(cluster, w2.id);
   t.deepEqual(pg.getMembers('second'), [], 'writes of a cut node stay on that node');
   t.deepEqual(pg.getMembers('third'), []);
-  t.deepEqual(sortPids(pg.getMembers(g)), sortPids(pids3));
+  t.deepEqual(sorted(pg.getMembers(g)), sorted(pids3));
 
   // Restore both links.
   await cluster.heal(w1.id);
   await cluster.heal(w2.id);
+  t.deepEqual(attached(cluster), sorted([0, w1.id, w2.id, w3.id]));
+  const everyone = sorted([...pids1, ...pids2, ...pids11, ...pids3]);
   t.deepEqual(
-    attached(cluster),
-    [0, w1.id, w2.id, w3.id].sort((a, b) => a - b),
-  );
-  const everyone = sortPids([...pids1, ...pids2, ...pids11, ...pids3]);
-  t.deepEqual(
-    (await settle(() => sortPids([...pg.getMembers('second'), ...pg.getMembers(g)]), everyone))
-      .value,
+    (await settle(() => sorted([...pg.getMembers('second'), ...pg.getMembers(g)]), everyone)).value,
     everyone,
   );
-  t.deepEqual(sortPids(pg.getMembers('third')), sortPids(pids11));
+  t.deepEqual(sorted(pg.getMembers('third')), sorted(pids11));
   await converged(t, cluster, members);
 
   const left = pids11.slice(0, 3);
@@ -326,8 +317,8 @@ test('exchange: kills, cuts of two of three peers, partial list leaves (pg_SUITE
   t.is(await w1.cmd({ cmd: 'leave', group: 'third', pids: left }), 'ok');
   m1.leave('third', left);
   t.deepEqual(
-    (await settle(() => sortPids(pg.getMembers('third')), sortPids(stay))).value,
-    sortPids(stay),
+    (await settle(() => sorted(pg.getMembers('third')), sorted(stay))).value,
+    sorted(stay),
   );
   t.is(await w1.cmd({ cmd: 'leave', group: 'left', pids: stay }), 'not_joined');
   t.is(await w1.cmd({ cmd: 'leave', group: 'third', pids: stay }), 'ok');

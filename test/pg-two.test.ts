@@ -3,27 +3,21 @@
  * nolocal, double, process_owner_check, empty_group_by_remote_leave, group_leave,
  * plus reads of the shared index from any thread.
  *
- * A peer node is a worker thread running test/fixtures/pg-node.ts; pg_SUITE's
+ * A peer node is an agent (a worker thread running test/fixtures/agent.ts); pg_SUITE's
  * `rpc:call(Peer, pg, ...)` is `w.cmd(...)`.
  */
 import test from 'ava';
 import { encodeGroup, InvalidPidError, makePid, NotLocalError, type Pid } from '../src/index.js';
-import {
-  barrier,
-  rejectsWith,
-  spawnLocal,
-  spawnPgWorker,
-  spawnPgWorkers,
-  startPgCluster,
-} from './support/pg.js';
-import { sortPids, viewOf } from './support/views.js';
+import { barrier, rejects, spawnAgent, spawnAgents, spawnLocal, start } from './support/cluster.js';
+import { sorted, viewOf } from './support/views.js';
 import { type PollResult, settle, turn } from './support/wait.js';
+import { coordinatorOf } from '../src/coordinator/cluster.js';
 
 test('two: a peer sees our join and our exit, we see its joins, its members go when it stops (pg_SUITE two)', async (t) => {
-  const cluster = await startPgCluster(t);
-  const w = await spawnPgWorker(cluster);
+  const cluster = await start(t);
+  const w = await spawnAgent(cluster);
   const pg = cluster.node.pg;
-  const [pid] = spawnLocal(cluster) as [Pid];
+  const [pid] = spawnLocal(cluster.node) as [Pid];
 
   t.is(await pg.join('two', pid), undefined);
   t.deepEqual(pg.getLocalMembers('two'), [pid]);
@@ -41,8 +35,8 @@ test('two: a peer sees our join and our exit, we see its joins, its members go w
   const [p2, p3] = (await w.cmd<Pid[]>({ cmd: 'spawn', n: 2 })) as [Pid, Pid];
   t.is(await w.cmd({ cmd: 'join', group: 'two', pids: p2 }), 'ok');
   t.is(await w.cmd({ cmd: 'join', group: 'two', pids: p3 }), 'ok');
-  const both = sortPids([p2, p3]);
-  t.deepEqual((await settle(() => sortPids(pg.getMembers('two')), both)).value, both);
+  const both = sorted([p2, p3]);
+  t.deepEqual((await settle(() => sorted(pg.getMembers('two')), both)).value, both);
   t.deepEqual(pg.getLocalMembers('two'), []);
 
   await w.terminate();
@@ -52,8 +46,8 @@ test('two: a peer sees our join and our exit, we see its joins, its members go w
 });
 
 test('two: a peer that leaves the cluster or whose thread exits takes its members with it', async (t) => {
-  const cluster = await startPgCluster(t);
-  const [closing, exiting, staying] = await spawnPgWorkers(cluster, 3);
+  const cluster = await start(t);
+  const [closing, exiting, staying] = await spawnAgents(cluster, 3);
   const pg = cluster.node.pg;
   const members: Pid[] = [];
   for (const w of [closing!, exiting!, staying!]) {
@@ -65,15 +59,15 @@ test('two: a peer that leaves the cluster or whose thread exits takes its member
   t.is((await settle(() => pg.count('all'), 6)).value, 6);
   const stayingPids = members.slice(4);
 
-  t.true(await closing!.cmd({ cmd: 'close' }));
-  const afterClose = sortPids(members.slice(2));
-  t.deepEqual((await settle(() => sortPids(pg.getMembers('all')), afterClose)).value, afterClose);
+  t.is(await closing!.cmd({ cmd: 'close' }), 'closing');
+  const afterClose = sorted(members.slice(2));
+  t.deepEqual((await settle(() => sorted(pg.getMembers('all')), afterClose)).value, afterClose);
   t.deepEqual(pg.getMembers(['node', closing!.id]), []);
 
-  t.true(await exiting!.cmd({ cmd: 'processExit', code: 0 }));
+  t.is(await exiting!.cmd({ cmd: 'exitProcess', code: 0 }), 'exiting');
   t.deepEqual(
-    (await settle(() => sortPids(pg.getMembers('all')), sortPids(stayingPids))).value,
-    sortPids(stayingPids),
+    (await settle(() => sorted(pg.getMembers('all')), sorted(stayingPids))).value,
+    sorted(stayingPids),
   );
   t.deepEqual(pg.getMembers(['node', exiting!.id]), []);
   t.deepEqual((await settle(() => cluster.nodes().sort(), [0, staying!.id])).value, [
@@ -81,19 +75,19 @@ test('two: a peer that leaves the cluster or whose thread exits takes its member
     staying!.id,
   ]);
   t.deepEqual(viewOf(pg), [
-    [encodeGroup('all'), sortPids(stayingPids)],
-    [encodeGroup(['node', staying!.id]), sortPids([...stayingPids, ...stayingPids])],
+    [encodeGroup('all'), sorted(stayingPids)],
+    [encodeGroup(['node', staying!.id]), sorted([...stayingPids, ...stayingPids])],
   ]);
 });
 
 test('initial: a node that attaches later sees the members already there (pg_SUITE initial)', async (t) => {
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
-  const [pid] = spawnLocal(cluster) as [Pid];
+  const [pid] = spawnLocal(cluster.node) as [Pid];
   await pg.join('initial', pid);
   t.deepEqual(pg.getLocalMembers('initial'), [pid]);
 
-  const w = await spawnPgWorker(cluster);
+  const w = await spawnAgent(cluster);
   // The shared index is there from the start: no wait should be needed, but allow one.
   const seen = await w.cmd<PollResult<Pid[]>>({
     cmd: 'waitMembers',
@@ -115,10 +109,10 @@ test('initial: a node that attaches later sees the members already there (pg_SUI
 });
 
 test('nolocal: remote members never appear in getLocalMembers (pg_SUITE nolocal)', async (t) => {
-  const cluster = await startPgCluster(t);
-  const w = await spawnPgWorker(cluster);
+  const cluster = await start(t);
+  const w = await spawnAgent(cluster);
   const pg = cluster.node.pg;
-  const [rp] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [rp] = (await w.cmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
   t.is(await w.cmd({ cmd: 'join', group: 'nolocal', pids: rp }), 'ok');
   t.is(await w.cmd({ cmd: 'join', group: 'nolocal', pids: rp }), 'ok');
   t.deepEqual((await settle(() => pg.getMembers('nolocal'), [rp, rp])).value, [rp, rp]);
@@ -130,11 +124,11 @@ test('nolocal: remote members never appear in getLocalMembers (pg_SUITE nolocal)
 });
 
 test('double: a pid joined twice shows twice, locally and on a peer (pg_SUITE double)', async (t) => {
-  const cluster = await startPgCluster(t);
+  const cluster = await start(t);
   const pg = cluster.node.pg;
-  const [pid] = spawnLocal(cluster) as [Pid];
+  const [pid] = spawnLocal(cluster.node) as [Pid];
   await pg.join('double', pid);
-  const w = await spawnPgWorker(cluster);
+  const w = await spawnAgent(cluster);
   await pg.join('double', [pid]);
   t.deepEqual(pg.getMembers('double'), [pid, pid]);
   t.deepEqual(pg.getLocalMembers('double'), [pid, pid]);
@@ -150,12 +144,12 @@ test('double: a pid joined twice shows twice, locally and on a peer (pg_SUITE do
 });
 
 test('process_owner_check: remote pids reject with NotLocalError, non-pids with a TypeError (pg_SUITE process_owner_check)', async (t) => {
-  const cluster = await startPgCluster(t);
-  const w = await spawnPgWorker(cluster);
+  const cluster = await start(t);
+  const w = await spawnAgent(cluster);
   const node = cluster.node;
   const pg = node.pg;
-  const [remote] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
-  const [local] = spawnLocal(cluster) as [Pid];
+  const [remote] = (await w.cmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
+  const [local] = spawnLocal(cluster.node) as [Pid];
   const g = 'process_owner_check';
 
   const e1 = await t.throwsAsync(pg.join(g, remote), { instanceOf: NotLocalError });
@@ -179,29 +173,26 @@ test('process_owner_check: remote pids reject with NotLocalError, non-pids with 
 
   // The same from the peer's side: our pid is remote there.
   const root = node.self();
-  const fromPeer = await rejectsWith(
-    t,
-    w.cmd({ cmd: 'join', group: g, pids: root }),
-    NotLocalError,
-    'peer joins our pid',
-  );
+  const fromPeer = await rejects(t, w.cmd({ cmd: 'join', group: g, pids: root }), {
+    instanceOf: NotLocalError,
+    name: 'NotLocalError',
+    label: 'peer joins our pid',
+  });
   t.is((fromPeer as NotLocalError | undefined)?.pid, root);
-  await rejectsWith(
-    t,
-    w.cmd({ cmd: 'join', group: g, pids: [remote, root] }),
-    NotLocalError,
-    'peer joins its pid and ours',
-  );
-  await rejectsWith(
-    t,
-    w.cmd({ cmd: 'join', group: g, pids: [null] as never }),
-    InvalidPidError,
-    'peer joins a non-pid',
-  );
+  await rejects(t, w.cmd({ cmd: 'join', group: g, pids: [remote, root] }), {
+    instanceOf: NotLocalError,
+    name: 'NotLocalError',
+    label: 'peer joins its pid and ours',
+  });
+  await rejects(t, w.cmd({ cmd: 'join', group: g, pids: [null] as never }), {
+    instanceOf: InvalidPidError,
+    name: 'InvalidPidError',
+    label: 'peer joins a non-pid',
+  });
 
   // And a node that forges a message naming another node's pid is not obeyed.
   const forged = cluster.stats().forged;
-  cluster.coordinator.inject(w.id, {
+  coordinatorOf(cluster).inject(w.id, {
     t: 'join',
     scope: 'pg',
     ref: 1_000_000,
@@ -219,17 +210,17 @@ test('process_owner_check: remote pids reject with NotLocalError, non-pids with 
   // Both sides still work.
   await pg.join(g, local);
   await w.cmd({ cmd: 'join', group: g, pids: remote });
-  const both = sortPids([local, remote]);
-  t.deepEqual((await settle(() => sortPids(pg.getMembers(g)), both)).value, both);
+  const both = sorted([local, remote]);
+  t.deepEqual((await settle(() => sorted(pg.getMembers(g)), both)).value, both);
 });
 
 test('empty_group_by_remote_leave: after remote leaves the group is gone everywhere (pg_SUITE empty_group_by_remote_leave)', async (t) => {
-  const cluster = await startPgCluster(t);
-  const w = await spawnPgWorker(cluster);
+  const cluster = await start(t);
+  const w = await spawnAgent(cluster);
   const pg = cluster.node.pg;
   const g = 'empty_group_by_remote_leave';
   const key = encodeGroup(g);
-  const writer = cluster.coordinator.scope('pg')!.writer;
+  const writer = coordinatorOf(cluster).scope('pg')!.writer;
   const [r1, r2] = (await w.cmd<Pid[]>({ cmd: 'spawn', n: 2 })) as [Pid, Pid];
 
   t.is(await w.cmd({ cmd: 'join', group: g, pids: r1 }), 'ok');
@@ -247,8 +238,8 @@ test('empty_group_by_remote_leave: after remote leaves the group is gone everywh
 
   // Join [R1, R2], leave [R2, R1]: the other order.
   t.is(await w.cmd({ cmd: 'join', group: g, pids: [r1, r2] }), 'ok');
-  const both = sortPids([r1, r2]);
-  t.deepEqual((await settle(() => sortPids(pg.getMembers(g)), both)).value, both);
+  const both = sorted([r1, r2]);
+  t.deepEqual((await settle(() => sorted(pg.getMembers(g)), both)).value, both);
   t.is(await w.cmd({ cmd: 'leave', group: g, pids: [r2, r1] }), 'ok');
   t.deepEqual((await settle(() => pg.getMembers(g), [])).value, []);
   t.deepEqual(pg.whichGroups(), []);
@@ -258,16 +249,16 @@ test('empty_group_by_remote_leave: after remote leaves the group is gone everywh
   // A leave of a group that emptied answers not_joined.
   t.is(await w.cmd({ cmd: 'leave', group: g, pids: r1 }), 'not_joined');
   // A sync now changes nothing (the node's contribution to the group is empty too).
-  cluster.coordinator.discover(w.id, 'pg');
+  coordinatorOf(cluster).discover(w.id, 'pg');
   await barrier(cluster, w.id);
   t.deepEqual(viewOf(pg), []);
 });
 
 test('group_leave: a pid joined 16 times and left 4 times shows 12; node down clears them (pg_SUITE group_leave)', async (t) => {
-  const cluster = await startPgCluster(t);
-  const w = await spawnPgWorker(cluster);
+  const cluster = await start(t);
+  const w = await spawnAgent(cluster);
   const pg = cluster.node.pg;
-  const [rp] = (await w.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [rp] = (await w.cmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
   const total = Array<Pid>(16).fill(rp);
   const left = total.slice(0, 4);
   const remain = total.slice(4);
@@ -282,8 +273,8 @@ test('group_leave: a pid joined 16 times and left 4 times shows 12; node down cl
 });
 
 test('group_leave: a list leave takes one occurrence per listed pid (more than joined is ok), an exit takes all', async (t) => {
-  const cluster = await startPgCluster(t);
-  const w = await spawnPgWorker(cluster);
+  const cluster = await start(t);
+  const w = await spawnAgent(cluster);
   const pg = cluster.node.pg;
   const [a, b] = (await w.cmd<Pid[]>({ cmd: 'spawn', n: 2 })) as [Pid, Pid];
   await w.cmd({ cmd: 'join', group: 'g', pids: [a, a, a, b, b] });
@@ -298,10 +289,10 @@ test('group_leave: a list leave takes one occurrence per listed pid (more than j
 });
 
 test('reads are synchronous and come from the shared index on any thread', async (t) => {
-  const cluster = await startPgCluster(t);
-  const [writer, reader] = await spawnPgWorkers(cluster, 2);
+  const cluster = await start(t);
+  const [writer, reader] = await spawnAgents(cluster, 2);
   const pg = cluster.node.pg;
-  const [rp] = (await writer!.cmd<Pid[]>({ cmd: 'spawn' })) as [Pid];
+  const [rp] = (await writer!.cmd<Pid[]>({ cmd: 'spawn', n: 1 })) as [Pid];
 
   // The reader starts polling its own index view before the writer joins: what it
   // sees reaches it through shared memory, not through any message to it.

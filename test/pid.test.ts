@@ -1,3 +1,7 @@
+/**
+ * Pids: makePid, nodeOf and serialOf round-trip over the whole range, isPid tells pids
+ * from everything else, and bad input is refused (RangeError, InvalidPidError).
+ */
 import test from 'ava';
 import fc from 'fast-check';
 import { formatPid, InvalidPidError, isPid, makePid, nodeOf, serialOf } from '../src/index.js';

@@ -1,7 +1,7 @@
 /**
  * PROTOCOL FUZZING with fast-check: garbage and malformed messages, well-formed messages
  * with forged pids, and messages from a node cut off from the scope, fed to the
- * coordinator as if a node sent them (`cluster.coordinator.inject`), posted for real on
+ * coordinator as if a node sent them (`coordinatorOf(cluster).inject`), posted for real on
  * a worker's control port (both directions, through structured clone), and posted as
  * frames on a peer link. After every run: the right counter went up by exactly the
  * number of bad messages, the index is unchanged (keys and members of every scope), no
@@ -24,16 +24,11 @@ import {
   startCluster,
 } from '../src/index.js';
 import { parseToCoordinator, parseToNode } from '../src/protocol/messages.js';
-import {
-  barrierAll,
-  CMD_SERIAL,
-  Commands,
-  fixtureUrl,
-  LONG,
-  type NodeCommand,
-  seedFromEnv,
-} from './support/reliability.js';
+import { type Agent, barrierAll, spawnAgent } from './support/cluster.js';
+import { Commands, SIDE_SERIAL } from './support/commands.js';
+import { LONG, seedFromEnv } from './support/reliability.js';
 import { type View, viewDiff, writerView } from './support/views.js';
+import { coordinatorOf } from '../src/coordinator/cluster.js';
 
 const SEED = seedFromEnv(0xf022);
 const RUNS = LONG ? 20_000 : 1_000;
@@ -41,27 +36,16 @@ const RUNS = LONG ? 20_000 : 1_000;
 const MAX_BATCH = 1 << 20;
 const SCOPES = ['pg', 'fuzz'];
 
-interface Worker {
-  id: number;
-  cmd<R = unknown>(c: NodeCommand): Promise<R>;
-}
-
 interface Fixture {
   cluster: Cluster;
-  a: Worker;
-  b: Worker;
+  a: Agent;
+  b: Agent;
   /** Live processes of a, of b, and of node 0. */
   pa: Pid[];
   pb: Pid[];
   p0: Pid[];
   /** Monitor events seen on the main thread since the setup. */
   events: () => number;
-}
-
-async function worker(cluster: Cluster): Promise<Worker> {
-  const h = await cluster.spawn(fixtureUrl('node'));
-  const pid = makePid(h.id, CMD_SERIAL);
-  return { id: h.id, cmd: <R>(c: NodeCommand) => cluster.node.call<R>(pid, c) };
 }
 
 /**
@@ -71,16 +55,16 @@ async function worker(cluster: Cluster): Promise<Worker> {
 async function setup(t: ExecutionContext): Promise<Fixture> {
   const cluster = await startCluster({ scopes: ['fuzz'] });
   t.teardown(() => cluster.stop());
-  const a = await worker(cluster);
-  const b = await worker(cluster);
-  const pa = await a.cmd<Pid[]>({ cmd: 'spawn', n: 3 });
-  const pb = await b.cmd<Pid[]>({ cmd: 'spawn', n: 2 });
+  const a = await spawnAgent(cluster);
+  const b = await spawnAgent(cluster);
+  const pa = await a.sideCmd<Pid[]>({ cmd: 'spawn', n: 3 });
+  const pb = await b.sideCmd<Pid[]>({ cmd: 'spawn', n: 2 });
   const local = new Commands(cluster.node);
   const p0 = local.run({ cmd: 'spawn', n: 2 }) as Pid[];
   for (const s of SCOPES) {
-    await a.cmd({ cmd: 'join', scope: s, group: 'g', pids: [pa[0]!, pa[0]!, pa[1]!] });
-    await a.cmd({ cmd: 'join', scope: s, group: ['t', 1], pids: pa[2]! });
-    await b.cmd({ cmd: 'join', scope: s, group: 'g', pids: pb });
+    await a.sideCmd({ cmd: 'join', scope: s, group: 'g', pids: [pa[0]!, pa[0]!, pa[1]!] });
+    await a.sideCmd({ cmd: 'join', scope: s, group: ['t', 1], pids: pa[2]! });
+    await b.sideCmd({ cmd: 'join', scope: s, group: 'g', pids: pb });
     await cluster.node.scope(s).join('g', p0);
     await cluster.node.scope(s).join(7, p0[1]!);
   }
@@ -97,10 +81,10 @@ function snapshot(cluster: Cluster): Record<string, View> {
 
 /** A join and a leave through the coordinator, from a worker and from node 0. */
 async function roundTrip(f: Fixture): Promise<void> {
-  await f.a.cmd({ cmd: 'join', scope: 'pg', group: 'round-trip', pids: f.pa[1]! });
-  if (f.cluster.coordinator.scope('pg')!.writer.members(encodeGroup('round-trip')).length !== 1)
+  await f.a.sideCmd({ cmd: 'join', scope: 'pg', group: 'round-trip', pids: f.pa[1]! });
+  if (coordinatorOf(f.cluster).scope('pg')!.writer.members(encodeGroup('round-trip')).length !== 1)
     throw new Error('a join acknowledged by the coordinator is not in the index');
-  const r = await f.a.cmd({ cmd: 'leave', scope: 'pg', group: 'round-trip', pids: f.pa[1]! });
+  const r = await f.a.sideCmd({ cmd: 'leave', scope: 'pg', group: 'round-trip', pids: f.pa[1]! });
   if (r !== 'ok') throw new Error(`leave after join answered ${String(r)}`);
   await f.cluster.node.pg.join('round-trip', f.p0[0]!);
   if ((await f.cluster.node.pg.leave('round-trip', f.p0[0]!)) !== 'ok')
@@ -122,7 +106,7 @@ async function after(
   }
   if (f.events() !== events) return `${label}: monitors saw ${f.events() - events} events`;
   await roundTrip(f);
-  await f.cluster.coordinator.barrier(0);
+  await coordinatorOf(f.cluster).barrier(0);
   if (f.events() !== events + 4) return `${label}: the round trip did not show on the monitor`;
   return undefined;
 }
@@ -340,7 +324,7 @@ test.serial(
         const before = snapshot(f.cluster);
         const stats = f.cluster.stats();
         const events = f.events();
-        f.cluster.coordinator.inject(fromA ? f.a.id : 0, raw);
+        coordinatorOf(f.cluster).inject(fromA ? f.a.id : 0, raw);
         const now = f.cluster.stats();
         if (now.malformed - stats.malformed !== expected) return false;
         if (now.forged !== stats.forged || now.ignored !== stats.ignored) return false;
@@ -417,7 +401,7 @@ test.serial(
         const before = snapshot(f.cluster);
         const stats = f.cluster.stats();
         const events = f.events();
-        f.cluster.coordinator.inject(f.a.id, m);
+        coordinatorOf(f.cluster).inject(f.a.id, m);
         const now = f.cluster.stats();
         if (now.forged - stats.forged !== 1 || now.malformed !== stats.malformed) return false;
         count++;
@@ -458,7 +442,7 @@ test.serial('well-formed writes from a node cut off from the scope are ignored',
       const before = snapshot(f.cluster);
       const stats = f.cluster.stats();
       const events = f.events();
-      f.cluster.coordinator.inject(f.b.id, m);
+      coordinatorOf(f.cluster).inject(f.b.id, m);
       const now = f.cluster.stats();
       if (now.ignored - stats.ignored !== 1 || now.malformed !== stats.malformed) return false;
       count++;
@@ -493,7 +477,7 @@ test.serial(
         const before = snapshot(f.cluster);
         const stats = f.cluster.stats();
         const events = f.events();
-        await f.a.cmd({ cmd: 'raw', messages: [raw] });
+        await f.a.sideCmd({ cmd: 'raw', messages: [raw] });
         await barrierAll(f.cluster); // the worker's raw post came before its `done`
         const now = f.cluster.stats();
         if (now.malformed - stats.malformed !== expected)
@@ -517,7 +501,7 @@ test.serial(
   async (t) => {
     t.timeout(LONG ? 1_800_000 : 120_000);
     const f = await setup(t);
-    const port = f.cluster.coordinator.port(f.a.id);
+    const port = coordinatorOf(f.cluster).port(f.a.id);
     t.truthy(port, 'the coordinator holds worker a’s control port');
     const toNode = fc.oneof(
       cloneable,
@@ -542,7 +526,7 @@ test.serial(
       }),
     );
     let total = 0;
-    const stats = () => f.a.cmd<{ malformed: number }>({ cmd: 'stats' });
+    const stats = () => f.a.sideCmd<{ malformed: number }>({ cmd: 'stats' });
     await fc.assert(
       fc.asyncProperty(maybeBatch(toNode), async (raw) => {
         const expected = badToNode(raw);
@@ -551,7 +535,7 @@ test.serial(
         const events = f.events();
         const m0 = (await stats()).malformed;
         port!.postMessage(raw);
-        await f.cluster.coordinator.barrier(f.a.id);
+        await coordinatorOf(f.cluster).barrier(f.a.id);
         const m1 = (await stats()).malformed;
         if (m1 - m0 !== expected) return false;
         total += expected;
@@ -572,8 +556,10 @@ test.serial('malformed frames on a peer link are counted by the node and dropped
   // Hand worker a a second link "from node 0" (the coordinator's `linked`), and keep its
   // other end: frames posted on it reach a's link code as frames from a peer.
   const { port1, port2 } = new MessageChannel();
-  f.cluster.coordinator.port(f.a.id)!.postMessage({ t: 'linked', peer: 0, port: port2 }, [port2]);
-  await f.cluster.coordinator.barrier(f.a.id);
+  coordinatorOf(f.cluster)
+    .port(f.a.id)!
+    .postMessage({ t: 'linked', peer: 0, port: port2 }, [port2]);
+  await coordinatorOf(f.cluster).barrier(f.a.id);
   // Not a call id (ids are safe integers above 0), not a serial (1 to 2^32 − 1).
   const badId = fc
     .oneof(notPid, fc.constant(0), fc.constant(-5))
@@ -621,7 +607,7 @@ test.serial('malformed frames on a peer link are counted by the node and dropped
         }
       };
       port1.on('message', on);
-      port1.postMessage([1, id, CMD_SERIAL, 0, { cmd: 'stats' }]);
+      port1.postMessage([1, id, SIDE_SERIAL, 0, { cmd: 'stats' }]);
     });
   };
   let total = 0;
@@ -645,11 +631,11 @@ test.serial('malformed frames on a peer link are counted by the node and dropped
     { ...fcParams(), numRuns: Math.ceil(RUNS / 2) },
   );
   port1.close();
-  await f.cluster.coordinator.barrier(f.a.id);
+  await coordinatorOf(f.cluster).barrier(f.a.id);
   // Its other link to node 0 still carries calls, and the cluster works.
   t.is(
-    await f.a.cmd({ cmd: 'count', scope: 'pg', group: 'g' }),
-    f.cluster.coordinator.scope('pg')!.writer.members(encodeGroup('g')).length,
+    await f.a.sideCmd({ cmd: 'count', scope: 'pg', group: 'g' }),
+    coordinatorOf(f.cluster).scope('pg')!.writer.members(encodeGroup('g')).length,
   );
   await roundTrip(f);
   t.log(`malformed frames dropped: ${total}`);
@@ -664,7 +650,7 @@ test.serial(
     const m0 = f.cluster.stats().malformed;
     // Serializing 3,000 levels works on the worker; deserializing them on the coordinator's
     // port overflows V8's stack there, and the port emits 'messageerror' instead of 'message'.
-    const sent = await f.a.cmd({
+    const sent = await f.a.sideCmd({
       cmd: 'raw',
       messages: [{ t: 'join', scope: 'pg', ref: 1, key: nest(3_000), pids: [f.pa[0]] }],
     });
@@ -706,13 +692,15 @@ test.serial(
         pids: [f.pa[0]],
       }),
     ];
-    for (const c of cases) t.notThrows(() => f.cluster.coordinator.inject(f.a.id, c));
+    for (const c of cases) t.notThrows(() => coordinatorOf(f.cluster).inject(f.a.id, c));
     t.is(f.cluster.stats().malformed - m0, cases.length);
     t.is(await after(f, before, f.events(), 'oversized'), undefined);
     // The longest key that is allowed works end to end.
     const longest: Group = 'y'.repeat(4094);
-    await f.a.cmd({ cmd: 'join', scope: 'pg', group: longest, pids: f.pa[0]! });
-    t.deepEqual(f.cluster.coordinator.scope('pg')!.writer.members(encodeGroup(longest)), [f.pa[0]]);
+    await f.a.sideCmd({ cmd: 'join', scope: 'pg', group: longest, pids: f.pa[0]! });
+    t.deepEqual(coordinatorOf(f.cluster).scope('pg')!.writer.members(encodeGroup(longest)), [
+      f.pa[0],
+    ]);
   },
 );
 

@@ -33,15 +33,16 @@ import {
   type Pid,
   startCluster,
 } from '../src/index.js';
-import { barrierAll, CMD_SERIAL, fixtureUrl, type NodeCommand } from './support/reliability.js';
-import { localViewOf, sortPids, writerView } from './support/views.js';
+import { AGENT, type Agent, barrierAll, spawnAgent } from './support/cluster.js';
+import { localViewOf, sorted, writerView } from './support/views.js';
+import { fixture } from './support/workers.js';
 
 type ErrorClass = abstract new (...args: never[]) => Error;
 
 interface Env {
   cluster: Cluster;
-  /** Worker node w and its command process. */
-  w: { id: number; cmd<R = unknown>(c: NodeCommand): Promise<R> };
+  /** Worker node w. */
+  w: Agent;
   /** Live local processes (p0[0] is in 'g' twice and in ['t', 1]; p0[1] in 'g'). */
   p0: Pid[];
   /** A local process that exited. */
@@ -62,32 +63,27 @@ async function setup(t: ExecutionContext): Promise<Env> {
   const cluster = await startCluster({ scopes: ['extra', STOPPED] });
   t.teardown(() => cluster.stop());
   const node = cluster.node;
-  const spawnWorker = async () => {
-    const h = await cluster.spawn(fixtureUrl('node'));
-    const pid = makePid(h.id, CMD_SERIAL);
-    return { h, id: h.id, cmd: <R>(c: NodeCommand) => node.call<R>(pid, c) };
-  };
-  const w = await spawnWorker();
-  const gone = await spawnWorker();
-  const [dead] = await gone.cmd<Pid[]>({ cmd: 'spawn', n: 1 });
-  await gone.h.terminate();
+  const w = await spawnAgent(cluster);
+  const gone = await spawnAgent(cluster);
+  const [dead] = await gone.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 });
+  await gone.terminate();
   const p0 = [node.spawn((m) => m), node.spawn((m) => m)];
   const exited = node.spawn((m) => m);
   node.exit(exited);
-  const pw = await w.cmd<Pid[]>({ cmd: 'spawn', n: 2 });
-  const [wExited] = await w.cmd<Pid[]>({ cmd: 'spawn', n: 1 });
-  await w.cmd({ cmd: 'exit', pids: [wExited!] });
+  const pw = await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 2 });
+  const [wExited] = await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 });
+  await w.sideCmd({ cmd: 'exit', pids: [wExited!] });
   for (const s of ['pg', 'extra']) {
     const scope = s === 'pg' ? node.pg : node.scope(s);
     await scope.join('g', [p0[0]!, p0[0]!, p0[1]!]);
     await scope.join(['t', 1], p0[0]!);
-    await w.cmd({ cmd: 'join', scope: s, group: 'g', pids: pw });
+    await w.sideCmd({ cmd: 'join', scope: s, group: 'g', pids: pw });
   }
   await cluster.stopScope(STOPPED);
   await barrierAll(cluster);
   return {
     cluster,
-    w: { id: w.id, cmd: w.cmd },
+    w,
     p0,
     exited,
     pw,
@@ -106,7 +102,7 @@ async function snapshot(env: Env): Promise<string> {
     pg: writerView(env.cluster, 'pg'),
     extra: writerView(env.cluster, 'extra'),
     local0: [localViewOf(node.pg), localViewOf(node.scope('extra'))],
-    localW: await env.w.cmd({ cmd: 'local', scopes: ['pg', 'extra'] }),
+    localW: await env.w.sideCmd({ cmd: 'localViews', scopes: ['pg', 'extra'] }),
     nodes: env.cluster.nodes(),
     scopes: env.cluster.scopes(),
     processes: stats.processes,
@@ -325,9 +321,9 @@ test('pg.join and pg.leave: bad groups, bad pids, remote, exited and dead pids, 
       expect: { ok: (v) => v === 'not_joined', what: "'not_joined'" },
     },
     {
-      name: "join('g', a local pid never spawned): no-op",
+      name: "join('g', a local pid never spawned, such as 42): NoProcessError naming it",
       run: () => pg.join('g', makePid(0, 123_456)),
-      expect: { ok: isUndefined, what: 'undefined' },
+      expect: { rejects: NoProcessError, names: formatted(makePid(0, 123_456)) },
     },
     {
       name: "join('g', [])",
@@ -395,7 +391,7 @@ test('errors from another thread keep their class, fields and native-error slot'
   const node = env.cluster.node;
   // Worker w tries to join a pid of node 0: NotLocalError, made on w, rebuilt here.
   const e1 = await t.throwsAsync(
-    env.w.cmd({ cmd: 'join', scope: 'pg', group: 'g', pids: env.p0[0]! }),
+    env.w.sideCmd({ cmd: 'join', scope: 'pg', group: 'g', pids: env.p0[0]! }),
   );
   t.true(e1 instanceof NotLocalError, `${e1?.name}`);
   t.true(types.isNativeError(e1));
@@ -404,7 +400,7 @@ test('errors from another thread keep their class, fields and native-error slot'
   t.is((e1 as NotLocalError).pid, env.p0[0]!);
   t.regex(e1?.message ?? '', /<0\.\d+>/);
   const e2 = await t.throwsAsync(
-    env.w.cmd({ cmd: 'join', scope: STOPPED, group: 'g', pids: env.pw[0]! }),
+    env.w.sideCmd({ cmd: 'join', scope: STOPPED, group: 'g', pids: env.pw[0]! }),
   );
   t.true(e2 instanceof NoScopeError && types.isNativeError(e2), `${e2?.name}`);
   // A call to a process of w that exited: NoProcessError from w.
@@ -510,10 +506,7 @@ test('synchronous reads: bad groups throw, on running and on stopped scopes alik
   );
   await matrix(t, env, cases);
   // Reads the rejected calls must not have disturbed.
-  t.deepEqual(
-    sortPids(pg.getMembers('g')),
-    sortPids([env.p0[0]!, env.p0[0]!, env.p0[1]!, ...env.pw]),
-  );
+  t.deepEqual(sorted(pg.getMembers('g')), sorted([env.p0[0]!, env.p0[0]!, env.p0[1]!, ...env.pw]));
   t.is(pg.count(['t', 1]), 1);
 });
 
@@ -932,7 +925,7 @@ test('node: spawn, send, call, exit, isAlive and monitor with bad pids, options 
 
 test('call with a `signal` that is not an AbortSignal: a TypeError, nothing left pending, no crash later', async (t) => {
   // In a child process: what this checks for is an exception nobody can catch.
-  const script = fileURLToPath(fixtureUrl('signal-child'));
+  const script = fileURLToPath(fixture('reliability-signal-child'));
   const { stdout } = await execFileAsync(process.execPath, [script], { timeout: 60_000 });
   const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
     outcomes: { local: string; remote: string };
@@ -956,13 +949,13 @@ test('call with a `signal` that is not an AbortSignal: a TypeError, nothing left
 test('cluster: spawn, startScope and stopScope with bad arguments', async (t) => {
   const env = await setup(t);
   const { cluster } = env;
-  const good = fixtureUrl('node');
+  const good = AGENT;
   const cases: Case[] = [];
   for (const [what, url, Want, names] of [
     ['42', 42, TypeError, /42/],
     ['null', null, TypeError, /null/],
     ['an object', {}, TypeError, /object|Object/],
-    ['a missing file', fixtureUrl('does-not-exist'), Error, /does-not-exist/],
+    ['a missing file', fixture('does-not-exist'), Error, /does-not-exist/],
   ] as [string, unknown, ErrorClass, RegExp][]) {
     cases.push({
       name: `spawn(${what})`,

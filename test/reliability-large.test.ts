@@ -14,15 +14,12 @@
 import test, { type ExecutionContext } from 'ava';
 import { type Cluster, makePid, nodeOf, type Pid, startCluster } from '../src/index.js';
 import type { ReaderCommand, ReaderReport, Watch } from './fixtures/reliability-reader.js';
-import {
-  barrierAll,
-  CMD_SERIAL,
-  fixtureUrl,
-  LONG,
-  type NodeCommand,
-} from './support/reliability.js';
-import { sortPids } from './support/views.js';
+import { type Agent, barrierAll, spawnAgents } from './support/cluster.js';
+import { LONG } from './support/reliability.js';
+import { sorted } from './support/views.js';
 import { poll } from './support/wait.js';
+import { fixture } from './support/workers.js';
+import { coordinatorOf } from '../src/coordinator/cluster.js';
 
 const NODES = LONG ? 20 : 10;
 const PER_NODE = 100_000;
@@ -31,19 +28,13 @@ const GROUPS = LONG ? 500_000 : 100_000;
 const ONE_CALL = LONG ? 1_000_000 : 100_000;
 const READERS = 2;
 
-interface Writer {
-  id: number;
-  terminate(): Promise<void>;
-  cmd<R = unknown>(c: NodeCommand): Promise<R>;
-}
-
 async function setup(
   t: ExecutionContext,
   scope: string,
   writers: number,
 ): Promise<{
   cluster: Cluster;
-  writers: Writer[];
+  writers: Agent[];
   readers: Pid[];
   toReaders(c: ReaderCommand): Promise<unknown[]>;
 }> {
@@ -51,20 +42,11 @@ async function setup(
   t.teardown(() => cluster.stop());
   const readers: Pid[] = [];
   for (let i = 0; i < READERS; i++) {
-    const r = await cluster.spawn(fixtureUrl('reader'), { workerData: { universe: [] } });
+    const r = await cluster.spawn(fixture('reliability-reader'), { workerData: { universe: [] } });
     readers.push(makePid(r.id, 1));
   }
   const toReaders = (c: ReaderCommand) => Promise.all(readers.map((r) => cluster.node.call(r, c)));
-  const ws: Writer[] = [];
-  for (let i = 0; i < writers; i++) {
-    const h = await cluster.spawn(fixtureUrl('node'));
-    const pid = makePid(h.id, CMD_SERIAL);
-    ws.push({
-      id: h.id,
-      terminate: () => h.terminate(),
-      cmd: <R>(c: NodeCommand) => cluster.node.call<R>(pid, c),
-    });
-  }
+  const ws = await spawnAgents(cluster, writers);
   await toReaders({ cmd: 'allow', ids: ws.map((w) => w.id) });
   return { cluster, writers: ws, readers, toReaders };
 }
@@ -107,7 +89,9 @@ test.serial(
     const total = NODES * PER_NODE;
     const { cluster, writers, toReaders } = await setup(t, 'big', NODES);
     let at = performance.now();
-    const pids = await Promise.all(writers.map((w) => w.cmd<Pid[]>({ cmd: 'spawn', n: PER_NODE })));
+    const pids = await Promise.all(
+      writers.map((w) => w.sideCmd<Pid[]>({ cmd: 'spawn', n: PER_NODE })),
+    );
     t.log(
       `spawned ${total} processes on ${NODES} nodes in ${Math.round(performance.now() - at)} ms`,
     );
@@ -116,7 +100,7 @@ test.serial(
     at = performance.now();
     await Promise.all(
       writers.map((w, i) =>
-        w.cmd({
+        w.sideCmd({
           cmd: 'joinChunks',
           scope: 'big',
           group: 'huge',
@@ -130,11 +114,11 @@ test.serial(
       `joined ${total} members (${total / CHUNK} list joins) in ${Math.round(performance.now() - at)} ms`,
     );
     t.is(await countReaches(cluster, 'big', 'huge', total), total);
-    const writer = cluster.coordinator.scope('big')!.writer;
+    const writer = coordinatorOf(cluster).scope('big')!.writer;
     t.log(`index: ${JSON.stringify(writer.stats())}`);
     const members = cluster.node.scope('big').getMembers('huge');
     t.is(members.length, total);
-    t.deepEqual(sortPids(members), sortPids(pids.flat()), 'exactly the pids joined');
+    t.deepEqual(sorted(members), sorted(pids.flat()), 'exactly the pids joined');
     report(t, 'joins', (await toReaders({ cmd: 'stop' })) as ReaderReport[]);
 
     // Empty it: half the nodes leave in list leaves, the other half go down (100,000 at once).
@@ -143,7 +127,7 @@ test.serial(
     const half = Math.floor(NODES / 2);
     await Promise.all([
       ...writers.slice(0, half).map((w, i) =>
-        w.cmd({
+        w.sideCmd({
           cmd: 'leaveChunks',
           scope: 'big',
           group: 'huge',
@@ -169,10 +153,10 @@ test.serial(
     t.timeout(LONG ? 1_800_000 : 170_000);
     const { cluster, writers, toReaders } = await setup(t, 'many', 1);
     const w = writers[0]!;
-    const [pid] = await w.cmd<Pid[]>({ cmd: 'spawn', n: 1 });
+    const [pid] = await w.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 });
     await toReaders({ cmd: 'watch', watches: [{ scope: 'many', monotone: true, sampleOne: 200 }] });
     let at = performance.now();
-    await w.cmd({
+    await w.sideCmd({
       cmd: 'joinMany',
       scope: 'many',
       prefix: 'grp',
@@ -181,7 +165,7 @@ test.serial(
       window: 256,
     });
     t.log(`${GROUPS} joins, one group each, in ${Math.round(performance.now() - at)} ms`);
-    const writer = cluster.coordinator.scope('many')!.writer;
+    const writer = coordinatorOf(cluster).scope('many')!.writer;
     t.is(writer.keys().length, GROUPS);
     t.log(`index: ${JSON.stringify(writer.stats())}`);
     const scope = cluster.node.scope('many');
@@ -203,7 +187,7 @@ test.serial(
       watches: [{ scope: 'many', groupsMultiple: GROUPS, sampleOne: 200 }],
     });
     at = performance.now();
-    await w.cmd({ cmd: 'exit', pids: [pid!] });
+    await w.sideCmd({ cmd: 'exit', pids: [pid!] });
     await barrierAll(cluster);
     const gone = await poll(
       () => {
@@ -227,7 +211,7 @@ test.serial(
     t.timeout(LONG ? 1_800_000 : 170_000);
     const { cluster, writers, toReaders } = await setup(t, 'one', 1);
     const w = writers[0]!;
-    const pids = await w.cmd<Pid[]>({ cmd: 'spawn', n: ONE_CALL });
+    const pids = await w.sideCmd<Pid[]>({ cmd: 'spawn', n: ONE_CALL });
     const events: [string, number][] = [];
     await cluster.node
       .scope('one')
@@ -237,7 +221,7 @@ test.serial(
       watches: [{ scope: 'one', group: 'all', multiple: ONE_CALL }],
     });
     let at = performance.now();
-    await w.cmd({ cmd: 'join', scope: 'one', group: 'all', pids });
+    await w.sideCmd({ cmd: 'join', scope: 'one', group: 'all', pids });
     t.log(`one join of ${ONE_CALL} pids in ${Math.round(performance.now() - at)} ms`);
     t.is(await countReaches(cluster, 'one', 'all', ONE_CALL), ONE_CALL);
     t.true(
@@ -247,7 +231,7 @@ test.serial(
         .every((p) => nodeOf(p) === w.id),
     );
     at = performance.now();
-    t.is(await w.cmd({ cmd: 'leave', scope: 'one', group: 'all', pids }), 'ok');
+    t.is(await w.sideCmd({ cmd: 'leave', scope: 'one', group: 'all', pids }), 'ok');
     t.log(`one leave of ${ONE_CALL} pids in ${Math.round(performance.now() - at)} ms`);
     t.is(await countReaches(cluster, 'one', 'all', 0), 0);
     await barrierAll(cluster);
@@ -257,6 +241,6 @@ test.serial(
     ]);
     const reports = (await toReaders({ cmd: 'stop' })) as ReaderReport[];
     report(t, 'one join and one leave', reports);
-    t.deepEqual(cluster.coordinator.scope('one')!.writer.keys(), []);
+    t.deepEqual(coordinatorOf(cluster).scope('one')!.writer.keys(), []);
   },
 );

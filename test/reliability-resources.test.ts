@@ -14,23 +14,12 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
-import {
-  encodeGroup,
-  makePid,
-  NodeDownError,
-  nodeOf,
-  type Pid,
-  startCluster,
-} from '../src/index.js';
-import {
-  barrierAll,
-  CMD_SERIAL,
-  fixtureUrl,
-  LONG,
-  type NodeCommand,
-} from './support/reliability.js';
-import { writerView } from './support/views.js';
+import { encodeGroup, NodeDownError, nodeOf, type Pid, startCluster } from '../src/index.js';
+import { barrierAll, spawnAgent } from './support/cluster.js';
+import { LONG } from './support/reliability.js';
+import { sorted, writerView } from './support/views.js';
 import { outcome } from './support/wait.js';
+import { fixture } from './support/workers.js';
 
 const execFileAsync = promisify(execFile);
 const CYCLES = LONG ? 5_000_000 : 1_000_000;
@@ -51,7 +40,7 @@ async function child(
   flags: string[],
   timeout: number,
 ): Promise<Child> {
-  const script = fileURLToPath(fixtureUrl(name));
+  const script = fileURLToPath(fixture(`reliability-${name}`));
   try {
     const r = await execFileAsync(process.execPath, [...flags, script, ...args], {
       timeout,
@@ -122,29 +111,24 @@ test('a worker that runs out of heap is a node that went down; the cluster goes 
   const cluster = await startCluster();
   t.teardown(() => cluster.stop());
   const node = cluster.node;
-  const spawn = async (name: string, options = {}) => {
-    const h = await cluster.spawn(fixtureUrl(name), options);
-    const pid = makePid(h.id, CMD_SERIAL);
-    return { h, id: h.id, cmd: <R>(c: NodeCommand) => node.call<R>(pid, c) };
-  };
-  const healthy = await spawn('node');
-  const doomed = await spawn('oom', {
+  const healthy = await spawnAgent(cluster);
+  const doomed = await spawnAgent(cluster, {
     resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
   });
-  const hp = await healthy.cmd<Pid[]>({ cmd: 'spawn', n: 2 });
-  const dp = await doomed.cmd<Pid[]>({ cmd: 'spawn', n: 3 });
-  await healthy.cmd({ cmd: 'join', scope: 'pg', group: 'shared', pids: hp });
-  await doomed.cmd({ cmd: 'join', scope: 'pg', group: 'shared', pids: dp });
-  await doomed.cmd({ cmd: 'join', scope: 'pg', group: 'only-doomed', pids: dp });
+  const hp = await healthy.sideCmd<Pid[]>({ cmd: 'spawn', n: 2 });
+  const dp = await doomed.sideCmd<Pid[]>({ cmd: 'spawn', n: 3 });
+  await healthy.sideCmd({ cmd: 'join', scope: 'pg', group: 'shared', pids: hp });
+  await doomed.sideCmd({ cmd: 'join', scope: 'pg', group: 'shared', pids: dp });
+  await doomed.sideCmd({ cmd: 'join', scope: 'pg', group: 'only-doomed', pids: dp });
   const events: string[] = [];
   await node.pg.monitorScope({
     onEvent: (e) => events.push(`${e.kind} ${encodeGroup(e.group)} ${e.pids.length}`),
   });
   const down = new Promise<number>((resolve) => node.on('nodedown', resolve));
-  const exit = new Promise<number>((resolve) => doomed.h.worker.once('exit', resolve));
+  const exit = new Promise<number>((resolve) => doomed.worker.once('exit', resolve));
   // A call in flight to it when it dies, and the call that makes it die.
   const pending = outcome(node.call(dp[0]!, 'never answered?'));
-  const oom = outcome(doomed.cmd({ cmd: 'oom' }));
+  const oom = outcome(doomed.sideCmd({ cmd: 'oom' }));
   const code = await exit;
   t.is(await down, doomed.id);
   t.log(`the worker exited with code ${code}`);
@@ -162,7 +146,7 @@ test('a worker that runs out of heap is a node that went down; the cluster goes 
     view.some(([, pids]) => pids.some((p) => nodeOf(p) === doomed.id)),
     `members of the dead node remain: ${JSON.stringify(view)}`,
   );
-  t.deepEqual(view, [[encodeGroup('shared'), [...hp].sort((a, b) => a - b)]]);
+  t.deepEqual(view, [[encodeGroup('shared'), sorted(hp)]]);
   t.deepEqual(events.sort(), [
     `leave ${encodeGroup('only-doomed')} 3`,
     `leave ${encodeGroup('shared')} 3`,
@@ -170,10 +154,10 @@ test('a worker that runs out of heap is a node that went down; the cluster goes 
   t.deepEqual(cluster.nodes().sort(), [0, healthy.id]);
   // The cluster goes on: calls, joins, a new node.
   t.is(await node.call(hp[0]!, 'still there'), 'still there');
-  await healthy.cmd({ cmd: 'join', scope: 'pg', group: 'after', pids: hp[1]! });
-  const again = await spawn('node');
-  const [ap] = await again.cmd<Pid[]>({ cmd: 'spawn', n: 1 });
-  await again.cmd({ cmd: 'join', scope: 'pg', group: 'after', pids: ap! });
+  await healthy.sideCmd({ cmd: 'join', scope: 'pg', group: 'after', pids: hp[1]! });
+  const again = await spawnAgent(cluster);
+  const [ap] = await again.sideCmd<Pid[]>({ cmd: 'spawn', n: 1 });
+  await again.sideCmd({ cmd: 'join', scope: 'pg', group: 'after', pids: ap! });
   node.pg.refresh();
   t.is(node.pg.count('after'), 2);
   t.is(cluster.stats().nodes, 3);

@@ -86,26 +86,14 @@ export class Cluster {
   readonly #coordinator: Coordinator;
   readonly #workers = new Map<number, Worker>();
   readonly #exits = new Map<number, Promise<void>>();
-  #node!: Node;
+  readonly #node: Node;
   #stopping: Promise<void> | undefined;
 
   /** @internal Use `startCluster()`. */
-  constructor(coordinator: Coordinator) {
+  constructor(coordinator: Coordinator, node: Node) {
     this.#coordinator = coordinator;
-  }
-
-  /** @internal */
-  static async start(options: ClusterOptions = {}): Promise<Cluster> {
-    const coordinator = new Coordinator(options.index ?? {});
-    const cluster = new Cluster(coordinator);
-    coordinator.startScope('pg');
-    for (const name of options.scopes ?? []) coordinator.startScope(name);
-    const { port1, port2 } = new MessageChannel();
-    coordinator.accept(port1);
-    const connectOptions: ConnectOptions = { name: 'coordinator' };
-    if (options.handler !== undefined) connectOptions.handler = options.handler;
-    cluster.#node = await attach(port2, connectOptions);
-    return cluster;
+    this.#node = node;
+    coordinators.set(this, coordinator);
   }
 
   /** This thread's node (node 0). */
@@ -274,11 +262,6 @@ export class Cluster {
     return this.#coordinator.partition(node, scope, false);
   }
 
-  /** @internal The coordinator itself (tests that craft protocol messages). */
-  get coordinator(): Coordinator {
-    return this.#coordinator;
-  }
-
   /**
    * Ends the cluster, gracefully by default: every node first handles what was sent to
    * it before the stop (sends, broadcasts, calls) and its calls in flight settle, for
@@ -311,7 +294,24 @@ export class Cluster {
   }
 }
 
+/**
+ * The coordinator behind a cluster, for tests and benchmarks that craft protocol
+ * messages or read its tables. Not part of the public API (index.ts does not export it).
+ */
+export function coordinatorOf(cluster: Cluster): Coordinator {
+  return coordinators.get(cluster)!;
+}
+
+const coordinators = new WeakMap<Cluster, Coordinator>();
+
 /** Makes this thread the coordinator of a new cluster, and node 0 of it. */
-export function startCluster(options?: ClusterOptions): Promise<Cluster> {
-  return Cluster.start(options);
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const coordinator = new Coordinator(options.index ?? {});
+  coordinator.startScope('pg');
+  for (const name of options.scopes ?? []) coordinator.startScope(name);
+  const { port1, port2 } = new MessageChannel();
+  coordinator.accept(port1);
+  const connectOptions: ConnectOptions = { name: 'coordinator' };
+  if (options.handler !== undefined) connectOptions.handler = options.handler;
+  return new Cluster(coordinator, await attach(port2, connectOptions));
 }

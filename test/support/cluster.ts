@@ -1,5 +1,7 @@
 /**
- * Shared helpers of the cluster tests (test/cluster-*.test.ts).
+ * Shared helpers of the tests that run a cluster: starting it, agents (worker nodes
+ * running test/fixtures/agent.ts, driven by the commands of commands.ts), barriers,
+ * node events and rejections.
  */
 import type { Worker } from 'node:worker_threads';
 import type { ExecutionContext } from 'ava';
@@ -12,14 +14,14 @@ import {
   type SpawnNodeOptions,
   startCluster,
 } from '../../src/index.js';
+import { type Command, SIDE_SERIAL } from './commands.js';
+import type { Kind } from './processes.js';
 import { outcome } from './wait.js';
+import { fixture } from './workers.js';
+import { coordinatorOf } from '../../src/coordinator/cluster.js';
 
-/** The generic worker node (test/fixtures/cluster-agent.ts). */
-export const AGENT = new URL('../fixtures/cluster-agent.js', import.meta.url);
-
-export function fixture(name: string): URL {
-  return new URL(`../fixtures/cluster-${name}.js`, import.meta.url);
-}
+/** The worker node every suite drives by commands (test/fixtures/agent.ts). */
+export const AGENT = fixture('agent');
 
 /** Starts a cluster that is stopped when the test ends, whatever happens. */
 export async function start(t: ExecutionContext, options?: ClusterOptions): Promise<Cluster> {
@@ -32,31 +34,79 @@ export async function start(t: ExecutionContext, options?: ClusterOptions): Prom
 export interface Agent {
   readonly id: number;
   readonly worker: Worker;
-  /** Its root process, which runs commands. */
+  /** Its root process, which runs commands one at a time. */
   readonly root: Pid;
+  /** Its side process, which runs commands concurrently (in arrival order up to their first await). */
+  readonly side: Pid;
   terminate(): Promise<void>;
-  /** Runs a command on the agent (see the fixture for the list). */
-  cmd<R = unknown>(command: { cmd: string; [k: string]: unknown }): Promise<R>;
+  /** Runs a command on the root process. */
+  cmd<R = unknown>(command: Command): Promise<R>;
+  /** Runs a command on the side process. */
+  sideCmd<R = unknown>(command: Command): Promise<R>;
   /** Spawns one process of the given kind on the agent. */
-  spawn(kind: string, concurrency?: number): Promise<Pid>;
+  spawn(kind: Kind, concurrency?: number): Promise<Pid>;
 }
 
 export async function spawnAgent(cluster: Cluster, options: SpawnNodeOptions = {}): Promise<Agent> {
   const w = await cluster.spawn(AGENT, options);
   const root = makePid(w.id, 1);
-  const cmd = <R>(command: { cmd: string; [k: string]: unknown }) =>
-    cluster.node.call<R>(root, command);
+  const side = makePid(w.id, SIDE_SERIAL);
+  const cmd = <R>(command: Command) => cluster.node.call<R>(root, command);
   return {
     id: w.id,
     worker: w.worker,
     root,
+    side,
     terminate: () => w.terminate(),
     cmd,
-    spawn: (kind, concurrency) =>
-      cmd<Pid>(
-        concurrency === undefined ? { cmd: 'spawn', kind } : { cmd: 'spawn', kind, concurrency },
-      ),
+    sideCmd: <R>(command: Command) => cluster.node.call<R>(side, command),
+    spawn: (kind, concurrency) => cmd<Pid>({ cmd: 'spawn', kind, concurrency }),
   };
+}
+
+/** Spawns `n` agents, one after the other (node ids in order). */
+export async function spawnAgents(
+  cluster: Cluster,
+  n: number,
+  options: SpawnNodeOptions = {},
+): Promise<Agent[]> {
+  const out: Agent[] = [];
+  for (let i = 0; i < n; i++) out.push(await spawnAgent(cluster, options));
+  return out;
+}
+
+/** Starts `n` processes on `node` that answer every call with 'pong'. */
+export function spawnLocal(node: Node, n = 1): Pid[] {
+  return Array.from({ length: n }, () => node.spawn(() => 'pong'));
+}
+
+/**
+ * A round trip over `node`'s control port: when it resolves, the node has handled
+ * every coordinator message sent to it before (a `discover`, an event, say), and the
+ * coordinator has applied every message the node posted before its answer (a `sync`, a
+ * join, say). This is pg_SUITE's `sync({Scope, Peer})` followed by `sync(Scope)`.
+ * Immediate for a node that is gone.
+ */
+export function barrier(cluster: Cluster, node: number): Promise<void> {
+  return coordinatorOf(cluster).barrier(node);
+}
+
+/** A barrier to every node that is up. */
+export async function barrierAll(cluster: Cluster): Promise<void> {
+  await Promise.all(cluster.nodes().map((id) => barrier(cluster, id)));
+}
+
+/**
+ * Barriers to every node of `ids` (default: every node up), twice: after it, what
+ * those nodes wrote has been applied, and the events it caused have been handled by
+ * every monitor held by those nodes.
+ */
+export async function flush(
+  cluster: Cluster,
+  ids: readonly number[] = cluster.nodes(),
+): Promise<void> {
+  await Promise.all(ids.map((id) => barrier(cluster, id)));
+  await Promise.all(ids.map((id) => barrier(cluster, id)));
 }
 
 /** Resolves when `node` sees `event` for node `id`. Register it before causing the event. */
@@ -105,6 +155,8 @@ export interface ErrorExpectation {
   name?: string;
   message?: string | RegExp;
   code?: unknown;
+  /** What was tried, for the assertion messages. */
+  label?: string;
 }
 
 /**
@@ -118,29 +170,22 @@ export async function rejects<E = Error & { code?: unknown }>(
   promise: Promise<unknown>,
   expected: ErrorExpectation = {},
 ): Promise<E> {
+  const what = expected.label === undefined ? '' : `${expected.label}: `;
   const result = await outcome(promise);
   if (result.ok) {
-    t.fail(`expected a rejection, got the value ${String(result.value)}`);
+    t.fail(`${what}expected a rejection, got the value ${String(result.value)}`);
     return undefined as E;
   }
   const e = result.error as Error & { code?: unknown };
   if (expected.instanceOf !== undefined)
     t.true(
       e instanceof expected.instanceOf,
-      `expected an instance of ${expected.instanceOf.name}, got ${String(e)}`,
+      `${what}expected an instance of ${expected.instanceOf.name}, got ${String(e)}`,
     );
-  if (expected.name !== undefined) t.is(e?.name, expected.name);
-  if (typeof expected.message === 'string') t.is(e?.message, expected.message);
-  else if (expected.message !== undefined) t.regex(e?.message ?? '', expected.message);
-  if ('code' in expected) t.is(e?.code, expected.code);
+  if (expected.name !== undefined) t.is(e?.name, expected.name, expected.label);
+  if (typeof expected.message === 'string') t.is(e?.message, expected.message, expected.label);
+  else if (expected.message !== undefined)
+    t.regex(e?.message ?? '', expected.message, expected.label);
+  if ('code' in expected) t.is(e?.code, expected.code, expected.label);
   return e as E;
-}
-
-/**
- * Marks promises as handled, so that a test that stops at a failed assertion before it
- * awaits them all does not also report unhandled rejections. Awaiting them still throws.
- */
-export function handled<T extends Promise<unknown>[]>(...promises: T): T {
-  for (const p of promises) p.catch(() => {});
-  return promises;
 }

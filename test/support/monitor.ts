@@ -1,14 +1,13 @@
 /**
- * Helpers of the pg monitor tests (test/monitor-*.test.ts) and of their worker fixture
- * (test/fixtures/monitor-node.ts).
+ * Helpers of the pg monitor tests (test/monitor-*.test.ts): events compared as
+ * multisets, collectors of a monitor's events, monitors on this thread, a random
+ * workload, and a node whose control port the test listens to. On a worker, the
+ * `watch…` commands of commands.ts hold monitors the same way.
  *
- * Waiting is done with round trips, never with timers: `flush(cluster, ids)` is a
- * barrier to each node of `ids` (the coordinator has applied everything the node posted
- * before, and the node has handled everything the coordinator sent it before), done
- * twice, so that the events caused by the writes of one node have reached the monitors
- * held by another.
+ * Waiting is done with round trips, never with timers: see `flush` in cluster.ts.
  *
- * This module is also imported by the fixture: it must not import ava at run time.
+ * The agent fixture imports this module too (through commands.ts): it must not import
+ * ava at run time.
  */
 import type { MessagePort } from 'node:worker_threads';
 import {
@@ -18,25 +17,31 @@ import {
   type Group,
   type MembershipEvent,
   type MonitorOptions,
-  makePid,
   type Node,
   type Pid,
   type Scope,
 } from '../../src/index.js';
 import { Rng } from './random.js';
-import { sortPids } from './views.js';
-
-/** The worker script of the monitor tests. */
-export const MONITOR_NODE = new URL('../fixtures/monitor-node.js', import.meta.url);
-
-/** Milliseconds a command to a worker may take before the call fails (it never should). */
-export const CMD_TIMEOUT = 20_000;
+import { sorted } from './views.js';
+import { Condition, errorName } from './wait.js';
 
 // Events ------------------------------------------------------------------------------------
 
+const noop = (): void => {};
+
+/** A join event, as a monitor delivers it. */
+export function join(group: Group, pids: Pid[]): MembershipEvent {
+  return { kind: 'join', group, pids };
+}
+
+/** A leave event, as a monitor delivers it. */
+export function leave(group: Group, pids: Pid[]): MembershipEvent {
+  return { kind: 'leave', group, pids };
+}
+
 /** An event with its pids sorted: for comparing events whose pid order is not specified. */
 export function sortedEvent(e: MembershipEvent): MembershipEvent {
-  return { kind: e.kind, group: e.group, pids: sortPids(e.pids) };
+  return { kind: e.kind, group: e.group, pids: sorted(e.pids) };
 }
 
 /** Events in a canonical order (kind, group key, pids): for comparing them as a multiset. */
@@ -55,11 +60,6 @@ export interface CollectorState {
   error: string | undefined;
 }
 
-interface Waiter {
-  test: () => boolean;
-  resolve: () => void;
-}
-
 /**
  * Consumes a monitor's events into an array, as they come. `until` resolves when the
  * events satisfy a predicate, or the stream ends, or `orWhen` settles: whichever first.
@@ -70,7 +70,7 @@ export class Collector {
   error: unknown;
   /** Settles when the iterator finishes (never rejects). */
   readonly done: Promise<void>;
-  #waiters: Waiter[] = [];
+  readonly #changed = new Condition();
 
   constructor(source?: AsyncIterable<MembershipEvent>) {
     this.done = source === undefined ? new Promise<void>(() => {}) : this.#consume(source);
@@ -84,20 +84,14 @@ export class Collector {
 
   push(e: MembershipEvent): void {
     this.events.push(e);
-    this.#check();
+    this.#changed.notify();
   }
 
   /** Resolves once `test(events)` holds, the stream ends, or `orWhen` settles. */
   until(test: (events: MembershipEvent[]) => boolean, orWhen?: Promise<unknown>): Promise<void> {
-    if (test(this.events) || this.ended) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const w = { test: () => test(this.events), resolve };
-      this.#waiters.push(w);
-      void orWhen?.then(
-        () => resolve(),
-        () => resolve(),
-      );
-    });
+    const reached = this.#changed.until(() => this.ended || test(this.events));
+    if (orWhen === undefined) return reached;
+    return Promise.race([reached, orWhen.then(noop, noop)]);
   }
 
   state(): CollectorState {
@@ -115,22 +109,8 @@ export class Collector {
       this.error = error;
     }
     this.ended = true;
-    this.#check();
+    this.#changed.notify();
   }
-
-  #check(): void {
-    if (this.#waiters.length === 0) return;
-    const keep: Waiter[] = [];
-    for (const w of this.#waiters) {
-      if (this.ended || w.test()) w.resolve();
-      else keep.push(w);
-    }
-    this.#waiters = keep;
-  }
-}
-
-export function errorName(e: unknown): string {
-  return e instanceof Error ? e.name : `thrown ${String(e)}`;
 }
 
 /** A monitor started by the test on this thread, with its events collected. */
@@ -139,54 +119,46 @@ export interface Watch {
   /** The snapshot as `[group, pids]` entries (one entry for a group monitor). */
   snapshot: [Group, Pid[]][];
   c: Collector;
+  /** For an `idle` monitor: its iterator, not consumed. */
+  events: AsyncIterable<MembershipEvent> | undefined;
+}
+
+export interface WatchOptions extends Omit<MonitorOptions, 'onEvent'> {
+  /** Collect through `onEvent` instead of the iterator. */
+  callback?: boolean;
+  /** A callback that throws on every event (after collecting it). */
+  throwing?: boolean;
+  /** Do not consume the iterator (to make it overflow): it is left in `Watch.events`. */
+  idle?: boolean;
 }
 
 /**
  * Starts a scope monitor (no `group`) or a group monitor on `scope` and collects its
- * events, through the iterator, or through `onEvent` when `callback` is set.
+ * events, through the iterator, or through `onEvent` when `callback` or `throwing` is
+ * set.
  */
 export async function watch(
   scope: Scope,
   group?: Group,
-  options: Omit<MonitorOptions, 'onEvent'> & { callback?: boolean } = {},
+  options: WatchOptions = {},
 ): Promise<Watch> {
-  const { callback, ...rest } = options;
+  const { callback, throwing, idle, ...rest } = options;
   const [byCallback, onEvent] = Collector.callback();
-  const opts: MonitorOptions = callback === true ? { ...rest, onEvent } : rest;
-  if (group === undefined) {
-    const m = await scope.monitorScope(opts);
-    return {
-      ref: m.ref,
-      snapshot: [...m.groups],
-      c: callback === true ? byCallback : new Collector(m.events),
+  const opts: MonitorOptions = { ...rest };
+  if (callback === true) opts.onEvent = onEvent;
+  if (throwing === true) {
+    opts.onEvent = (e) => {
+      onEvent(e);
+      throw new Error('a monitor callback failed');
     };
   }
-  const m = await scope.monitor(group, opts);
+  const m = group === undefined ? await scope.monitorScope(opts) : await scope.monitor(group, opts);
   return {
     ref: m.ref,
-    snapshot: [[group, m.members]],
-    c: callback === true ? byCallback : new Collector(m.events),
+    snapshot: 'groups' in m ? [...m.groups] : [[group as Group, m.members]],
+    c: callback || throwing || idle ? byCallback : new Collector(m.events),
+    events: idle ? m.events : undefined,
   };
-}
-
-// Waiting --------------------------------------------------------------------------------------
-
-/** A round trip over `id`'s control port (see the module comment). Immediate for a node that is gone. */
-export function barrier(cluster: Cluster, id: number): Promise<void> {
-  return cluster.coordinator.barrier(id);
-}
-
-/**
- * Round trips to every node of `ids` (default: every node up), twice: after it, what
- * those nodes wrote has been applied, and the events it caused have been handled by
- * every monitor held by those nodes.
- */
-export async function flush(
-  cluster: Cluster,
-  ids: readonly number[] = cluster.nodes(),
-): Promise<void> {
-  await Promise.all(ids.map((id) => barrier(cluster, id)));
-  await Promise.all(ids.map((id) => barrier(cluster, id)));
 }
 
 // A random workload ------------------------------------------------------------------------------
@@ -273,93 +245,20 @@ export async function runWorkload(
   return report;
 }
 
-// Commands of the worker fixture ---------------------------------------------------------------
+// Monitors held on a worker (the `watch` command) --------------------------------------------
 
-export interface MonitorSpec {
+/** A monitor for a worker to start and hold (`watchDrain` reads an `idle` one). */
+export interface MonitorSpec extends WatchOptions {
   /** A name the test gives the monitor, to query it later. */
   name: string;
   /** A group monitor when given, else a scope monitor. */
   group?: Group;
-  maxBuffer?: number;
-  owner?: Pid;
-  /** Collect through `onEvent` instead of the iterator. */
-  callback?: boolean;
-  /** Do not consume the iterator (to make it overflow); `drain` reads it later. */
-  idle?: boolean;
-  /** A callback that throws on every event (after recording it). */
-  throwing?: boolean;
 }
 
 export interface Started {
   ref: number;
   /** The snapshot: every group and its members (one entry for a group monitor). */
   snapshot: [Group, Pid[]][];
-}
-
-export type MonitorCommand =
-  /** Starts `n` processes. → Pid[] */
-  | { cmd: 'spawn'; n?: number }
-  | { cmd: 'join'; group: Group; pids: Pid | Pid[] }
-  /** → 'ok' | 'not_joined' */
-  | { cmd: 'leave'; group: Group; pids: Pid | Pid[] }
-  /** → boolean[] */
-  | { cmd: 'exit'; pids: Pid[] }
-  /** → Started */
-  | ({ cmd: 'monitor' } & MonitorSpec)
-  /** → CollectorState of the named monitor */
-  | { cmd: 'events'; name: string }
-  /** The named monitor's snapshot. → Started */
-  | { cmd: 'snapshot'; name: string }
-  /** Names of the monitors held. → string[] */
-  | { cmd: 'names' }
-  /** Reads an idle monitor's iterator to its end. → CollectorState */
-  | { cmd: 'drain'; name: string }
-  | { cmd: 'demonitor'; name: string }
-  /** → View of the index, as read on the worker */
-  | { cmd: 'view' }
-  /** → View of the worker's local memberships */
-  | { cmd: 'localView' }
-  /**
-   * Runs `runWorkload`; before the chain-0 operations listed in `monitorAt`, starts the
-   * monitors given there (its mid-stream snapshots). → WorkloadReport
-   */
-  | { cmd: 'workload'; plan: WorkloadPlan; monitorAt?: [number, MonitorSpec][] }
-  /** Leaves the cluster (after answering). → true */
-  | { cmd: 'close' };
-
-export interface MonitorWorker {
-  readonly id: number;
-  /** The command process (serial 2: concurrent, so a long command does not block others). */
-  readonly cmdPid: Pid;
-  cmd<R = unknown>(command: MonitorCommand): Promise<R>;
-  terminate(): Promise<void>;
-}
-
-// Clusters ----------------------------------------------------------------------------------------
-
-/** Starts a cluster that the test stops in teardown. */
-export { start as startMonitorCluster } from './cluster.js';
-
-export async function spawnMonitorWorker(cluster: Cluster): Promise<MonitorWorker> {
-  const w = await cluster.spawn(MONITOR_NODE);
-  const cmdPid = makePid(w.id, 2);
-  return {
-    id: w.id,
-    cmdPid,
-    cmd: (command) => cluster.node.call(cmdPid, command, { timeout: CMD_TIMEOUT }),
-    terminate: () => w.terminate(),
-  };
-}
-
-export async function spawnMonitorWorkers(cluster: Cluster, n: number): Promise<MonitorWorker[]> {
-  const out: MonitorWorker[] = [];
-  for (let i = 0; i < n; i++) out.push(await spawnMonitorWorker(cluster));
-  return out;
-}
-
-/** Starts `n` processes on `node` (their handler answers 'pong'). */
-export function spawnLocal(node: Node, n = 1): Pid[] {
-  return Array.from({ length: n }, () => node.spawn(() => 'pong'));
 }
 
 /** A monitor event as it travels on a control port (for the wire spy). */

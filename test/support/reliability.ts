@@ -1,34 +1,15 @@
 /**
  * Shared helpers of the reliability tests (test/reliability-*.test.ts) and their
  * fixtures (test/fixtures/reliability-*.ts): seeds, the invariant checker that reader
- * threads and the main thread run on every read, and the commands the reliability
- * worker node executes. Views and multisets are in views.ts, the PRNG in random.ts.
+ * threads and the main thread run on every read, work kept in flight, and signals that
+ * order what two threads do. The worker nodes are agents (cluster.ts, commands.ts);
+ * views and multisets are in views.ts, the PRNG in random.ts.
  *
  * Fixtures import this module too, so it must not import ava at run time.
  */
 import type { ExecutionContext } from 'ava';
-import {
-  type Cluster,
-  encodeGroup,
-  type Group,
-  isPid,
-  type MembershipEvent,
-  type Node,
-  nodeOf,
-  type Pid,
-  type Scope,
-} from '../../src/index.js';
-import { Rebuild, type View, viewDiff, viewOf, localViewOf } from './views.js';
-
-// Fixtures -------------------------------------------------------------------------------
-
-/** `test/fixtures/reliability-<name>.ts`, compiled. */
-export function fixtureUrl(name: string): URL {
-  return new URL(`../fixtures/reliability-${name}.js`, import.meta.url);
-}
-
-/** Serial of the command process of a reliability node (concurrent, in arrival order). */
-export const CMD_SERIAL = 2;
+import { encodeGroup, type Group, isPid, nodeOf, type Pid, type Scope } from '../../src/index.js';
+import { type View, viewDiff } from './views.js';
 
 // Seeds and randomness -------------------------------------------------------------------
 
@@ -43,17 +24,6 @@ export function seedFromEnv(fallback: number): number {
 
 /** True when the long variants are asked for (`PROCGROUPS_LONG=1`). */
 export const LONG = process.env.PROCGROUPS_LONG === '1';
-
-// Waiting ----------------------------------------------------------------------------------
-
-export function errorName(e: unknown): string {
-  return e instanceof Error ? e.name : `non-error ${String(e)}`;
-}
-
-/** A barrier to every node that is up: each has handled all the coordinator sent it. */
-export async function barrierAll(cluster: Cluster): Promise<void> {
-  await Promise.all(cluster.nodes().map((id) => cluster.coordinator.barrier(id)));
-}
 
 // The invariant checker ---------------------------------------------------------------
 
@@ -191,57 +161,7 @@ export class Checker {
   }
 }
 
-// Commands of the reliability node ---------------------------------------------------
-
-export type NodeCommand =
-  /** Starts `n` processes (each answers every call with its message). → Pid[] */
-  | { cmd: 'spawn'; n: number }
-  /**
-   * → 'ok'. With `signal`, the node raises it once the request has left for the
-   * coordinator (see `raiseAfterPost` and `waitSignal`).
-   */
-  | { cmd: 'join'; scope: string; group: Group; pids: Pid | Pid[]; signal?: SharedArrayBuffer }
-  /** → 'ok' | 'not_joined' */
-  | { cmd: 'leave'; scope: string; group: Group; pids: Pid | Pid[]; signal?: SharedArrayBuffer }
-  /** → boolean[] */
-  | { cmd: 'exit'; pids: Pid[] }
-  /** This node's memberships in each scope. → View[] */
-  | { cmd: 'local'; scopes: string[] }
-  /** The index as read here. → View */
-  | { cmd: 'view'; scope: string }
-  /** Starts a scope monitor that rebuilds the membership from its snapshot and events. → id */
-  | { cmd: 'monitorStart'; scope: string }
-  /** → { view, events, anomalies, samples } */
-  | { cmd: 'monitorView'; id: number }
-  /** An uncaught throw in the worker (it dies). → 'crashing' */
-  | { cmd: 'crash' }
-  /** Allocates until the worker runs out of heap. → never answers */
-  | { cmd: 'oom' }
-  /** Posts each message raw on this node's control port (as the node). → count */
-  | { cmd: 'raw'; messages: unknown[] }
-  /** → node.stats() */
-  | { cmd: 'stats' }
-  /** Heap of this thread after a full GC when available. → bytes */
-  | { cmd: 'heap' }
-  /** `cycles` join/leave cycles over changing group names, `window` in flight. → cycles */
-  | { cmd: 'churn'; scope: string; cycles: number; window: number; groups: number }
-  /** Joins `pids` to `group` in chunks of `chunk`, one list join each, `window` in flight. → joins */
-  | { cmd: 'joinChunks'; scope: string; group: Group; pids: Pid[]; chunk: number; window: number }
-  /** Leaves `pids` from `group` in chunks of `chunk`, one list leave each. → leaves */
-  | { cmd: 'leaveChunks'; scope: string; group: Group; pids: Pid[]; chunk: number; window: number }
-  /** Joins `pid` to groups `prefix:0..n-1`, `window` in flight. → n */
-  | { cmd: 'joinMany'; scope: string; prefix: string; n: number; pid: Pid; window: number }
-  /** → count(group) as read here */
-  | { cmd: 'count'; scope: string; group: Group }
-  /** Calls `pid` `n` times, `window` in flight. → n */
-  | { cmd: 'callLoop'; pid: Pid; n: number; window: number };
-
-export interface MonitorReport {
-  view: View;
-  events: number;
-  anomalies: number;
-  samples: string[];
-}
+// Work in flight ----------------------------------------------------------------------
 
 /** Runs `fs` at most `window` at a time, in order; resolves when all resolved. */
 export async function pipeline(
@@ -263,162 +183,6 @@ export async function pipeline(
   };
   await Promise.all(Array.from({ length: Math.min(window, n) }, lane));
   if (failed !== undefined) throw failed;
-}
-
-/**
- * The command interpreter of a reliability node. The main thread runs the same one for
- * node 0. Everything up to the first `await` of a command runs synchronously, so that
- * commands sent in a row take effect on the node in that order.
- */
-export class Commands {
-  readonly #node: Node;
-  readonly #monitors = new Map<number, Rebuild>();
-  #nextMonitor = 0;
-  /** Raw poster for the node's control port, when the fixture kept it. */
-  raw: ((m: unknown) => void) | undefined;
-
-  constructor(node: Node) {
-    this.#node = node;
-  }
-
-  scope(name: string): Scope {
-    return name === 'pg' ? this.#node.pg : this.#node.scope(name);
-  }
-
-  run(c: NodeCommand): unknown {
-    const node = this.#node;
-    switch (c.cmd) {
-      case 'spawn': {
-        const out: Pid[] = new Array(c.n);
-        for (let i = 0; i < c.n; i++) out[i] = node.spawn((m) => m);
-        return out;
-      }
-      case 'join': {
-        const p = this.scope(c.scope)
-          .join(c.group, c.pids)
-          .then(() => 'ok');
-        if (c.signal !== undefined) raiseAfterPost(c.signal);
-        return p;
-      }
-      case 'leave': {
-        const p = this.scope(c.scope).leave(c.group, c.pids);
-        if (c.signal !== undefined) raiseAfterPost(c.signal);
-        return p;
-      }
-      case 'exit':
-        return c.pids.map((p) => node.exit(p, 'chaos'));
-      case 'local':
-        return c.scopes.map((s) => localViewOf(this.scope(s)));
-      case 'view':
-        return viewOf(this.scope(c.scope));
-      case 'monitorStart':
-        return this.#monitorStart(c.scope);
-      case 'monitorView': {
-        const m = this.#monitors.get(c.id);
-        if (m === undefined) throw new Error(`no monitor ${c.id}`);
-        const report: MonitorReport = {
-          view: m.state.view(),
-          events: m.events,
-          anomalies: m.anomalies,
-          samples: m.samples,
-        };
-        return report;
-      }
-      case 'crash':
-        setImmediate(() => {
-          throw new Error('reliability: deliberate uncaught throw');
-        });
-        return 'crashing';
-      case 'oom': {
-        const hoard: unknown[] = [];
-        const grow = (): void => {
-          for (let i = 0; i < 2000; i++) hoard.push(new Array(1000).fill(i));
-          setImmediate(grow);
-        };
-        grow();
-        return new Promise(() => {});
-      }
-      case 'raw': {
-        const post = this.raw;
-        if (post === undefined) throw new Error('this node has no raw control port');
-        for (const m of c.messages) post(m);
-        return c.messages.length;
-      }
-      case 'stats':
-        return node.stats();
-      case 'heap': {
-        const gc = (globalThis as { gc?: () => void }).gc;
-        gc?.();
-        return process.memoryUsage().heapUsed;
-      }
-      case 'churn': {
-        const scope = this.scope(c.scope);
-        const pid = node.spawn((m) => m);
-        return pipeline(c.cycles, c.window, async (i) => {
-          const g = `churn:${i % c.groups}:${Math.floor(i / c.groups)}`;
-          await scope.join(g, pid);
-          const r = await scope.leave(g, pid);
-          if (r !== 'ok') throw new Error(`churn leave ${g}: ${r}`);
-        }).then(() => {
-          node.exit(pid);
-          return c.cycles;
-        });
-      }
-      case 'joinChunks': {
-        const scope = this.scope(c.scope);
-        const chunks = Math.ceil(c.pids.length / c.chunk);
-        return pipeline(chunks, c.window, (i) =>
-          scope.join(c.group, c.pids.slice(i * c.chunk, (i + 1) * c.chunk)),
-        ).then(() => chunks);
-      }
-      case 'leaveChunks': {
-        const scope = this.scope(c.scope);
-        const chunks = Math.ceil(c.pids.length / c.chunk);
-        return pipeline(chunks, c.window, async (i) => {
-          const r = await scope.leave(c.group, c.pids.slice(i * c.chunk, (i + 1) * c.chunk));
-          if (r !== 'ok') throw new Error(`leave of chunk ${i}: ${r}`);
-        }).then(() => chunks);
-      }
-      case 'joinMany': {
-        const scope = this.scope(c.scope);
-        return pipeline(c.n, c.window, (i) => scope.join(`${c.prefix}:${i}`, c.pid)).then(
-          () => c.n,
-        );
-      }
-      case 'count':
-        this.scope(c.scope).refresh();
-        return this.scope(c.scope).count(c.group);
-      case 'callLoop':
-        return pipeline(c.n, c.window, (i) => node.call(c.pid, i)).then(() => c.n);
-    }
-  }
-
-  async #monitorStart(scopeName: string): Promise<number> {
-    const scope = this.scope(scopeName);
-    // eslint-disable-next-line prefer-const -- assigned after the subscription, read by its callback
-    let model: Rebuild | undefined;
-    const early: MembershipEvent[] = [];
-    const m = await scope.monitorScope({
-      onEvent: (e) => {
-        if (model === undefined) early.push(e);
-        else model.apply(e);
-      },
-    });
-    model = new Rebuild(m.groups);
-    for (const e of early) model.apply(e);
-    const id = ++this.#nextMonitor;
-    this.#monitors.set(id, model);
-    return id;
-  }
-
-  /** The monitor's model, for node 0 (the main thread reads it directly). */
-  monitor(id: number): Rebuild | undefined {
-    return this.#monitors.get(id);
-  }
-
-  monitorStart(scopeName: string): Promise<number> {
-    return this.#monitorStart(scopeName);
-  }
 }
 
 // Signals across threads ---------------------------------------------------------------

@@ -15,6 +15,7 @@
  * This module is imported by worker fixtures: it must not import ava.
  */
 import { type IndexReader, makePid, nodeOf, type Pid, serialOf } from '../../src/index.js';
+import { Violations } from './checks.js';
 
 export const K = 64;
 export const NODES = 4;
@@ -101,9 +102,8 @@ export interface ReaderReport {
  */
 export class Checker {
   reads = 0;
-  violations = 0;
+  readonly found = new Violations();
   advances = 0;
-  readonly samples: string[] = [];
   readonly #last = new Int32Array(K).fill(-1);
   readonly #seen: Set<number>[] = Array.from({ length: K }, () => new Set<number>());
   readonly #buf = new Float64Array(MAX_LEN * 2 + 2);
@@ -117,9 +117,8 @@ export class Checker {
   ) {}
 
   violation(what: string): void {
-    this.violations++;
+    this.found.add(what);
     Atomics.add(this.control, C_VIOLATIONS, 1);
-    if (this.samples.length < 8) this.samples.push(what.slice(0, 300));
   }
 
   /** Records version `v` of group `g` (or a violation for -1, or for going back). */

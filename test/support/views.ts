@@ -15,6 +15,7 @@ import {
   type Pid,
   type Scope,
 } from '../../src/index.js';
+import { coordinatorOf } from '../../src/coordinator/cluster.js';
 
 /**
  * A membership view: `[encoded group key, sorted pids]`, sorted by key, empty groups
@@ -23,8 +24,9 @@ import {
  */
 export type View = [string, Pid[]][];
 
-export function sortPids(pids: readonly Pid[]): Pid[] {
-  return [...pids].sort((a, b) => a - b);
+/** Pids (or node ids, or any numbers) in ascending order, as a new array. */
+export function sorted<T extends number>(values: Iterable<T>): T[] {
+  return [...values].sort((a, b) => a - b);
 }
 
 function byKey(a: [string, unknown], b: [string, unknown]): number {
@@ -40,7 +42,7 @@ export function viewFromKeys(entries: Iterable<readonly [string, readonly Pid[]]
     else list.push(...pids);
   }
   const out: View = [];
-  for (const [key, pids] of acc) if (pids.length > 0) out.push([key, sortPids(pids)]);
+  for (const [key, pids] of acc) if (pids.length > 0) out.push([key, sorted(pids)]);
   return out.sort(byKey);
 }
 
@@ -70,7 +72,7 @@ export function unionOf(...views: View[]): View {
 
 /** The whole index of a scope, as its writer on the coordinator holds it. */
 export function writerView(cluster: Cluster, scope: string): View {
-  const server = cluster.coordinator.scope(scope);
+  const server = coordinatorOf(cluster).scope(scope);
   if (server === undefined) return [];
   const w = server.writer;
   return viewFromKeys([...w.keys()].map((key) => [key, w.members(key)] as const));

@@ -16,6 +16,41 @@ export function turn(): Promise<void> {
   return new Promise<void>((resolve) => setImmediate(resolve));
 }
 
+/** `n` turns of the event loop (each a `setImmediate`): lets pending I/O and timers of zero run. */
+export function turns(n: number): Promise<void> {
+  return new Promise((resolve) => {
+    let left = n;
+    const step = () => (--left <= 0 ? resolve() : setImmediate(step));
+    setImmediate(step);
+  });
+}
+
+/**
+ * Waits for a condition on state that changes in callbacks (messages recorded, events
+ * heard): whoever changes the state calls `notify()`, and each `until(check)` resolves
+ * at the first notification after which `check()` holds.
+ */
+export class Condition {
+  readonly #waiters = new Set<() => void>();
+
+  /** Resolves when `check()` is true, re-checking at each `notify()`. */
+  until(check: () => boolean): Promise<void> {
+    if (check()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const w = () => {
+        if (!check()) return;
+        this.#waiters.delete(w);
+        resolve();
+      };
+      this.#waiters.add(w);
+    });
+  }
+
+  notify(): void {
+    for (const w of [...this.#waiters]) w();
+  }
+}
+
 export interface PollResult<T> {
   /** True when the value was seen before the bound. */
   ok: boolean;
@@ -57,4 +92,19 @@ export async function outcome<T>(p: Promise<T>): Promise<Outcome<T>> {
   } catch (error) {
     return { ok: false, error };
   }
+}
+
+/**
+ * Marks a promise as handled, so that a test that stops at a failed assertion before it
+ * awaits it does not also report an unhandled rejection (when the cluster stops under
+ * it). Awaiting it still throws.
+ */
+export function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}
+
+/** The name of what was thrown: the error's name, or `thrown <value>` for a non-error. */
+export function errorName(e: unknown): string {
+  return e instanceof Error ? e.name : `thrown ${String(e)}`;
 }

@@ -1,8 +1,7 @@
 /**
- * Worker-thread plumbing shared by the tests: start a fixture, wait for one of its
- * messages, wait for it to exit. Every wait is on an event, never on a timer; a worker
- * that fails or exits early turns the wait into a rejection, so a test fails instead of
- * hanging.
+ * Worker-thread plumbing shared by the tests: find or start a fixture, wait for one of
+ * its messages. Every wait is on an event, never on a timer; a worker that fails or
+ * exits early turns the wait into a rejection, so a test fails instead of hanging.
  */
 import { Worker } from 'node:worker_threads';
 import type { ExecutionContext } from 'ava';
@@ -12,12 +11,14 @@ export interface Tagged {
   type: string;
 }
 
-/**
- * Starts `test/fixtures/<name>.ts` (compiled to `dist/test/fixtures/<name>.js`) and
- * makes sure it is terminated when the test ends, whatever happens.
- */
+/** `test/fixtures/<name>.ts`, compiled (`dist/test/fixtures/<name>.js`). */
+export function fixture(name: string): URL {
+  return new URL(`../fixtures/${name}.js`, import.meta.url);
+}
+
+/** Starts the fixture `name` and makes sure it is terminated when the test ends, whatever happens. */
 export function startWorker(t: ExecutionContext, name: string, workerData: unknown): Worker {
-  const worker = new Worker(new URL(`../fixtures/${name}.js`, import.meta.url), { workerData });
+  const worker = new Worker(fixture(name), { workerData });
   t.teardown(async () => {
     await worker.terminate();
   });
@@ -64,15 +65,4 @@ export function ask<T extends Tagged>(
   const reply = nextMessage<T>(worker, replyType);
   worker.postMessage(request);
   return reply;
-}
-
-/** Resolves with the exit code once `worker` has exited (rejects on an uncaught error). */
-export function exited(worker: Worker): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    worker.once('error', reject);
-    worker.once('exit', (code) => {
-      worker.off('error', reject);
-      resolve(code);
-    });
-  });
 }
