@@ -12,11 +12,13 @@ import { type BenchOptions, type BenchResult, save, table } from './lib/report.j
 import { memory } from './memory.js';
 import { monitor } from './monitor.js';
 import { pg } from './pg.js';
+import { readPath } from './read-path.js';
 
 type Bench = (opts: BenchOptions) => Promise<BenchResult>;
 
 const benches: Record<string, Bench> = {
   'index-read': indexRead,
+  'read-path': readPath,
   memory,
   calls,
   pg,

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
-import type { BenchResult, Figure } from './report.js';
+import type { BenchResult, Curve, Figure } from './report.js';
 import { fmt } from './report.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -18,7 +18,7 @@ const resultsDir = join(root, 'bench', 'results');
 const chartsDir = join(root, 'bench', 'charts');
 
 /** Order of the sections in the report. */
-const ORDER = ['index-read', 'memory', 'calls', 'pg', 'monitor', 'dispatch'];
+const ORDER = ['index-read', 'read-path', 'memory', 'calls', 'pg', 'monitor', 'dispatch'];
 
 /** The headline figures (id per bench) that the README shows. */
 const HEADLINE: [string, string][] = [
@@ -209,7 +209,34 @@ async function charts(results: BenchResult[]): Promise<Map<string, string[]>> {
       );
     }
   }
+  for (const r of results) {
+    for (const c of r.curves ?? []) add(r.name, await svg(curveSpec(c), `${c.id}.svg`));
+  }
   return out;
+}
+
+/** A line chart of a curve: one colour per line, points marked when there are few. */
+function curveSpec(c: Curve): vl.TopLevelSpec {
+  const values = c.lines.flatMap((l) => l.points.map(([x, y]) => ({ line: l.name, x, y })));
+  const few = c.lines.every((l) => l.points.length <= 20);
+  const axis = (a: Curve['x'], field: 'x' | 'y') => ({
+    field,
+    type: 'quantitative' as const,
+    title: `${a.title} (${a.unit})`,
+    ...(a.log ? { scale: { type: 'log' as const } } : {}),
+  });
+  return {
+    title: c.label,
+    width: 360,
+    height: 220,
+    data: { values },
+    mark: { type: 'line', point: few },
+    encoding: {
+      x: axis(c.x, 'x'),
+      y: axis(c.y, 'y'),
+      color: { field: 'line', type: 'nominal', title: null },
+    },
+  };
 }
 
 function cell(f: Figure): string[] {
