@@ -7,6 +7,7 @@
 import { calls } from './calls.js';
 import { dispatch } from './dispatch.js';
 import { indexRead } from './index-read.js';
+import { jobs } from './jobs.js';
 import { writeReport } from './lib/markdown.js';
 import { type BenchOptions, type BenchResult, save, table } from './lib/report.js';
 import { memory } from './memory.js';
@@ -24,6 +25,7 @@ const benches: Record<string, Bench> = {
   pg,
   monitor,
   dispatch,
+  jobs,
 };
 
 /** A one-line progress bar on stderr, when stderr is a terminal. */
