@@ -4,6 +4,7 @@
  * full runs only: `--quick` results go to <name>.quick.json and into no report).
  * `npm run bench -- --report` only regenerates the report.
  */
+import { bursts } from './bursts.js';
 import { calls } from './calls.js';
 import { dispatch } from './dispatch.js';
 import { indexRead } from './index-read.js';
@@ -26,6 +27,7 @@ const benches: Record<string, Bench> = {
   monitor,
   dispatch,
   jobs,
+  bursts,
 };
 
 /** A one-line progress bar on stderr, when stderr is a terminal. */
