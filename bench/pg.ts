@@ -11,10 +11,9 @@
  */
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { type Cluster, startCluster } from '../src/index.js';
-import { spread } from './lib/measure.js';
 import type { BenchOptions } from './lib/report.js';
+import { joinVisibleMicros, nodeDownMs } from './lib/cluster-timing.js';
 import { paired, result, single } from './lib/report.js';
-import { nodeDownMs } from './lib/node-down.js';
 import { serveEcho } from './lib/pipeline.js';
 import { next } from './lib/threads.js';
 import type { PgCommand } from './workers/pg-worker.js';
@@ -70,13 +69,7 @@ export async function pg(opts: BenchOptions) {
         send(a, { cmd: 'echo-measure', ms });
       }
       s.rtt.push((await echoed).median);
-      const clock = new BigInt64Array(new SharedArrayBuffer(16));
-      const flag = new Int32Array(new SharedArrayBuffer(4));
-      const watched = next<{ type: string; micros: number[] }>(b, 'watched');
-      send(b, { cmd: 'watch', samples, clock, flag });
-      send(a, { cmd: 'latency', samples, clock, flag });
-      s.visible.push(spread((await watched).micros).median);
-      await next(a, 'done');
+      s.visible.push(await joinVisibleMicros(a, b, samples));
       tick('join visibility');
 
       // Pipelined join + leave, and raw messages to the coordinator's thread, in turn.

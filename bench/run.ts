@@ -15,6 +15,7 @@ import { memory } from './memory.js';
 import { monitor } from './monitor.js';
 import { pg } from './pg.js';
 import { readPath } from './read-path.js';
+import { scale } from './scale.js';
 
 type Bench = (opts: BenchOptions) => Promise<BenchResult>;
 
@@ -28,6 +29,7 @@ const benches: Record<string, Bench> = {
   dispatch,
   jobs,
   bursts,
+  scale,
 };
 
 /** A one-line progress bar on stderr, when stderr is a terminal. */

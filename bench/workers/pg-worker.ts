@@ -4,7 +4,8 @@
  * - `watch`: spin on reads of the shared index and time how long each join took to show;
  * - `pipelined`: joins and leaves with many in flight; `raw-pipelined`, its baseline: as
  *   many raw messages in flight to an echo on the coordinator's thread;
- * - `fill` / `watch-drop`: a big membership, and the time until node-down removed it.
+ * - `fill` / `watch-drop`: a big membership, and the time until node-down removed it;
+ * - `stamp-member`: a receiver of broadcasts that stamps their arrival.
  * Times come from `process.hrtime.bigint()`, one clock for every thread of the process.
  */
 
@@ -21,9 +22,22 @@ export type PgCommand =
   | { cmd: 'fill'; groups: number; perGroup: number }
   | { cmd: 'watch-drop'; clock: BigInt64Array; flag: Int32Array }
   | { cmd: 'echo-serve'; port: MessagePort }
+  | StampMember
   | { cmd: 'echo-measure'; port?: MessagePort; ms: number }
   | { cmd: 'mon-watch'; samples: number; clock: BigInt64Array; flag: Int32Array }
   | { cmd: 'mon-drive'; samples: number; clock: BigInt64Array; flag: Int32Array };
+
+/**
+ * A receiver of the scale benchmark's broadcasts: a process in group `all` or, with a
+ * port, a raw listener on it. Each message stamps `stamps[slot]` and counts in `count[0]`.
+ */
+export interface StampMember {
+  cmd: 'stamp-member';
+  stamps: BigInt64Array;
+  count: Int32Array;
+  slot: number;
+  port?: MessagePort;
+}
 
 // Handshake states in `flag[0]`.
 const IDLE = 0;
@@ -98,6 +112,17 @@ port.on('message', async (m: PgCommand) => {
       const pids = Array.from({ length: m.perGroup }, () => node.spawn(() => null));
       for (let g = 0; g < m.groups; g++) await pg.join(`drop-${g}`, pids);
       port.postMessage({ type: 'filled' });
+      break;
+    }
+    case 'stamp-member': {
+      const { stamps, count, slot } = m;
+      const stamp = () => {
+        stamps[slot] = process.hrtime.bigint();
+        Atomics.add(count, 0, 1);
+      };
+      if (m.port !== undefined) m.port.on('message', stamp);
+      else await pg.join('all', node.spawn(stamp));
+      port.postMessage({ type: 'member' });
       break;
     }
     case 'echo-serve':

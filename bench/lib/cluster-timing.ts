@@ -1,16 +1,32 @@
 /**
- * Node down as the pg and scale benchmarks time it: from the coordinator starting to
- * drop a node (it saw the worker's exit or its port close) to a reader on another node
- * seeing that node's members gone. Both threads run bench/workers/pg-worker.ts.
+ * Membership changes timed across threads, as the pg and scale benchmarks do it; the
+ * nodes run bench/workers/pg-worker.ts. Times come from `process.hrtime.bigint()`, one
+ * clock for every thread of the process.
  */
 import type { Worker } from 'node:worker_threads';
 import type { Cluster } from '../../src/index.js';
+import { spread } from './measure.js';
 import { next } from './threads.js';
+
+/** A join on `a` until a reader spinning on `b` sees it, `samples` times: the median, in µs. */
+export async function joinVisibleMicros(a: Worker, b: Worker, samples: number): Promise<number> {
+  const clock = new BigInt64Array(new SharedArrayBuffer(16));
+  const flag = new Int32Array(new SharedArrayBuffer(4));
+  const watched = next<{ type: string; micros: number[] }>(b, 'watched');
+  const done = next(a, 'done');
+  b.postMessage({ cmd: 'watch', samples, clock, flag });
+  a.postMessage({ cmd: 'latency', samples, clock, flag });
+  const { micros } = await watched;
+  await done;
+  return spread(micros).median;
+}
 
 /** The flag value that says the clock holds the start; the watcher uses 0–3. */
 const STAMPED = 9;
 
 /**
+ * Node down: from the coordinator starting to drop a node (it saw the worker's exit or
+ * its port close) to a reader on another node seeing that node's members gone.
  * Fills `victim` with `groups` × `perGroup` memberships, arms a watcher on `watcher`,
  * ends `victim`, and returns the milliseconds from the first `nodeDown` call to the
  * watcher's last read that still saw a member.
