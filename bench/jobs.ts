@@ -118,7 +118,7 @@ export async function jobs(opts: BenchOptions) {
     id: 'jobs-over-time',
     label: `${what}, 2 threads: results over time (last trial)`,
     x: { title: 'since submit', unit: 'ms' },
-    y: { title: 'results', unit: 'jobs' },
+    y: { title: 'jobs completed', unit: '' },
     lines: systems.map((s) => ({ name: s.name, points: line(last[s.name] ?? []) })),
   };
   return result(

@@ -271,8 +271,8 @@ function growth(counts: number[], by: Map<number, Samples>): Curve {
   return {
     id: 'scale-growth',
     label: `Cost against node count, relative to ${first} nodes`,
-    x: { title: 'worker nodes', unit: 'count', log: true },
-    y: { title: `× the ${first}-node figure`, unit: '×', log: true },
+    x: { title: 'worker nodes', unit: '', log: true },
+    y: { title: `relative to ${first} nodes`, unit: '×', log: true },
     lines: [
       ...METRICS.map((metric) => ({
         name: metric === 'memory' ? 'memory per node' : metric,

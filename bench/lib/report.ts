@@ -55,6 +55,7 @@ export interface Distribution {
 /** An axis of a curve. */
 export interface Axis {
   title: string;
+  /** '' for a count with no unit. */
   unit: string;
   /** Drawn on a log scale. */
   log?: boolean;
