@@ -45,6 +45,22 @@ function rss(): number {
   return process.memoryUsage().rss;
 }
 
+/**
+ * `rss()` once it holds still: threads that ended a moment ago (the cluster or the bare
+ * workers of the count measured before) give their memory back over some milliseconds,
+ * and a start-up measured meanwhile would come out small or even negative.
+ */
+async function settledRss(): Promise<number> {
+  let last = rss();
+  for (let i = 0; i < 40; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    const now = rss();
+    if (Math.abs(now - last) < 2 ** 19) return now;
+    last = now;
+  }
+  return last;
+}
+
 interface Started {
   ms: number;
   bytesPerNode: number;
@@ -52,7 +68,7 @@ interface Started {
 
 /** A cluster and `n` worker nodes started at once, timed until every one is a node. */
 async function startNodes(n: number): Promise<[Cluster, Worker[], Started]> {
-  const before = rss();
+  const before = await settledRss();
   const start = performance.now();
   const cluster = await startCluster();
   const spawned = await Promise.all(
@@ -62,14 +78,15 @@ async function startNodes(n: number): Promise<[Cluster, Worker[], Started]> {
     }),
   );
   const ms = performance.now() - start;
-  const bytesPerNode = (rss() - before) / n;
+  // Memory once every node is up and idle (its script has run to its 'ready').
   await Promise.all(spawned.map(([, ready]) => ready));
+  const bytesPerNode = (rss() - before) / n;
   return [cluster, spawned.map(([w]) => w), { ms, bytesPerNode }];
 }
 
 /** `n` bare worker threads started at once, timed until each answered a first message. */
 async function startBare(n: number): Promise<Started> {
-  const before = rss();
+  const before = await settledRss();
   const start = performance.now();
   const workers = Array.from({ length: n }, () => new Worker(bareUrl, { workerData: { task } }));
   await Promise.all(
