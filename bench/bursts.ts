@@ -105,14 +105,10 @@ export async function bursts(opts: BenchOptions) {
     ...fine.flatMap(({ us, n }) => {
       const ours = s[`procgroups ${us}`]!;
       const theirs = RIVALS.map((r) => s[`${r} ${us}`]!);
-      // The best rival of each trial, and the one that was best most often.
+      // The best rival of each trial; and, for the note, the one with the best median.
       const best = ours.map((_, i) => Math.max(...theirs.map((x) => x[i]!)));
-      const usually =
-        RIVALS[
-          theirs.findIndex(
-            (x) => spread(x).median === Math.max(...theirs.map((y) => spread(y).median)),
-          )
-        ];
+      const medians = theirs.map((x) => spread(x).median);
+      const usually = RIVALS[medians.indexOf(Math.max(...medians))];
       const label = `${n.toLocaleString('en')} tasks of ${us} µs CPU, fraction of ideal`;
       return [
         paired(
