@@ -20,8 +20,14 @@ export async function calls(opts: BenchOptions) {
   const ms = opts.quick ? 150 : 500;
   const cluster = await startCluster();
   try {
-    const server = await cluster.spawn(workerUrl, { workerData: { role: 'server' } });
-    const client = await cluster.spawn(workerUrl, { workerData: { role: 'client' } });
+    const server = await cluster.spawn(workerUrl, {
+      workerData: { role: 'server' },
+      ready: 'connected',
+    });
+    const client = await cluster.spawn(workerUrl, {
+      workerData: { role: 'client' },
+      ready: 'connected',
+    });
     const raw = new MessageChannel();
     const com = new MessageChannel();
     const serverReady = next<{ type: string; pid: number }>(server.worker, 'ready');

@@ -7,14 +7,10 @@
  * - then millions of join/leave cycles over rotating group names (each cycle creates a
  *   group and removes it): bytes in use after the churn against before it.
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { encodeGroup, IndexWriter, makePid } from '../src/index.js';
+import { gc } from './lib/gc.js';
 import type { BenchOptions } from './lib/report.js';
 import { paired, result, single } from './lib/report.js';
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
 
 function heapUsed(): number {
   gc();

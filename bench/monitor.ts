@@ -27,7 +27,7 @@ export async function monitor(opts: BenchOptions) {
   let lastRtt: Percentiles | undefined;
   try {
     const spawn = async (): Promise<Worker> => {
-      const w = await cluster.spawn(workerUrl);
+      const w = await cluster.spawn(workerUrl, { ready: 'connected' });
       await next(w.worker, 'ready');
       return w.worker;
     };

@@ -4,24 +4,33 @@
  * full runs only: `--quick` results go to <name>.quick.json and into no report).
  * `npm run bench -- --report` only regenerates the report.
  */
+import { bursts } from './bursts.js';
 import { calls } from './calls.js';
 import { dispatch } from './dispatch.js';
 import { indexRead } from './index-read.js';
+import { jobs } from './jobs.js';
 import { writeReport } from './lib/markdown.js';
 import { type BenchOptions, type BenchResult, save, table } from './lib/report.js';
 import { memory } from './memory.js';
 import { monitor } from './monitor.js';
 import { pg } from './pg.js';
+import { readPath } from './read-path.js';
+import { scale } from './scale.js';
 
 type Bench = (opts: BenchOptions) => Promise<BenchResult>;
 
+/** Every benchmark, in the order they run and appear in the report. */
 const benches: Record<string, Bench> = {
   'index-read': indexRead,
+  'read-path': readPath,
   memory,
   calls,
   pg,
   monitor,
   dispatch,
+  jobs,
+  bursts,
+  scale,
 };
 
 /** A one-line progress bar on stderr, when stderr is a terminal. */
@@ -40,7 +49,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
   if (args.includes('--report')) {
-    console.log(`written: ${(await writeReport()).join(', ')}`);
+    console.log(`written: ${(await writeReport(Object.keys(benches))).join(', ')}`);
     return;
   }
   const names = args.filter((a) => !a.startsWith('--'));
@@ -57,7 +66,7 @@ async function main(): Promise<void> {
     const file = save(r);
     console.log(`${table(r)}\n\nwritten to ${file}\n`);
   }
-  if (!quick) console.log(`report: ${(await writeReport()).join(', ')}`);
+  if (!quick) console.log(`report: ${(await writeReport(Object.keys(benches))).join(', ')}`);
 }
 
 await main();

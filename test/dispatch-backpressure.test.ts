@@ -569,3 +569,29 @@ test('a strategy function that throws while its dispatch waits fails that dispat
   await Promise.allSettled([second.promise]);
   t.is((second.error as Error).message, 'the strategy broke');
 });
+
+test('default window: a burst to a member that holds its calls stays queued at the caller, and a member that joins late takes the backlog at once', async (t) => {
+  const r = await rig(t);
+  const [busy] = await r.spawnLocal('gate', 1, 'late');
+  // Default options: the window of a member never measured is small, and it only grows
+  // as calls come back; this member answers none until its gate opens.
+  const burst = Array.from({ length: 100 }, (_, i) => track(r.pg.dispatch<Reply>('late', i)));
+  const queued = r.pg.dispatchStats('late').queued;
+  t.true(queued >= 90, `most of the burst waits at the caller (${queued} queued)`);
+  // The first ones went to the member (its window), the rest wait, in order.
+  const waiting = burst.slice(100 - queued);
+  const w = await spawnNode(r.cluster, r.probe.pid);
+  const [fresh] = await w.spawn('echo', 1, 'late');
+  const replies = await Promise.all(waiting.map((d) => d.promise));
+  t.true(
+    replies.every((x) => x.pid === fresh),
+    'every dispatch that waited went to the member that joined',
+  );
+  await r.openAll();
+  const all = await Promise.all(burst.map((d) => d.promise));
+  t.is(
+    all.filter((x) => x.pid === busy).length,
+    100 - queued,
+    'the held ones finish on their member',
+  );
+});

@@ -10,21 +10,20 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
-import type { BenchResult, Figure } from './report.js';
+import type { BenchResult, Curve, Figure } from './report.js';
 import { fmt } from './report.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const resultsDir = join(root, 'bench', 'results');
 const chartsDir = join(root, 'bench', 'charts');
 
-/** Order of the sections in the report. */
-const ORDER = ['index-read', 'memory', 'calls', 'pg', 'monitor', 'dispatch'];
-
 /** The headline figures (id per bench) that the README shows. */
 const HEADLINE: [string, string][] = [
   ['index-read', 'members-vs-slice'],
   ['index-read', 'count-vs-get'],
   ['index-read', 'two-readers'],
+  ['read-path', 'getmembers-worker'],
+  ['read-path', 'pick-worker'],
   ['memory', 'bytes-per-membership'],
   ['calls', 'call-pipelined-vs-raw'],
   ['calls', 'call-pipelined-vs-comlink'],
@@ -32,9 +31,13 @@ const HEADLINE: [string, string][] = [
   ['dispatch', 'dispatch-vs-piscina-default'],
   ['dispatch', 'dispatch-vs-best-tuned'],
   ['dispatch', 'cpu-efficiency'],
+  ['jobs', 'jobs-first-vs-piscina'],
+  ['jobs', 'jobs-total-vs-piscina'],
+  ['bursts', 'burst-10k-vs-1k'],
 ];
 
-export function loadResults(): BenchResult[] {
+/** The full runs' results, in `order` (the runner's order of benchmarks; others last). */
+export function loadResults(order: readonly string[] = []): BenchResult[] {
   if (!existsSync(resultsDir)) return [];
   const files = readdirSync(resultsDir).filter(
     (f) => f.endsWith('.json') && !f.endsWith('.quick.json'),
@@ -42,7 +45,8 @@ export function loadResults(): BenchResult[] {
   const results = files.map(
     (f) => JSON.parse(readFileSync(join(resultsDir, f), 'utf8')) as BenchResult,
   );
-  return results.sort((a, b) => ORDER.indexOf(a.name) - ORDER.indexOf(b.name));
+  const rank = (name: string) => (order.includes(name) ? order.indexOf(name) : order.length);
+  return results.sort((a, b) => rank(a.name) - rank(b.name));
 }
 
 async function svg(spec: vl.TopLevelSpec, file: string): Promise<string> {
@@ -209,7 +213,34 @@ async function charts(results: BenchResult[]): Promise<Map<string, string[]>> {
       );
     }
   }
+  for (const r of results) {
+    for (const c of r.curves ?? []) add(r.name, await svg(curveSpec(c), `${c.id}.svg`));
+  }
   return out;
+}
+
+/** A line chart of a curve: one colour per line, points marked when there are few. */
+function curveSpec(c: Curve): vl.TopLevelSpec {
+  const values = c.lines.flatMap((l) => l.points.map(([x, y]) => ({ line: l.name, x, y })));
+  const few = c.lines.every((l) => l.points.length <= 20);
+  const axis = (a: Curve['x'], field: 'x' | 'y') => ({
+    field,
+    type: 'quantitative' as const,
+    title: a.unit === '' ? a.title : `${a.title} (${a.unit})`,
+    ...(a.log ? { scale: { type: 'log' as const } } : {}),
+  });
+  return {
+    title: c.label,
+    width: 360,
+    height: 220,
+    data: { values },
+    mark: { type: 'line', point: few },
+    encoding: {
+      x: axis(c.x, 'x'),
+      y: axis(c.y, 'y'),
+      color: { field: 'line', type: 'nominal', title: null },
+    },
+  };
 }
 
 function cell(f: Figure): string[] {
@@ -238,9 +269,12 @@ function mdTable(rows: string[][]): string {
     .join('\n');
 }
 
-/** Writes BENCHMARKS.md and the charts; rewrites the README's headline table. Returns the files written. */
-export async function writeReport(): Promise<string[]> {
-  const results = loadResults();
+/**
+ * Writes BENCHMARKS.md and the charts, sections in `order`; rewrites the README's
+ * headline table. Returns the files written.
+ */
+export async function writeReport(order: readonly string[]): Promise<string[]> {
+  const results = loadResults(order);
   if (results.length === 0) return [];
   const pictures = await charts(results);
   const m = results[0]!.machine;

@@ -76,3 +76,8 @@ export function randomSequence(n: number, bound: number, seed = 0x9e3779b9): num
   }
   return out;
 }
+
+/** `xs` rotated left by `t` places: trial t's order, so that no item always goes first. */
+export function rotate<T>(xs: readonly T[], t: number): T[] {
+  return xs.map((_, k) => xs[(k + t) % xs.length]!);
+}

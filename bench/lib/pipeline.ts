@@ -1,5 +1,6 @@
 /** Async measuring helpers: pipelined throughput and sequential latency of promise-returning operations. */
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
+import type { MessagePort } from 'node:worker_threads';
 
 /**
  * Keeps `inflight` operations outstanding for `ms` milliseconds, starting a new one as
@@ -33,6 +34,34 @@ export function pipelined(
     };
     for (let i = 0; i < inflight; i++) launch();
   });
+}
+
+/**
+ * The raw baseline of `pipelined`: `inflight` messages on `port`, whose other end echoes
+ * them; every reply sends the next message, with nothing else on the path. Returns
+ * round trips per second.
+ */
+export function portPipelined(port: MessagePort, inflight: number, ms: number): Promise<number> {
+  return new Promise((resolve) => {
+    let done = 0;
+    let active = inflight;
+    const start = performance.now();
+    const onMessage = () => {
+      done++;
+      if (performance.now() - start < ms) port.postMessage(null);
+      else if (--active === 0) {
+        port.off('message', onMessage);
+        resolve((done / (performance.now() - start)) * 1000);
+      }
+    };
+    port.on('message', onMessage);
+    for (let i = 0; i < inflight; i++) port.postMessage(null);
+  });
+}
+
+/** Answers every message on `port` with the message itself (the far end of `portPipelined`). */
+export function serveEcho(port: MessagePort): void {
+  port.on('message', (x: unknown) => port.postMessage(x));
 }
 
 /** Latency percentiles in microseconds. */

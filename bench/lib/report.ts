@@ -52,6 +52,27 @@ export interface Distribution {
   series: { name: string; percentiles: Percentiles }[];
 }
 
+/** An axis of a curve. */
+export interface Axis {
+  title: string;
+  /** '' for a count with no unit. */
+  unit: string;
+  /** Drawn on a log scale. */
+  log?: boolean;
+}
+
+/**
+ * Lines of (x, y) points over a quantitative x axis, for the charts: results over time,
+ * cost against node count. Added to schema 1 without a version change (optional field).
+ */
+export interface Curve {
+  id: string;
+  label: string;
+  x: Axis;
+  y: Axis;
+  lines: { name: string; points: [number, number][] }[];
+}
+
 export interface BenchResult {
   schema: typeof SCHEMA_VERSION;
   name: string;
@@ -62,6 +83,8 @@ export interface BenchResult {
   machine: Machine;
   figures: Figure[];
   distributions: Distribution[];
+  /** Absent when the benchmark draws none (and in files written before it existed). */
+  curves?: Curve[];
 }
 
 /** Builds a figure from paired samples: `ours[i]` and `base[i]` were measured in the same trial. */
@@ -111,6 +134,7 @@ export function result(
   trials: number,
   figures: Figure[],
   distributions: Distribution[] = [],
+  curves: Curve[] = [],
 ): BenchResult {
   return {
     schema: SCHEMA_VERSION,
@@ -122,6 +146,7 @@ export function result(
     machine: machine(),
     figures,
     distributions,
+    ...(curves.length > 0 ? { curves } : {}),
   };
 }
 

@@ -7,7 +7,13 @@ import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { connect, type Pid } from '../../src/index.js';
-import { type Percentiles, pipelined, sequential } from '../lib/pipeline.js';
+import {
+  type Percentiles,
+  pipelined,
+  portPipelined,
+  sequential,
+  serveEcho,
+} from '../lib/pipeline.js';
 
 export type CallCase =
   'pg-pipelined' | 'raw-pipelined' | 'comlink-pipelined' | 'pg-seq' | 'raw-seq' | 'comlink-seq';
@@ -32,7 +38,7 @@ const port = parentPort!;
 if ((workerData as { role: string }).role === 'server') {
   const noop = node.spawn(() => null);
   port.once('message', (m: { raw: MessagePort; comlink: MessagePort }) => {
-    m.raw.on('message', (msg: unknown) => m.raw.postMessage(msg));
+    serveEcho(m.raw);
     Comlink.expose({ noop: () => null }, nodeEndpoint(m.comlink));
     port.postMessage({ type: 'ready', pid: noop });
   });
@@ -40,23 +46,6 @@ if ((workerData as { role: string }).role === 'server') {
   let pid = 0 as Pid;
   let raw!: MessagePort;
   let api!: { noop(): Promise<null> };
-  // Raw baseline: every reply starts the next message; nothing else on the path.
-  const rawPipelined = (inflight: number, ms: number) =>
-    new Promise<number>((resolve) => {
-      let done = 0;
-      let active = inflight;
-      const start = performance.now();
-      const onMessage = () => {
-        done++;
-        if (performance.now() - start < ms) raw.postMessage(null);
-        else if (--active === 0) {
-          raw.off('message', onMessage);
-          resolve((done / (performance.now() - start)) * 1000);
-        }
-      };
-      raw.on('message', onMessage);
-      for (let i = 0; i < inflight; i++) raw.postMessage(null);
-    });
   const rawOnce = () =>
     new Promise<void>((resolve) => {
       raw.once('message', () => resolve());
@@ -87,7 +76,7 @@ if ((workerData as { role: string }).role === 'server') {
           values.push(await pipelined(() => api.noop(), inflight, ms));
           break;
         case 'raw-pipelined':
-          values.push(await rawPipelined(inflight, ms));
+          values.push(await portPipelined(raw, inflight, ms));
           break;
         case 'pg-seq':
           values.push(await seq(c, () => node.call(pid, null)));

@@ -1,9 +1,16 @@
-/** A worker node of the dispatch benchmark: one process in group 'work', running the same task as the pools. */
-import { parentPort } from 'node:worker_threads';
+/**
+ * A worker node of the task benchmarks: one process in group 'work', running the same
+ * task module as the pools (`workerData.task`; pool-task by default).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
 import { connect } from '../../src/index.js';
-import task from './pool-task.js';
+import { loadTask } from './load-task.js';
 
+const { task = new URL('./pool-task.js', import.meta.url).href } = (workerData ?? {}) as {
+  task?: string;
+};
+const run = await loadTask(task);
 const node = await connect();
-const pid = node.spawn(task);
+const pid = node.spawn((input) => run(input));
 await node.pg.join('work', pid);
 parentPort!.postMessage({ type: 'ready' });

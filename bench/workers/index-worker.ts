@@ -5,7 +5,14 @@
  * a figure is being measured.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { encodeGroup, type Group, IndexReader, IndexWriter, makePid } from '../../src/index.js';
+import {
+  encodeGroup,
+  type Group,
+  type GroupKey,
+  IndexReader,
+  IndexWriter,
+  makePid,
+} from '../../src/index.js';
 import type { IndexHandle } from '../../src/index.js';
 import { groupName, memberPid, SIZES, sizeGroup } from '../lib/index-data.js';
 import { type Op, randomSequence, throughput } from '../lib/measure.js';
@@ -29,7 +36,7 @@ export type Command =
   | { cmd: 'measure'; cases: ReadCase[]; ms: number; go?: Int32Array }
   | { cmd: 'churn'; stop: Int32Array }
   | { cmd: 'spin'; stop: Int32Array }
-  | { cmd: 'write'; ms: number; batch: number }
+  | { cmd: 'write'; ms: number; batch: number; map: boolean }
   | { cmd: 'sizes'; ms: number }
   | { cmd: 'exit' };
 
@@ -61,6 +68,46 @@ if (data.role === 'writer') {
     }
   });
   const churnKeys = Array.from({ length: data.churnGroups }, (_, i) => encodeGroup(`churn-${i}`));
+  const extras = churnKeys.map((_, i) => makePid(1, 0xfff0_0000 + i));
+  /** `batch` join + leave pairs on the index, published as one version. */
+  const indexPairs =
+    (batch: number): Op<number> =>
+    (_, i) => {
+      writer.batch(() => {
+        for (let k = 0; k < batch; k++) {
+          const g = (i * batch + k) % churnKeys.length;
+          writer.join(churnKeys[g]!, [extras[g]!]);
+          writer.leave(churnKeys[g]!, [extras[g]!]);
+        }
+      });
+      return batch;
+    };
+  // The writer's baseline: the same groups in a same-thread Map, copy-on-write. Like the
+  // index, every change makes a new member list, so that whoever holds the old one keeps
+  // a consistent copy; no version to publish, nothing shared.
+  const cow = new Map<GroupKey, readonly number[]>(
+    churnKeys.map((k, i) => [k, Array.from({ length: data.members }, (_, j) => memberPid(i, j))]),
+  );
+  const cowJoin = (key: GroupKey, pids: readonly number[]) =>
+    cow.set(key, cow.get(key)!.concat(pids));
+  const cowLeave = (key: GroupKey, pids: readonly number[]) => {
+    const next = cow.get(key)!.slice();
+    for (const p of pids) {
+      const j = next.lastIndexOf(p);
+      if (j >= 0) next.splice(j, 1);
+    }
+    cow.set(key, next);
+  };
+  const mapPairs =
+    (batch: number): Op<number> =>
+    (_, i) => {
+      for (let k = 0; k < batch; k++) {
+        const g = (i * batch + k) % churnKeys.length;
+        cowJoin(churnKeys[g]!, [extras[g]!]);
+        cowLeave(churnKeys[g]!, [extras[g]!]);
+      }
+      return batch;
+    };
   port.postMessage({ type: 'ready', handle: writer.handle });
   port.on('message', (msg: Command) => {
     if (msg.cmd === 'churn') {
@@ -83,26 +130,11 @@ if (data.role === 'writer') {
         for (let k = 0; k < 100_000; k++) x = (x * 1103515245 + 12345) | 0;
       port.postMessage({ type: 'churned', changes: x & 0 });
     } else if (msg.cmd === 'write') {
-      // Writer throughput: join then leave of a member of a node already in the group,
+      // Writer throughput: a join then a leave of a member of a node already in the group,
       // `batch` pairs per published version; the clock is read every 512 pairs.
-      let changes = 0;
-      const start = performance.now();
-      let now = start;
-      while (now - start < msg.ms) {
-        for (let round = 0; round < 512; round += msg.batch) {
-          writer.batch(() => {
-            for (let k = 0; k < msg.batch; k++) {
-              const i = (changes >> 1) % churnKeys.length;
-              const extra = makePid(1, 0xfff0_0000 + i);
-              writer.join(churnKeys[i]!, [extra]);
-              writer.leave(churnKeys[i]!, [extra]);
-              changes += 2;
-            }
-          });
-        }
-        now = performance.now();
-      }
-      port.postMessage({ type: 'written', perSecond: (changes / (now - start)) * 1000 });
+      const op = (msg.map ? mapPairs : indexPairs)(msg.batch);
+      const pairs = throughput(op, [0], msg.ms, Math.max(1, 512 / msg.batch)) * msg.batch;
+      port.postMessage({ type: 'written', perSecond: pairs * 2 });
     } else if (msg.cmd === 'exit') {
       port.close();
     }

@@ -2,26 +2,42 @@
  * A node of the pg benchmark, driven by the main thread's commands:
  * - `latency`: join, wait until the watcher saw it, leave, wait until it saw that;
  * - `watch`: spin on reads of the shared index and time how long each join took to show;
- * - `pipelined`: joins and leaves with many in flight;
- * - `fill` / `watch-drop`: a big membership, and the time until node-down removed it.
+ * - `pipelined`: joins and leaves with many in flight; `raw-pipelined`, its baseline: as
+ *   many raw messages in flight to an echo on the coordinator's thread;
+ * - `fill` / `watch-drop`: a big membership, and the time until node-down removed it;
+ * - `stamp-member`: a receiver of broadcasts that stamps their arrival.
  * Times come from `process.hrtime.bigint()`, one clock for every thread of the process.
  */
 
 import { createHistogram } from 'node:perf_hooks';
 import { type MessagePort, parentPort } from 'node:worker_threads';
 import { connect } from '../../src/index.js';
-import { percentiles, pipelined, sequential } from '../lib/pipeline.js';
+import { percentiles, pipelined, portPipelined, sequential, serveEcho } from '../lib/pipeline.js';
 
 export type PgCommand =
   | { cmd: 'latency'; samples: number; clock: BigInt64Array; flag: Int32Array }
   | { cmd: 'watch'; samples: number; clock: BigInt64Array; flag: Int32Array }
   | { cmd: 'pipelined'; ms: number; inflight: number }
+  | { cmd: 'raw-pipelined'; port?: MessagePort; ms: number; inflight: number }
   | { cmd: 'fill'; groups: number; perGroup: number }
   | { cmd: 'watch-drop'; clock: BigInt64Array; flag: Int32Array }
   | { cmd: 'echo-serve'; port: MessagePort }
+  | StampMember
   | { cmd: 'echo-measure'; port?: MessagePort; ms: number }
   | { cmd: 'mon-watch'; samples: number; clock: BigInt64Array; flag: Int32Array }
   | { cmd: 'mon-drive'; samples: number; clock: BigInt64Array; flag: Int32Array };
+
+/**
+ * A receiver of the scale benchmark's broadcasts: a process in group `all` or, with a
+ * port, a raw listener on it. Each message stamps `stamps[slot]` and counts in `count[0]`.
+ */
+export interface StampMember {
+  cmd: 'stamp-member';
+  stamps: BigInt64Array;
+  count: Int32Array;
+  slot: number;
+  port?: MessagePort;
+}
 
 // Handshake states in `flag[0]`.
 const IDLE = 0;
@@ -36,6 +52,8 @@ const self = node.self();
 const tick = () => new Promise((r) => setImmediate(r));
 /** The client end of the raw echo channel, kept across trials. */
 let echo: MessagePort | undefined;
+/** The client end of the raw channel to the coordinator's thread, kept across trials. */
+let toCoordinator: MessagePort | undefined;
 
 async function until(flag: Int32Array, state: number): Promise<void> {
   while (Atomics.load(flag, 0) !== state) await tick();
@@ -84,14 +102,31 @@ port.on('message', async (m: PgCommand) => {
       port.postMessage({ type: 'piped', rate });
       break;
     }
+    case 'raw-pipelined': {
+      toCoordinator = m.port ?? toCoordinator;
+      const rate = await portPipelined(toCoordinator!, m.inflight, m.ms);
+      port.postMessage({ type: 'raw-piped', rate });
+      break;
+    }
     case 'fill': {
       const pids = Array.from({ length: m.perGroup }, () => node.spawn(() => null));
       for (let g = 0; g < m.groups; g++) await pg.join(`drop-${g}`, pids);
       port.postMessage({ type: 'filled' });
       break;
     }
+    case 'stamp-member': {
+      const { stamps, count, slot } = m;
+      const stamp = () => {
+        stamps[slot] = process.hrtime.bigint();
+        Atomics.add(count, 0, 1);
+      };
+      if (m.port !== undefined) m.port.on('message', stamp);
+      else await pg.join('all', node.spawn(stamp));
+      port.postMessage({ type: 'member' });
+      break;
+    }
     case 'echo-serve':
-      m.port.on('message', (x: unknown) => m.port.postMessage(x));
+      serveEcho(m.port);
       port.postMessage({ type: 'serving' });
       break;
     case 'echo-measure': {

@@ -1,6 +1,7 @@
 /**
- * Backpressure, per calling thread: each member takes at most `maxInFlight` calls from
- * this thread at once; when every usable member of a group is at its bound, dispatches
+ * Backpressure, per calling thread: each member takes at most its window of calls from
+ * this thread at once (window.ts; `maxInFlight` fixes it); when every usable member of
+ * a group is at its bound, dispatches
  * wait in a bounded FIFO queue for that group (or, for sticky strategies, for their own
  * member), and one that finds the queue full is rejected with `QueueFullError`.
  * Nothing is dropped silently.
@@ -22,6 +23,7 @@ import type { MembershipView } from '../core/membership-view.js';
 import type { Pid } from '../core/pid.js';
 import { after } from '../core/timer.js';
 import { DEFAULT_MAX_QUEUE, type DispatchOptions } from './options.js';
+import { Windows } from './window.js';
 
 /** What backpressure needs of its scope: a monitor on a group, to hear joins. */
 export interface GroupWatcher {
@@ -67,8 +69,8 @@ export class Backpressure {
   readonly #reader: () => MembershipView | undefined;
   readonly #watcher: GroupWatcher;
   readonly #scope: string;
-  /** Calls from this thread in flight, per member. */
-  readonly inFlight = new Map<Pid, number>();
+  /** Calls from this thread in flight, and the window, per member. */
+  readonly windows: Windows;
   readonly #byString = new Map<string | number, GroupState>();
   readonly #byNumber = new Map<string | number, GroupState>();
   readonly #byTuple = new Map<string | number, GroupState>();
@@ -77,7 +79,13 @@ export class Backpressure {
   /** Dispatches of this thread waiting, in all groups. */
   #waiting = 0;
 
-  constructor(scope: string, reader: () => MembershipView | undefined, watcher: GroupWatcher) {
+  constructor(
+    scope: string,
+    reader: () => MembershipView | undefined,
+    watcher: GroupWatcher,
+    maxWindow: number,
+  ) {
+    this.windows = new Windows(maxWindow);
     this.#scope = scope;
     this.#reader = reader;
     this.#watcher = watcher;
@@ -113,14 +121,12 @@ export class Backpressure {
 
   /** Takes a slot of `pid` for a call from this thread. */
   take(pid: Pid): void {
-    this.inFlight.set(pid, (this.inFlight.get(pid) ?? 0) + 1);
+    this.windows.take(pid);
   }
 
   /** Gives a slot of `pid` back, and lets waiting dispatches that can now go, go. */
   release(pid: Pid): void {
-    const n = this.inFlight.get(pid)! - 1;
-    if (n === 0) this.inFlight.delete(pid);
-    else this.inFlight.set(pid, n);
+    this.windows.release(pid);
     // A member may belong to several groups, and a sticky dispatch can only use its own
     // member: every group with waiters gets a look, not only the one this call was for.
     if (this.#waiting > 0)

@@ -58,8 +58,8 @@ export class Dispatcher {
     this.#scopeApi = scopeApi;
     this.#scope = scope;
     this.#reader = reader;
-    this.#queue = new Backpressure(scope, reader, scopeApi);
-    this.#picker = new Picker(node, reader, this.#queue.inFlight);
+    this.#queue = new Backpressure(scope, reader, scopeApi, DEFAULT_MAX_IN_FLIGHT);
+    this.#picker = new Picker(node, reader, this.#queue.windows);
   }
 
   /** One member of `group` by `strategy`, or undefined for an empty group. Synchronous. */
@@ -77,7 +77,8 @@ export class Dispatcher {
   async dispatch<R>(group: Group, message: unknown, options: DispatchOptions = {}): Promise<R> {
     checkDispatchOptions(options);
     const strategy = options.strategy ?? 'random';
-    const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    // Undefined: each member's adaptive window (window.ts).
+    const maxInFlight = options.maxInFlight;
     if (this.#reader() === undefined) {
       checkGroup(group);
       throw new NoScopeError(`cannot dispatch: scope '${this.#scope}' is not running`);

@@ -67,7 +67,12 @@ export interface DispatchOptions extends CallOptions {
    * `CallTimeoutError`.
    */
   waitForMembers?: number;
-  /** Calls from this thread in flight to one member before it counts as saturated. Default 1,024. */
+  /**
+   * Calls from this thread in flight to one member before it counts as saturated. By
+   * default each member's window adapts to hold about 4 ms of its work (see window.ts),
+   * up to 1,024: no-op calls pipeline deeply, CPU jobs go out as members free up. A
+   * number fixes the window.
+   */
   maxInFlight?: number;
   /** Dispatches of this thread that may wait for a saturated group. Default 100,000. */
   maxQueue?: number;

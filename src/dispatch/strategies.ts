@@ -12,6 +12,7 @@ import { type Group, hashKey } from '../core/group.js';
 import type { MembershipView } from '../core/membership-view.js';
 import { nodeOf, type Pid } from '../core/pid.js';
 import type { PickNode, Strategy } from './options.js';
+import type { Windows } from './window.js';
 
 let seed = (Math.random() * 0x1_0000_0000) | 0 || 1;
 /** xorshift32: a fast per-thread random source for picks (not for anything that needs secrecy). */
@@ -35,32 +36,30 @@ function score(keyHash: number, pid: number): number {
 export class Picker {
   readonly #node: PickNode;
   readonly #reader: () => MembershipView | undefined;
-  /** Calls from this thread in flight, per member (kept by the backpressure). */
-  readonly #inFlight: ReadonlyMap<Pid, number>;
+  /** Calls from this thread in flight, and the windows (kept by the backpressure). */
+  readonly #windows: Windows;
   #scratch = new Float64Array(64);
   #localRr = 0;
 
-  constructor(
-    node: PickNode,
-    reader: () => MembershipView | undefined,
-    inFlight: ReadonlyMap<Pid, number>,
-  ) {
+  constructor(node: PickNode, reader: () => MembershipView | undefined, windows: Windows) {
     this.#node = node;
     this.#reader = reader;
-    this.#inFlight = inFlight;
+    this.#windows = windows;
   }
 
   /**
-   * A member of `group` with fewer than `maxInFlight` calls from this thread, not in
-   * `tried`, by `strategy`; undefined when there is none.
+   * A member of `group` with room for a call from this thread (under `maxInFlight` when
+   * given, else under its window), not in `tried`, by `strategy`; undefined when there
+   * is none.
    */
   pick(
     group: Group,
     strategy: Strategy,
     key: string | number | undefined,
     tried: Set<Pid> | undefined,
-    maxInFlight: number,
+    maxInFlight: number | undefined,
   ): Pid | undefined {
+    const windows = this.#windows;
     const reader = this.#reader();
     if (reader === undefined) return undefined;
     // The fast paths: one read of the index, no copy, when the pick has room.
@@ -68,7 +67,7 @@ export class Picker {
       let pid: Pid | undefined;
       if (strategy === 'random') pid = reader.memberAt(group, random32());
       else if (strategy === 'round-robin') pid = reader.next(group);
-      if (pid !== undefined && (this.#inFlight.get(pid) ?? 0) < maxInFlight) return pid;
+      if (pid !== undefined && windows.hasRoom(pid, maxInFlight)) return pid;
       if (pid === undefined && (strategy === 'random' || strategy === 'round-robin'))
         return undefined;
     }
@@ -81,7 +80,7 @@ export class Picker {
     if (n === 0) return undefined;
     const members = this.#scratch;
     const usable = (pid: Pid) =>
-      (this.#inFlight.get(pid) ?? 0) < maxInFlight && (tried === undefined || !tried.has(pid));
+      windows.hasRoom(pid, maxInFlight) && (tried === undefined || !tried.has(pid));
     if (typeof strategy === 'function') {
       const list = Array.from(members.subarray(0, n)) as Pid[];
       const pid = strategy(
@@ -106,9 +105,7 @@ export class Picker {
           }
         }
         // Sticky means sticky: a saturated owner makes the dispatch wait, not move.
-        return best !== undefined && (this.#inFlight.get(best) ?? 0) < maxInFlight
-          ? best
-          : undefined;
+        return best !== undefined && windows.hasRoom(best, maxInFlight) ? best : undefined;
       }
       case 'local-first': {
         const self = this.#node.id;
@@ -141,7 +138,7 @@ export class Picker {
     for (let k = 0; k < n; k++) {
       const pid = members[(start + k) % n] as Pid;
       if (!usable(pid)) continue;
-      const load = this.#node.loadOf(pid) + (this.#inFlight.get(pid) ?? 0);
+      const load = this.#node.loadOf(pid) + this.#windows.inFlight(pid);
       if (load < bestLoad) {
         bestLoad = load;
         best = pid;

@@ -42,6 +42,30 @@ export interface SpawnOptions {
 }
 
 /** One message in a mailbox. `id` is 0 for a send. */
+/** Handler time one job may spend on mailboxes before the rest waits for the next turn. */
+const JOB_BUDGET_MS = 1;
+
+/** When this thread's current job first ran a handler (0: not yet in this job). */
+let jobStart = 0;
+const endJob = (): void => {
+  jobStart = 0;
+};
+
+/**
+ * True once handlers have run for `JOB_BUDGET_MS` in the current job of this thread.
+ * The job's end is a microtask queued at its first handler: it runs once the job's
+ * synchronous work (a whole batch of frames, say) is done.
+ */
+function overBudget(): boolean {
+  const now = performance.now();
+  if (jobStart === 0) {
+    jobStart = now;
+    queueMicrotask(endJob);
+    return false;
+  }
+  return now - jobStart > JOB_BUDGET_MS;
+}
+
 export interface Envelope {
   message: unknown;
   from: Pid | undefined;
@@ -66,6 +90,12 @@ export class Process {
   readonly #running = new Set<Envelope>();
   #busy = 0;
   #alive = true;
+  /** A pump is scheduled for the next turn (see `#pump`). */
+  #deferred = false;
+  readonly #resume = (): void => {
+    this.#deferred = false;
+    this.#pump();
+  };
   /** Waiting for the mailbox to empty (a graceful stop). */
   #idle: (() => void)[] = [];
   /** Where this process publishes its load for other threads (offset -1: nowhere). */
@@ -115,11 +145,20 @@ export class Process {
   }
 
   deliver(env: Envelope): void {
-    if (this.#busy < this.#concurrency && this.#head === this.#queue.length) this.#run(env);
-    else {
-      this.#queue.push(env);
-      this.#publishLoad();
+    const idle = this.#busy < this.#concurrency && this.#head === this.#queue.length;
+    if (idle && !this.#deferred && !overBudget()) {
+      this.#run(env);
+      return;
     }
+    this.#queue.push(env);
+    this.#publishLoad();
+    if (idle && !this.#deferred) this.#deferPump();
+  }
+
+  /** Runs the mailbox on the next turn of the event loop, after this job's replies left. */
+  #deferPump(): void {
+    this.#deferred = true;
+    setImmediate(this.#resume);
   }
 
   #run(env: Envelope): void {
@@ -181,8 +220,25 @@ export class Process {
     for (const resolve of waiting) resolve();
   }
 
+  /**
+   * Runs queued messages while there is room. Synchronous handlers run back to back in
+   * one job, which is what makes no-op calls cheap; but the replies of a job leave
+   * together at its end (channels batch per job), so once this thread's handlers have
+   * run for `JOB_BUDGET_MS` in the job, the rest waits for the next turn of the event
+   * loop: the replies so far go out, and a caller sees its first result after one
+   * job's time, not after a whole batch's. (`deliver` keeps the same budget.)
+   */
   #pump(): void {
-    while (this.#alive && this.#busy < this.#concurrency && this.#head < this.#queue.length) {
+    while (
+      !this.#deferred &&
+      this.#alive &&
+      this.#busy < this.#concurrency &&
+      this.#head < this.#queue.length
+    ) {
+      if (overBudget()) {
+        this.#deferPump();
+        break;
+      }
       const env = this.#queue[this.#head]!;
       this.#queue[this.#head++] = undefined as unknown as Envelope;
       if (this.#head === this.#queue.length) {
