@@ -267,7 +267,21 @@ export class Scope {
     return this.#dispatcher.pick(group, strategy, key);
   }
 
-  /** Calls a member of `group` picked by `options.strategy`, with backpressure and optional retries. */
+  /**
+   * Calls a member of `group` picked by `options.strategy`, with backpressure and
+   * optional retries, and resolves with its handler's answer. Rejects with:
+   * - `NoMembersError`: the group is empty (after `waitForMembers` ms if given), or every
+   *   member tried failed;
+   * - `QueueFullError`: every member is saturated and `maxQueue` dispatches already wait;
+   * - `CallTimeoutError`: `timeout` ran out (waiting for a member, in the queue, or in
+   *   the call);
+   * - `NoScopeError`: the scope is not running, or stopped meanwhile;
+   * - the abort reason of `signal`;
+   * - whatever the call rejects with: the handler's own error, `ProcessExitError`,
+   *   `NodeDownError`, `NoProcessError` (retried on another member with `retries`),
+   *   `MessageCloneError`, `NotConnectedError`;
+   * - a `TypeError` or `RangeError` for bad options, `InvalidGroupError` for a bad group.
+   */
   dispatch<R = unknown>(group: Group, message: unknown, options?: DispatchOptions): Promise<R> {
     return this.#dispatcher.dispatch<R>(group, message, options);
   }
