@@ -8,7 +8,7 @@
  * behind gets `MonitorOverflowError` from the iterator after the events it did buffer,
  * and the monitor is removed, so memory stays bounded and nothing is silently dropped.
  */
-import { MonitorOverflowError } from '../core/errors.js';
+import { describe, MonitorOverflowError } from '../core/errors.js';
 import type { Group } from '../core/group.js';
 import type { Pid } from '../core/pid.js';
 
@@ -187,4 +187,20 @@ export interface GroupMonitor {
   readonly members: Pid[];
   /** Every change of the group after the snapshot, in order (`for await`). */
   readonly events: AsyncIterable<MembershipEvent>;
+}
+
+const DEFAULT_MAX_BUFFER = 1 << 16;
+
+/** Checks the callbacks and buffer of monitor options; returns the buffer size. */
+export function checkMonitorOptions(options: MonitorOptions): number {
+  if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
+    throw new TypeError(`onEvent must be a function, got ${describe(options.onEvent)}`);
+  }
+  if (options.onEnd !== undefined && typeof options.onEnd !== 'function') {
+    throw new TypeError(`onEnd must be a function, got ${describe(options.onEnd)}`);
+  }
+  const max = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
+  if (!Number.isInteger(max) || max < 1)
+    throw new RangeError(`maxBuffer must be a positive integer, got ${describe(max)}`);
+  return max;
 }

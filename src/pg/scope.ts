@@ -10,7 +10,7 @@
  * its read section, so a thread always reads its own writes.
  */
 import { checkGroup, decodeGroup, encodeGroup, type Group, type GroupKey } from '../core/group.js';
-import { describe, NoProcessError, NoScopeError, NotLocalError } from '../core/errors.js';
+import { NoProcessError, NoScopeError, NotLocalError } from '../core/errors.js';
 import type { MembershipView } from '../core/membership-view.js';
 import { formatPid, nodeOf, type Pid, toPidList } from '../core/pid.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
@@ -27,6 +27,7 @@ import { IndexReader } from '../shared-index/reader.js';
 import type { IndexHandle } from '../shared-index/types.js';
 import { LocalMembers } from './local-members.js';
 import {
+  checkMonitorOptions,
   EventStream,
   type GroupMonitor,
   type MonitorOptions,
@@ -85,8 +86,6 @@ interface Subscription {
   stream: EventStream;
   owner: Pid | undefined;
 }
-
-const DEFAULT_MAX_BUFFER = 1 << 16;
 
 /**
  * The pg API of one scope on one node: `node.pg` (scope `'pg'`) or `node.scope(name)`.
@@ -446,15 +445,7 @@ export class Scope {
         );
       }
     }
-    if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
-      throw new TypeError(`onEvent must be a function, got ${describe(options.onEvent)}`);
-    }
-    if (options.onEnd !== undefined && typeof options.onEnd !== 'function') {
-      throw new TypeError(`onEnd must be a function, got ${describe(options.onEnd)}`);
-    }
-    const max = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
-    if (!Number.isInteger(max) || max < 1)
-      throw new RangeError(`maxBuffer must be a positive integer, got ${describe(max)}`);
+    const max = checkMonitorOptions(options);
     this.#assertRunning('monitor');
     let ref = 0;
     const stream = new EventStream(

@@ -15,20 +15,12 @@ import { formatPid, makePid, nodeOf, type Pid, serialOf, toPid } from '../core/p
 import { checkScopeName } from '../core/scope-name.js';
 import { fromWire, type WireError } from '../core/wire-error.js';
 import { BatchPort } from '../protocol/batch-port.js';
-import {
-  CALL,
-  type ChannelHost,
-  DRAIN,
-  DRAINED,
-  cloneError,
-  cloneLocal,
-  type ReplyTo,
-  SEND,
-} from '../protocol/channel.js';
+import { CALL, type ChannelHost, cloneLocal, SEND } from '../protocol/channel.js';
 import { type Endpoint, parseToNode, type ToNode } from '../protocol/messages.js';
 import type { Scope, ScopeHost } from '../pg/scope.js';
 import { NodeScopes } from './node-scopes.js';
 import { Control } from './control.js';
+import { Drain } from './drain.js';
 import { LoadTable } from './load-table.js';
 import { type CallOptions, Calls, checkCallOptions, type Transferable } from './pending-calls.js';
 import { Peers } from './peers.js';
@@ -66,8 +58,7 @@ export class Node extends EventEmitter<NodeEvents> {
   readonly #monitors: ProcessMonitors;
   readonly #scopes: NodeScopes;
   #ref = 0;
-  /** DRAIN frames awaiting their DRAINED, by id. */
-  readonly #drains = new Map<number, { peer: number; resolve(): void }>();
+  readonly #drain: Drain;
   #connected = true;
   #malformed = 0;
 
@@ -87,6 +78,7 @@ export class Node extends EventEmitter<NodeEvents> {
     for (const [n, table] of welcome.nodes) this.#peers.up(n, new LoadTable(table));
     this.#peers.up(this.id, loads);
     this.#processes = new Processes(this.id, loads, this.#onSendError, rootHandler);
+    this.#drain = new Drain(this.#peers, this.#processes, this.#calls);
     control.on('message', this.#onControl);
     // A message that arrived but could not be deserialized (too deep, say): malformed too.
     control.on('messageerror', this.#onMalformed);
@@ -202,7 +194,7 @@ export class Node extends EventEmitter<NodeEvents> {
         if (proc === undefined) return Promise.reject(noProc(p));
         const copy = cloneLocal(message, options?.transfer);
         const [id, promise] = this.#calls.open<R>(node, p, options);
-        proc.deliver({ message: copy, from: this.self(), id, replyTo: this.#localReply });
+        proc.deliver({ message: copy, from: this.self(), id, replyTo: this.#calls.local });
         return promise;
       }
       const channel = this.#peers.channel(node);
@@ -307,20 +299,6 @@ export class Node extends EventEmitter<NodeEvents> {
     };
   }
 
-  readonly #localReply: ReplyTo = {
-    reply: (id, value) => {
-      let copy: unknown;
-      try {
-        copy = structuredClone(value);
-      } catch (error) {
-        this.#calls.settle(id, false, cloneError(error));
-        return;
-      }
-      this.#calls.settle(id, true, copy);
-    },
-    fail: (id, error) => this.#calls.settle(id, false, error),
-  };
-
   readonly #onSendError = (pid: Pid, error: unknown): void => {
     if (this.listenerCount('processError') > 0) this.emit('processError', pid, error);
     else
@@ -347,13 +325,8 @@ export class Node extends EventEmitter<NodeEvents> {
       this.#monitors.onMonitor(channel, ref, serial, this.#processes.alive(serial) !== undefined),
     onDemonitor: (channel, ref, serial) => this.#monitors.onDemonitor(channel, ref, serial),
     onDown: (ref, reason) => this.#monitors.onDown(ref, reason),
-    // Frames are handled in order, so everything the peer sent before DRAIN is in a
-    // mailbox now: answer once the mailboxes are empty.
-    onDrain: (channel, id) =>
-      void this.#processes.idle().then(() => {
-        if (channel.open) channel.post([DRAINED, id]);
-      }),
-    onDrained: (id) => this.#drains.get(id)?.resolve(),
+    onDrain: (channel, id) => this.#drain.onDrain(channel, id),
+    onDrained: (id) => this.#drain.onDrained(id),
     onClose: (channel) => {
       this.#peers.closed(channel);
       // A closed channel means the peer's thread is gone; the coordinator will confirm
@@ -372,34 +345,7 @@ export class Node extends EventEmitter<NodeEvents> {
         new NodeDownError(`node ${node} of ${formatPid(pid)} went down before answering`, node),
     );
     this.#monitors.nodeGone(node);
-    for (const d of this.#drains.values()) if (d.peer === node) d.resolve();
-  }
-
-  /**
-   * A graceful stop (`drain` from the coordinator): every peer handles what this node
-   * sent it before now (a DRAIN frame behind it on each channel, answered with
-   * DRAINED), this node handles its own mailboxes, and its calls in flight settle; then
-   * `done`. The coordinator bounds the wait with the stop's timeout.
-   */
-  async #drain(ref: number): Promise<void> {
-    const peers = this.#peers.open().map(
-      (channel) =>
-        new Promise<void>((resolve) => {
-          const id = ++this.#ref;
-          this.#drains.set(id, {
-            peer: channel.peer,
-            resolve: () => {
-              this.#drains.delete(id);
-              resolve();
-            },
-          });
-          channel.post([DRAIN, id]);
-        }),
-    );
-    await Promise.all([...peers, this.#processes.idle(), this.#calls.whenEmpty()]);
-    // Handlers may have sent more meanwhile: let this node's own mailboxes settle again.
-    await this.#processes.idle();
-    if (this.#connected) this.#control.post({ t: 'done', ref });
+    this.#drain.peerGone(node);
   }
 
   // Messages from the coordinator ------------------------------------------------------------
@@ -471,7 +417,10 @@ export class Node extends EventEmitter<NodeEvents> {
         this.#control.post({ t: 'done', ref: m.ref });
         break;
       case 'drain':
-        void this.#drain(m.ref);
+        // A graceful stop: answer once this node's part is done (see drain.ts).
+        void this.#drain.run().then(() => {
+          if (this.#connected) this.#control.post({ t: 'done', ref: m.ref });
+        });
         break;
       case 'welcome':
         break;
@@ -509,7 +458,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const gone = new NodeDownError(`node ${this.id} left the cluster before answering`, this.id);
     for (const proc of this.#processes.removeAll()) {
       for (const env of proc.exit('shutdown'))
-        env.replyTo?.fail(env.id, env.replyTo === this.#localReply ? closed : gone);
+        env.replyTo?.fail(env.id, env.replyTo === this.#calls.local ? closed : gone);
     }
     this.#calls.failAll(() => closed);
     this.#monitors.shutdown();

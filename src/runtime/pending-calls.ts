@@ -6,6 +6,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { CallTimeoutError, checkNumber, describe } from '../core/errors.js';
 import { formatPid, type Pid } from '../core/pid.js';
 import { after } from '../core/timer.js';
+import { cloneError, type ReplyTo } from '../protocol/channel.js';
 
 export interface CallOptions {
   /** Milliseconds before the call rejects with `CallTimeoutError`. Default: no limit. */
@@ -48,6 +49,23 @@ interface Pending {
 }
 
 export class Calls {
+  /**
+   * Where a local process's answer goes: settled with a structured-clone copy, as if it
+   * had crossed a channel (an answer that cannot be cloned fails the call).
+   */
+  readonly local: ReplyTo = {
+    reply: (id, value) => {
+      let copy: unknown;
+      try {
+        copy = structuredClone(value);
+      } catch (error) {
+        this.settle(id, false, cloneError(error));
+        return;
+      }
+      this.settle(id, true, copy);
+    },
+    fail: (id, error) => this.settle(id, false, error),
+  };
   readonly #pending = new Map<number, Pending>();
   #seq = 0;
   /** Waiting for the last call to settle (a graceful stop). */
