@@ -311,21 +311,24 @@ export class Coordinator {
    */
   partition(node: number, scope: string, cut: boolean): Promise<void> {
     this.#scopes.get(scope)?.cut(node, cut);
-    if (!this.#nodes.has(node)) return Promise.resolve();
-    const ref = ++this.#ref;
-    return new Promise((resolve) => {
-      this.#done.set(ref, { node, resolve });
-      this.#send(node, { t: 'partition', scope, cut, ref });
-    });
+    return this.#untilDone(node, (ref) => ({ t: 'partition', scope, cut, ref }));
   }
 
   /** Resolves once `node` has handled everything sent to it so far (immediately if it is gone). */
   barrier(node: number): Promise<void> {
+    return this.#untilDone(node, (ref) => ({ t: 'ping', ref }));
+  }
+
+  /**
+   * Sends `node` a message that it answers with `done`, and resolves then (at once if
+   * the node is gone; when it goes, or the cluster stops, meanwhile).
+   */
+  #untilDone(node: number, message: (ref: number) => ToNode): Promise<void> {
     if (!this.#nodes.has(node)) return Promise.resolve();
     const ref = ++this.#ref;
     return new Promise((resolve) => {
       this.#done.set(ref, { node, resolve });
-      this.#send(node, { t: 'ping', ref });
+      this.#send(node, message(ref));
     });
   }
 
@@ -335,13 +338,9 @@ export class Coordinator {
    * or `timeout` ms have passed, whichever comes first.
    */
   drain(timeout: number): Promise<void> {
-    const answers = [...this.#nodes.keys()].map((node) => {
-      const ref = ++this.#ref;
-      return new Promise<void>((resolve) => {
-        this.#done.set(ref, { node, resolve });
-        this.#send(node, { t: 'drain', ref });
-      });
-    });
+    const answers = [...this.#nodes.keys()].map((node) =>
+      this.#untilDone(node, (ref) => ({ t: 'drain', ref })),
+    );
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<void>((resolve) => {
       timer = after(timeout, resolve);
