@@ -16,7 +16,7 @@ import type { Windows } from './window.js';
 
 let seed = (Math.random() * 0x1_0000_0000) | 0 || 1;
 /** xorshift32: a fast per-thread random source for picks (not for anything that needs secrecy). */
-function random32(): number {
+export function random32(): number {
   seed ^= seed << 13;
   seed ^= seed >>> 17;
   seed ^= seed << 5;
