@@ -8,6 +8,7 @@ import test from 'ava';
 import { NodeDownError, NotConnectedError, startCluster } from '../src/index.js';
 import { rejects, spawnAgent } from './support/cluster.js';
 import { cpuLoad } from './support/load.js';
+import { fixture } from './support/workers.js';
 
 const ROUNDS = 5;
 const MEMBERS = 3;
@@ -95,3 +96,14 @@ test('stop rejects bad options with a clear error, and stops nothing', async (t)
   t.throws(() => cluster.stop('now' as never), { instanceOf: TypeError, message: /stop options/ });
   t.deepEqual(cluster.nodes(), [0]);
 });
+
+test.serial(
+  'a spawn still starting when the cluster stops rejects, and its worker ends with the cluster',
+  async (t) => {
+    const cluster = await startCluster();
+    const spawning = cluster.spawn(fixture('cluster-role'), { workerData: { role: 'late' } });
+    await cluster.stop();
+    await rejects(t, spawning, { instanceOf: NotConnectedError, message: /cluster was stopped/ });
+    t.deepEqual(cluster.nodes(), []);
+  },
+);

@@ -86,6 +86,8 @@ export class Cluster {
   readonly #coordinator: Coordinator;
   readonly #workers = new Map<number, Worker>();
   readonly #exits = new Map<number, Promise<void>>();
+  /** Spawns not ready yet: a stop fails them and waits for their workers to end. */
+  readonly #starting = new Set<() => Promise<unknown>>();
   readonly #node: Node;
   #stopping: Promise<void> | undefined;
 
@@ -147,7 +149,13 @@ export class Cluster {
       const timer = after(connectTimeout, () =>
         fail(new Error(`worker ${name} did not ${waitingFor()} within ${connectTimeout} ms`)),
       );
+      const abandon = () => {
+        fail(new NotConnectedError(`the cluster was stopped before worker ${name} was ready`));
+        return worker.terminate();
+      };
+      this.#starting.add(abandon);
       const cleanup = () => {
+        this.#starting.delete(abandon);
         clearTimeout(timer);
         worker.off('error', onError);
         worker.off('exit', onExit);
@@ -269,7 +277,10 @@ export class Cluster {
    * every worker it spawned is terminated, other nodes are told to shut down, and every
    * scope stops. `stop({ timeout: 0 })` skips the wait: work in flight is dropped.
    * Resolves when the workers are gone; after that nothing of the cluster keeps the
-   * process alive. Calling it again returns the same promise.
+   * process alive. Calling it again returns the same promise. A `spawn()` still waiting
+   * for its worker rejects with `NotConnectedError`, and that worker ends too. (A stop
+   * awaited inside a handler of this cluster counts that handler as busy: it waits
+   * its timeout.)
    */
   stop(options: StopOptions = {}): Promise<void> {
     if (this.#stopping === undefined) {
@@ -278,11 +289,13 @@ export class Cluster {
       checkNumber('timeout (ms)', options.timeout, 0);
     }
     this.#stopping ??= (async () => {
+      // Workers still starting never become nodes of a stopped cluster.
+      const starting = [...this.#starting].map((abandon) => abandon());
       const timeout = options.timeout ?? DEFAULT_STOP_TIMEOUT;
       if (timeout > 0) await this.#coordinator.drain(timeout);
       const exits = [...this.#exits.values()];
       for (const worker of this.#workers.values()) void worker.terminate();
-      await Promise.all(exits);
+      await Promise.all([...exits, ...starting]);
       this.#node.close();
       this.#coordinator.stop();
     })();
