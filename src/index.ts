@@ -38,9 +38,14 @@ export {
   NotLocalError,
   ProcessExitError,
   MonitorOverflowError,
+  MissingPackageError,
   QueueFullError,
+  RemoteMessageError,
   TooManyReadersError,
+  TransportError,
 } from './core/errors.js';
+export type { PeerInfo, PeeringStats } from './peering/peering.js';
+export type { Transport, TransportHandlers, TransportLink } from './peering/transport.js';
 
 export {
   decodeGroup,

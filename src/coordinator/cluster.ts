@@ -18,6 +18,8 @@ import type { Node } from '../runtime/node.js';
 import type { Handler } from '../runtime/process.js';
 import type { IndexOptions } from '../shared-index/types.js';
 import { Coordinator, type CoordinatorStats } from './coordinator.js';
+import type { PeerInfo } from '../peering/peering.js';
+import type { Transport } from '../peering/transport.js';
 
 /** Options of `startCluster()`. */
 export interface ClusterOptions {
@@ -27,6 +29,13 @@ export interface ClusterOptions {
   index?: IndexOptions;
   /** Handler of this thread's root process (`node.self()`). */
   handler?: Handler;
+  /**
+   * Peers this cluster with the clusters of other OS processes, on this host or others,
+   * over a broker: `natsTransport({ servers, cluster })` from `procgroups/nats`. Their
+   * members show in this process's index, and pids of theirs take `send`, `call` and
+   * `dispatch` like local ones. Without it, nothing leaves this process.
+   */
+  transport?: Transport;
 }
 
 /** Options of `cluster.stop()`. */
@@ -250,6 +259,14 @@ export class Cluster {
     return this.#coordinator.nodeIds();
   }
 
+  /**
+   * The peer processes this one sees now (with a `transport`; none without): each one's
+   * peer id, name, node ids and scopes.
+   */
+  peers(): PeerInfo[] {
+    return this.#coordinator.peers();
+  }
+
   /** Counters of what the coordinator dropped (malformed, forged, ignored messages). */
   stats(): CoordinatorStats {
     return this.#coordinator.stats();
@@ -293,6 +310,8 @@ export class Cluster {
       const starting = [...this.#starting].map((abandon) => abandon());
       const timeout = options.timeout ?? DEFAULT_STOP_TIMEOUT;
       if (timeout > 0) await this.#coordinator.drain(timeout);
+      // The peers drop this process's members now, rather than after a timeout.
+      await this.#coordinator.closePeering();
       const exits = [...this.#exits.values()];
       for (const worker of this.#workers.values()) void worker.terminate();
       await Promise.all([...exits, ...starting]);
@@ -319,9 +338,10 @@ const coordinators = new WeakMap<Cluster, Coordinator>();
 
 /** Makes this thread the coordinator of a new cluster, and node 0 of it. */
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
-  const coordinator = new Coordinator(options.index ?? {});
+  const coordinator = new Coordinator(options.index ?? {}, options.transport);
   coordinator.startScope('pg');
   for (const name of options.scopes ?? []) coordinator.startScope(name);
+  await coordinator.open();
   const { port1, port2 } = new MessageChannel();
   coordinator.accept(port1);
   const connectOptions: ConnectOptions = { name: 'coordinator' };

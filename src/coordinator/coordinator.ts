@@ -22,6 +22,8 @@ import {
 } from '../protocol/messages.js';
 import { ScopeServer } from './scope-server.js';
 import type { IndexHandle, IndexOptions } from '../shared-index/types.js';
+import { type PeerInfo, Peering, type PeeringStats } from '../peering/peering.js';
+import type { Transport } from '../peering/transport.js';
 
 interface NodeEntry {
   id: number;
@@ -56,6 +58,8 @@ export interface CoordinatorStats {
   forged: number;
   /** Messages from nodes outside a scope: ignored. */
   ignored: number;
+  /** With a transport: what peering with other processes counted. */
+  peering?: PeeringStats;
 }
 
 export class Coordinator {
@@ -71,9 +75,39 @@ export class Coordinator {
   readonly #done = new Map<number, { node: number; resolve(): void }>();
   #malformed = 0;
   #stopped = false;
+  /** Set when the cluster peers with other processes over a transport. */
+  readonly #peering: Peering | undefined;
+  /** The node on this thread (the first to register): it is told so in its welcome. */
+  #home: number | undefined;
 
-  constructor(indexOptions: IndexOptions) {
+  constructor(indexOptions: IndexOptions, transport?: Transport) {
     this.#indexOptions = indexOptions;
+    if (transport !== undefined) {
+      this.#peering = new Peering(transport, {
+        scope: (name) => this.#scopes.get(name),
+        scopeNames: () => [...this.#scopes.keys()],
+        localNodes: () => [...this.#nodes.keys()],
+        toNode: (node, m, port) => this.#nodes.get(node)?.out.post(m, port && [port]),
+      });
+    }
+  }
+
+  /**
+   * With a transport: connects to the broker and finds the peers, before the first
+   * node registers (its id must be one no peer owns). Nothing to do without.
+   */
+  async open(): Promise<void> {
+    await this.#peering?.start();
+  }
+
+  /** The peer processes known now (none without a transport). */
+  peers(): PeerInfo[] {
+    return this.#peering?.peers() ?? [];
+  }
+
+  /** Says bye to the peers (they drop this process's members at once) and closes the transport. */
+  async closePeering(): Promise<void> {
+    await this.#peering?.close();
   }
 
   get stopped(): boolean {
@@ -113,7 +147,16 @@ export class Coordinator {
     name: string,
     loads: SharedArrayBuffer,
   ): void {
-    const id = this.#nextId++;
+    const peering = this.#peering;
+    const id =
+      peering === undefined
+        ? this.#nextId++
+        : peering.ids.next(() => {
+            // A new block of node ids: nodes must know it is this process's.
+            for (const n of this.#nodes.keys())
+              this.#send(n, { t: 'tags', tags: peering.ids.tags });
+          });
+    this.#home ??= id;
     const entry: NodeEntry = {
       id,
       port,
@@ -136,7 +179,16 @@ export class Coordinator {
     port.on('messageerror', () => this.#malformed++);
     port.once('close', entry.onClose);
     const scopes: [string, IndexHandle][] = [...this.#scopes].map(([n, s]) => [n, s.writer.handle]);
-    this.#send(id, { t: 'welcome', id, nodes: others, scopes });
+    this.#send(id, {
+      t: 'welcome',
+      id,
+      nodes: others,
+      scopes,
+      ...(id === this.#home && { home: true }),
+      ...(peering !== undefined && {
+        peered: { tags: [...peering.ids.tags], maxFrame: peering.maxFrame },
+      }),
+    });
     for (const [other] of others) this.#send(other, { t: 'nodeup', id, loads });
     const hooks = this.#waiting.get(port);
     this.#waiting.delete(port);
@@ -180,6 +232,7 @@ export class Coordinator {
       if (entry.threadId !== ownThreadId) scope.writer.releaseReadersOf(entry.threadId);
     }
     for (const other of this.#nodes.keys()) this.#send(other, { t: 'nodedown', id });
+    this.#peering?.localNodeDown(id);
   }
 
   /**
@@ -214,7 +267,12 @@ export class Coordinator {
         // Hand the channel's other end to the peer, or close it: the requester's link
         // then closes and whatever it sent fails as sent to a node that is down.
         if (m.peer !== from.id && this.#nodes.has(m.peer)) {
-          this.#nodes.get(m.peer)!.out.post({ t: 'linked', peer: from.id, port: m.port }, [m.port]);
+          const linked: ToNode = { t: 'linked', peer: from.id, port: m.port };
+          if (m.remote === true) linked.remote = true;
+          this.#nodes.get(m.peer)!.out.post(linked, [m.port]);
+        } else if (this.#peering !== undefined && m.peer !== from.id) {
+          // A node of another process: this coordinator holds the far end and relays.
+          this.#peering.link(from.id, m.peer, m.port);
         } else {
           m.port.close();
         }
@@ -283,6 +341,7 @@ export class Coordinator {
     this.#scopes.set(name, scope);
     for (const id of this.#nodes.keys())
       this.#send(id, { t: 'scopeup', scope: name, handle: scope.writer.handle });
+    this.#peering?.scopeUp(name);
     return true;
   }
 
@@ -292,6 +351,7 @@ export class Coordinator {
     this.#scopes.delete(name);
     for (const id of this.#nodes.keys()) this.#send(id, { t: 'scopedown', scope: name });
     scope.close();
+    this.#peering?.scopeDown(name);
     return true;
   }
 
@@ -379,13 +439,21 @@ export class Coordinator {
       forged += s.counters.forged;
       ignored += s.counters.ignored;
     }
-    return { nodes: this.#nodes.size, malformed: this.#malformed, forged, ignored };
+    const stats: CoordinatorStats = {
+      nodes: this.#nodes.size,
+      malformed: this.#malformed,
+      forged,
+      ignored,
+    };
+    if (this.#peering !== undefined) stats.peering = { ...this.#peering.stats };
+    return stats;
   }
 
   /** Tells every node to shut down and lets go of every port and scope. */
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    void this.#peering?.close();
     for (const port of this.#greeting) port.close();
     this.#greeting.clear();
     for (const id of [...this.#nodes.keys()]) {

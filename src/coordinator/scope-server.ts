@@ -38,11 +38,21 @@ export class ScopeServer {
   readonly #scopeMonitors = new Map<string, Monitor>();
   readonly #groupMonitors = new Map<GroupKey, Map<string, Monitor>>();
   readonly counters: ScopeCounters = { ignored: 0, forged: 0 };
+  /**
+   * Told of every change to the table, whoever made it (peering.ts forwards the
+   * changes of this process's nodes to the other processes).
+   */
+  onChange: ((kind: 'join' | 'leave', key: GroupKey, pids: Pid[]) => void) | undefined;
 
   constructor(name: string, options: IndexOptions, send: (node: number, message: ToNode) => void) {
     this.name = name;
     this.writer = new IndexWriter(options);
     this.#send = send;
+  }
+
+  /** Nodes with members in the scope. */
+  nodes(): number[] {
+    return this.writer.nodes();
   }
 
   /** Nodes currently part of the scope. */
@@ -147,6 +157,70 @@ export class ScopeServer {
     }
   }
 
+  // Members of other OS processes (peering.ts checked who owns them) ------------------
+
+  /** Every member of the nodes `local` accepts, per group: what a sync to a peer carries. */
+  contributionOf(local: (node: number) => boolean): [GroupKey, Pid[]][] {
+    const out = new Map<GroupKey, Pid[]>();
+    for (const node of this.writer.nodes()) {
+      if (!local(node)) continue;
+      for (const [key, pids] of this.writer.contribution(node)) {
+        const list = out.get(key);
+        if (list === undefined) out.set(key, pids);
+        else list.push(...pids);
+      }
+    }
+    return [...out];
+  }
+
+  /**
+   * pg's `handle_sync` for a peer process: `groups` replaces all that `nodes` (the
+   * peer's nodes) held, in one version. The caller checked that every pid is the peer's.
+   */
+  replaceNodes(nodes: Iterable<number>, groups: readonly (readonly [GroupKey, Pid[]])[]): void {
+    const byNode = new Map<number, [GroupKey, Pid[]][]>();
+    for (const node of nodes) byNode.set(node, []);
+    for (const [key, pids] of groups) {
+      const split = new Map<number, Pid[]>();
+      for (const p of pids) {
+        const n = nodeOf(p);
+        const list = split.get(n);
+        if (list === undefined) split.set(n, [p]);
+        else list.push(p);
+      }
+      for (const [n, list] of split) {
+        let entries = byNode.get(n);
+        if (entries === undefined) byNode.set(n, (entries = []));
+        entries.push([key, list]);
+      }
+    }
+    const changes = this.writer.batch(() =>
+      [...byNode].flatMap(([node, entries]) => this.writer.syncNode(node, entries)),
+    );
+    for (const change of changes) {
+      if (change.joined.length > 0) this.#notify('join', change.key, change.joined);
+      if (change.left.length > 0) this.#notify('leave', change.key, change.left);
+    }
+  }
+
+  /** A peer's pids joined (the caller checked they are the peer's). */
+  joinRemote(key: GroupKey, pids: Pid[]): void {
+    this.writer.join(key, pids);
+    this.#notify('join', key, pids);
+  }
+
+  /** A peer's pids left. */
+  leaveRemote(key: GroupKey, pids: Pid[]): void {
+    const removed = this.writer.leave(key, pids);
+    if (removed.length > 0) this.#notify('leave', key, removed);
+  }
+
+  /** A peer went down, or stopped this scope: its nodes' members go, in one version. */
+  dropNodes(nodes: readonly number[]): void {
+    const dropped = this.writer.batch(() => nodes.map((n) => [...this.writer.dropNode(n)]));
+    for (const list of dropped) for (const [key, pids] of list) this.#notify('leave', key, pids);
+  }
+
   /** Stops the scope: the index is emptied and closed. */
   close(): void {
     this.#scopeMonitors.clear();
@@ -187,6 +261,7 @@ export class ScopeServer {
   }
 
   #notify(kind: 'join' | 'leave', key: GroupKey, pids: Pid[]): void {
+    this.onChange?.(kind, key, pids);
     if (this.#scopeMonitors.size === 0 && this.#groupMonitors.size === 0) return;
     for (const m of this.#scopeMonitors.values())
       this.#send(m.node, { t: 'event', ref: m.ref, kind, key, pids });

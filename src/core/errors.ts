@@ -190,3 +190,33 @@ export class MonitorOverflowError extends Error {
   override readonly name = 'MonitorOverflowError';
   readonly code = 'ERR_PG_MONITOR_OVERFLOW';
 }
+
+/**
+ * A message for a process in another OS process (over a transport such as NATS) that
+ * cannot go: it moves transferables (a transfer list cannot cross a process), or it is
+ * larger than the broker accepts in one message.
+ */
+export class RemoteMessageError extends TypeError {
+  override readonly name = 'RemoteMessageError';
+  readonly code = 'ERR_PG_REMOTE_MESSAGE';
+}
+
+/** An optional integration whose package is not installed (`procgroups/nats` without its client). */
+export class MissingPackageError extends Error {
+  override readonly name = 'MissingPackageError';
+  readonly code = 'ERR_PG_MISSING_PACKAGE';
+  constructor(
+    message: string,
+    /** The npm package to install. */
+    readonly packageName: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** A transport could not be opened (the broker unreachable at start, say). */
+export class TransportError extends Error {
+  override readonly name = 'TransportError';
+  readonly code = 'ERR_PG_TRANSPORT';
+}

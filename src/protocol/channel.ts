@@ -26,10 +26,19 @@
  * job. Order is kept: a frame that cannot be batched (it moves transferables, or its
  * payload is not surely cloneable, see cloneable.ts) first flushes the batch, then goes
  * on its own, so a clone failure still throws at the sender.
+ *
+ * ## Remote mode: a node of another OS process
+ *
+ * The far end of such a channel is the coordinator, which relays frames over a broker
+ * (peering/relay.ts). The node serializes each payload itself (`v8.serialize`, the
+ * structured-clone format), so that a payload that cannot cross a process, or is too
+ * big for the broker, throws here at the sender with a named error, and so that the
+ * coordinators on the way only move bytes. The receiving node deserializes it.
  */
+import { deserialize, serialize } from 'node:v8';
 import { type MessagePort, receiveMessageOnPort, type Transferable } from 'node:worker_threads';
 import { surelyCloneable } from '../core/cloneable.js';
-import { MessageCloneError } from '../core/errors.js';
+import { MessageCloneError, RemoteMessageError } from '../core/errors.js';
 import type { Pid } from '../core/pid.js';
 import { toWire } from '../core/wire-error.js';
 
@@ -86,6 +95,36 @@ export function cloneError(error: unknown): unknown {
   return error;
 }
 
+/** A channel to a node of another process: payloads go serialized, up to `maxFrame` bytes. */
+export interface Remote {
+  maxFrame: number;
+}
+
+/** Frame kinds whose last element is a payload (serialized in remote mode). */
+const HAS_PAYLOAD = [true, true, true, true, false, false, true, false, false];
+
+/** A payload in the form it crosses a process: v8's structured-clone serialization. */
+function encodeRemote(payload: unknown, maxFrame: number): Uint8Array {
+  let bytes: Uint8Array;
+  try {
+    bytes = serialize(payload);
+  } catch (error) {
+    const why = error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error);
+    throw new MessageCloneError(
+      `the message cannot be sent to another process: ${why.replace(/\.$/, '')}. ` +
+        'Send plain data (objects, arrays, strings, numbers, typed arrays, Maps, Sets, errors).',
+      { cause: error },
+    );
+  }
+  if (bytes.byteLength > maxFrame) {
+    throw new RemoteMessageError(
+      `the message is ${bytes.byteLength} bytes serialized, over the ${maxFrame} bytes a message ` +
+        "to another process can take (the broker's max_payload): send it in parts, or raise the limit",
+    );
+  }
+  return bytes;
+}
+
 function isSerial(x: unknown): x is number {
   return typeof x === 'number' && x >= 1 && x <= 0xffff_ffff && Number.isInteger(x);
 }
@@ -100,6 +139,8 @@ export class Channel implements ReplyTo {
   readonly peer: number;
   readonly #port: MessagePort;
   readonly #host: ChannelHost;
+  /** Set for a channel to a node of another process. */
+  readonly remote: Remote | undefined;
   #open = true;
   /** Frames waiting for the end of the current job. */
   #batch: unknown[][] = [];
@@ -110,10 +151,11 @@ export class Channel implements ReplyTo {
     this.#port.postMessage(batch.length === 1 ? batch[0] : batch);
   };
 
-  constructor(peer: number, port: MessagePort, host: ChannelHost) {
+  constructor(peer: number, port: MessagePort, host: ChannelHost, remote?: Remote) {
     this.peer = peer;
     this.#port = port;
     this.#host = host;
+    this.remote = remote;
     port.on('message', this.#onFrame);
     port.on('messageerror', () => host.onMalformed(this));
     port.once('close', () => this.#closed());
@@ -128,6 +170,16 @@ export class Channel implements ReplyTo {
    * `MessageCloneError`, having sent nothing, when the payload cannot be cloned.
    */
   post(frame: unknown[], transfer?: readonly Transferable[]): void {
+    if (this.remote !== undefined) {
+      if (transfer !== undefined && transfer.length > 0) {
+        throw new RemoteMessageError(
+          'a transfer list cannot cross to another process: the message is copied there. ' +
+            'Send it without `transfer` (ArrayBuffers and typed arrays are copied).',
+        );
+      }
+      this.#enqueue(frame);
+      return;
+    }
     if (
       (transfer === undefined || transfer.length === 0) &&
       surelyCloneable(frame[frame.length - 1])
@@ -159,6 +211,11 @@ export class Channel implements ReplyTo {
   }
 
   #enqueue(frame: unknown[]): void {
+    const remote = this.remote;
+    if (remote !== undefined && HAS_PAYLOAD[frame[0] as number] === true) {
+      const last = frame.length - 1;
+      frame[last] = encodeRemote(frame[last], remote.maxFrame);
+    }
     if (this.#batch.push(frame) === 1) queueMicrotask(this.#flush);
   }
 
@@ -201,6 +258,17 @@ export class Channel implements ReplyTo {
     this.#host.onClose(this);
   }
 
+  /** A payload as it arrived: deserialized in remote mode (`undefined` when it does not decode). */
+  #payload(x: unknown): { v: unknown } | undefined {
+    if (this.remote === undefined) return { v: x };
+    if (!(x instanceof Uint8Array)) return undefined;
+    try {
+      return { v: deserialize(x) };
+    } catch {
+      return undefined;
+    }
+  }
+
   readonly #onFrame = (f: unknown): void => {
     // A batch is an array of frames; a frame starts with its kind, a number.
     if (Array.isArray(f) && Array.isArray(f[0])) {
@@ -214,6 +282,11 @@ export class Channel implements ReplyTo {
   #dispatch(f: unknown): boolean {
     const h = this.#host;
     if (!Array.isArray(f)) return false;
+    if (this.remote !== undefined && HAS_PAYLOAD[f[0] as number] === true) {
+      const p = this.#payload(f[f.length - 1]);
+      if (p === undefined) return false;
+      f[f.length - 1] = p.v;
+    }
     switch (f[0]) {
       case SEND:
         if (f.length !== 4 || !isSerial(f[1])) return false;

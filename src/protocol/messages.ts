@@ -48,6 +48,8 @@ export interface LinkRequest {
   t: 'link';
   peer: number;
   port: MessagePort;
+  /** The node judged `peer` to be in another process: payloads on the channel go serialized. */
+  remote?: boolean;
 }
 /**
  * pg's `sync`: the node's whole membership in `scope`. It replaces whatever the
@@ -134,11 +136,30 @@ export interface Welcome {
   id: number;
   nodes: [number, SharedArrayBuffer][];
   scopes: [string, IndexHandle][];
+  /** Set for the node on the coordinator's own thread. */
+  home?: boolean;
+  /** Set when the cluster peers with other processes: see `Peered`. */
+  peered?: Peered;
+}
+/**
+ * What a node of a peered cluster knows of the other processes: node ids outside this
+ * process's blocks (`tags`, see peering/node-ids.ts) are theirs, and a channel to one of
+ * them carries payloads serialized, up to `maxFrame` bytes each.
+ */
+export interface Peered {
+  tags: number[];
+  maxFrame: number;
+}
+/** This process took another block of node ids. */
+export interface Tags {
+  t: 'tags';
+  tags: number[];
 }
 export interface NodeUp {
   t: 'nodeup';
   id: number;
-  loads: SharedArrayBuffer;
+  /** Its load table; absent for a node of another process. */
+  loads?: SharedArrayBuffer;
 }
 /** A node is gone: its pids are dead, its links closed, its members removed. */
 export interface NodeDown {
@@ -150,6 +171,8 @@ export interface Linked {
   t: 'linked';
   peer: number;
   port: MessagePort;
+  /** Payloads on this channel go serialized (its other end is in, or relayed to, another process). */
+  remote?: boolean;
 }
 /** A scope started (or restarted): attach to it, and sync. */
 export interface ScopeUp {
@@ -218,6 +241,7 @@ export interface Ping {
 
 export type ToNode =
   | Welcome
+  | Tags
   | NodeUp
   | NodeDown
   | Linked
@@ -280,7 +304,9 @@ export function parseToCoordinator(m: unknown): ToCoordinator | undefined {
         ? (m as unknown as Hello)
         : undefined;
     case 'link':
-      return isNat(m.peer) && m.port instanceof MessagePort
+      return isNat(m.peer) &&
+        m.port instanceof MessagePort &&
+        (m.remote === undefined || typeof m.remote === 'boolean')
         ? (m as unknown as LinkRequest)
         : undefined;
     case 'sync':
@@ -325,11 +351,13 @@ export function parseToNode(m: unknown): ToNode | undefined {
         ? (m as unknown as Welcome)
         : undefined;
     case 'nodeup':
-      return isNat(m.id) && m.loads instanceof SharedArrayBuffer
+      return isNat(m.id) && (m.loads === undefined || m.loads instanceof SharedArrayBuffer)
         ? (m as unknown as NodeUp)
         : undefined;
     case 'nodedown':
       return isNat(m.id) ? (m as unknown as NodeDown) : undefined;
+    case 'tags':
+      return Array.isArray(m.tags) && m.tags.every(isNat) ? (m as unknown as Tags) : undefined;
     case 'linked':
       return isNat(m.peer) && m.port instanceof MessagePort ? (m as unknown as Linked) : undefined;
     case 'scopeup':

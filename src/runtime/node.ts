@@ -61,6 +61,8 @@ export class Node extends EventEmitter<NodeEvents> {
   readonly #drain: Drain;
   #connected = true;
   #malformed = 0;
+  /** On the coordinator's thread: a scope that stops takes this node's memberships with it. */
+  readonly #home: boolean;
 
   /** @internal Made by `connect()` and `startCluster()`. */
   constructor(
@@ -74,7 +76,12 @@ export class Node extends EventEmitter<NodeEvents> {
     this.#control = new Control(control);
     this.#monitors = new ProcessMonitors(this.id);
     this.#scopes = new NodeScopes(this.#scopeHost(), this);
-    this.#peers = new Peers(this.#channelHost, (m, port) => this.#control.post(m, [port]));
+    this.#home = welcome.home === true;
+    this.#peers = new Peers(
+      this.#channelHost,
+      (m, port) => this.#control.post(m, [port]),
+      welcome.peered,
+    );
     for (const [n, table] of welcome.nodes) this.#peers.up(n, new LoadTable(table));
     this.#peers.up(this.id, loads);
     this.#processes = new Processes(this.id, loads, this.#onSendError, rootHandler);
@@ -377,8 +384,11 @@ export class Node extends EventEmitter<NodeEvents> {
       return;
     }
     switch (m.t) {
+      case 'tags':
+        this.#peers.peered({ tags: m.tags, maxFrame: this.#peers.maxFrame });
+        break;
       case 'nodeup':
-        this.#peers.up(m.id, new LoadTable(m.loads));
+        this.#peers.up(m.id, m.loads === undefined ? undefined : new LoadTable(m.loads));
         this.emit('nodeup', m.id);
         break;
       case 'nodedown':
@@ -388,13 +398,13 @@ export class Node extends EventEmitter<NodeEvents> {
         this.emit('nodedown', m.id);
         break;
       case 'linked':
-        this.#peers.adopt(m.peer, m.port);
+        this.#peers.adopt(m.peer, m.port, m.remote === true);
         break;
       case 'scopeup':
         this.#scopes.hooks(m.scope).attach(m.handle);
         break;
       case 'scopedown':
-        this.#scopes.existing(m.scope)?.detach(this.id === 0);
+        this.#scopes.existing(m.scope)?.detach(this.#home);
         break;
       case 'discover':
         this.#scopes.existing(m.scope)?.sync();

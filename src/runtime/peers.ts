@@ -5,8 +5,8 @@
  * to the peer; frames posted meanwhile wait in the channel, in order.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { Channel, type ChannelHost } from '../protocol/channel.js';
-import type { LinkRequest } from '../protocol/messages.js';
+import { Channel, type ChannelHost, type Remote } from '../protocol/channel.js';
+import type { LinkRequest, Peered } from '../protocol/messages.js';
 import type { LoadTable } from './load-table.js';
 
 export class Peers {
@@ -14,19 +14,42 @@ export class Peers {
   readonly #channels = new Map<number, Channel>();
   /** Every open channel, including a second one when both sides made one at the same time. */
   readonly #all = new Set<Channel>();
-  /** Nodes that are up, this one included, with their load tables. */
-  readonly #loads = new Map<number, LoadTable>();
+  /** Nodes that are up, this one included, with their load tables (none for nodes of other processes). */
+  readonly #loads = new Map<number, LoadTable | undefined>();
   /** Nodes known to be gone. A node id that is neither up nor down may be brand new: try it. */
   readonly #down = new Set<number>();
   readonly #host: ChannelHost;
   readonly #request: (m: LinkRequest, port: MessagePort) => void;
+  /** Set when the cluster peers with other processes: which node ids are this process's. */
+  #peered: Peered | undefined;
+  #remote: Remote | undefined;
 
-  constructor(host: ChannelHost, request: (m: LinkRequest, port: MessagePort) => void) {
+  constructor(
+    host: ChannelHost,
+    request: (m: LinkRequest, port: MessagePort) => void,
+    peered: Peered | undefined,
+  ) {
     this.#host = host;
     this.#request = request;
+    this.peered(peered);
   }
 
-  up(id: number, loads: LoadTable): void {
+  /** This process's blocks of node ids (they grow as it spawns nodes). */
+  peered(p: Peered | undefined): void {
+    this.#peered = p;
+    this.#remote = p === undefined ? undefined : { maxFrame: p.maxFrame };
+  }
+
+  get maxFrame(): number {
+    return this.#remote?.maxFrame ?? 1 << 20;
+  }
+
+  /** True for a node of another process (its id is outside this process's blocks). */
+  isRemote(node: number): boolean {
+    return this.#peered !== undefined && !this.#peered.tags.includes(node >> 8);
+  }
+
+  up(id: number, loads: LoadTable | undefined): void {
     this.#loads.set(id, loads);
   }
 
@@ -56,8 +79,9 @@ export class Peers {
     const c = this.#channels.get(node);
     if (c !== undefined || this.#down.has(node)) return c;
     const { port1, port2 } = new MessageChannel();
-    const made = this.adopt(node, port1);
-    this.#request({ t: 'link', peer: node, port: port2 }, port2);
+    const remote = this.isRemote(node);
+    const made = this.adopt(node, port1, remote);
+    this.#request({ t: 'link', peer: node, port: port2, remote }, port2);
     return made;
   }
 
@@ -72,12 +96,17 @@ export class Peers {
    * direction stays in order) and listens on both. A channel from a node known to be
    * down is closed at once.
    */
-  adopt(node: number, port: MessagePort): Channel | undefined {
+  adopt(node: number, port: MessagePort, remote = false): Channel | undefined {
     if (this.#down.has(node)) {
       port.close();
       return undefined;
     }
-    const c = new Channel(node, port, this.#host);
+    const c = new Channel(
+      node,
+      port,
+      this.#host,
+      remote ? (this.#remote ?? { maxFrame: 1 << 20 }) : undefined,
+    );
     this.#all.add(c);
     if (!this.#channels.has(node)) this.#channels.set(node, c);
     return c;
@@ -97,7 +126,9 @@ export class Peers {
    */
   down(node: number): void {
     this.#loads.delete(node);
-    this.#down.add(node);
+    // A node of another process can be declared down wrongly (its process was silent for
+    // a while) and come back: only this process's node ids are never reused.
+    if (!this.isRemote(node)) this.#down.add(node);
     for (const c of [...this.#all]) {
       if (c.peer !== node) continue;
       c.drain();
