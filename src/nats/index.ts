@@ -16,6 +16,7 @@
  * processes publish and subscribe on `procgroups.<cluster>.>` and no one else.
  */
 import { hostname } from 'node:os';
+import type * as Nats from '@nats-io/transport-node';
 import type { NodeConnectionOptions } from '@nats-io/transport-node';
 import { checkNumber, describe, MissingPackageError, TransportError } from '../core/errors.js';
 import type { Transport, TransportHandlers, TransportLink } from '../peering/transport.js';
@@ -82,7 +83,7 @@ async function open(
   self: string,
   handlers: TransportHandlers,
 ): Promise<TransportLink> {
-  let nats: typeof import('@nats-io/transport-node');
+  let nats: typeof Nats;
   try {
     nats = await import(PACKAGE);
   } catch (error) {
@@ -114,10 +115,18 @@ async function open(
     }
   })().catch(() => {});
   await nc.flush();
+  const publish = (subject: string, bytes: Uint8Array) => {
+    try {
+      nc.publish(subject, bytes);
+    } catch {
+      // closed, or draining
+    }
+  };
   return {
     maxPayload: nc.info?.max_payload ?? 1 << 20,
-    broadcast: (bytes) => nc.publish(`${prefix}.all`, bytes),
-    sendTo: (peer, bytes) => nc.publish(`${prefix}.to.${peer}`, bytes),
+    // At most once: a publish on a closed connection is lost like one the broker dropped.
+    broadcast: (bytes) => publish(`${prefix}.all`, bytes),
+    sendTo: (peer, bytes) => publish(`${prefix}.to.${peer}`, bytes),
     close: async () => {
       // Send what is buffered, but do not wait on a broker that is away.
       let timer: ReturnType<typeof setTimeout> | undefined;

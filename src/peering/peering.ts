@@ -251,10 +251,11 @@ export class Peering {
   /** Says bye (the peers drop this process's members at once) and closes the transport. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#closed = true;
     clearInterval(this.#timer);
     this.#flush();
     if (this.#started) this.#broadcast({ t: 'bye', from: this.self });
+    // Nothing more leaves: the nodes going down next are part of the bye.
+    this.#closed = true;
     this.#relay.close();
     await this.#link?.close();
   }
@@ -573,7 +574,7 @@ export class Peering {
   }
 
   #broadcast(m: PeerMessage): void {
-    if (this.#link === undefined) return;
+    if (this.#link === undefined || this.#closed) return;
     this.#link.broadcast(encode(m));
   }
 
@@ -604,7 +605,7 @@ export class Peering {
   /** Sends frames to one peer, split in halves until each message fits the broker. */
   #sendFrames(to: PeerId, frames: Frames['frames']): void {
     const link = this.#link;
-    if (link === undefined || frames.length === 0) return;
+    if (link === undefined || this.#closed || frames.length === 0) return;
     const bytes = encode({ t: 'frames', from: this.self, to, frames });
     if (bytes.byteLength <= link.maxPayload) {
       link.sendTo(to, bytes);

@@ -1,0 +1,198 @@
+/**
+ * A real NATS server and real peer processes for the peering tests. The server is the
+ * `nats-server` binary, started on a loopback port picked here; each peer is a forked
+ * Node process running test/fixtures/peer.ts. Every wait is on an event (a log line, an
+ * IPC message, an exit), each bounded so that a test fails rather than hangs.
+ */
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { delimiter, join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { fixture } from './workers.js';
+
+/** Where `nats-server` is, or undefined. Debian installs it in /usr/sbin, outside a user's PATH. */
+export function findNatsServer(): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin'];
+  for (const d of dirs) {
+    const p = join(d, 'nats-server');
+    if (d !== '' && existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+export const INSTALL_HINT =
+  'install it to run them: `sudo apt-get install nats-server` (Debian, Ubuntu), ' +
+  '`brew install nats-server` (macOS), or a binary from https://github.com/nats-io/nats-server/releases';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A nats-server on 127.0.0.1; `stop()` and `start()` again keep its port (the broker-loss test). */
+export class NatsServer {
+  readonly port: number;
+  readonly #bin: string;
+  readonly #args: string[];
+  #proc: ChildProcess | undefined;
+
+  private constructor(bin: string, port: number, args: string[]) {
+    this.#bin = bin;
+    this.port = port;
+    this.#args = args;
+  }
+
+  static async start(t: ExecutionContext, args: string[] = []): Promise<NatsServer> {
+    const bin = findNatsServer();
+    if (bin === undefined) throw new Error(`nats-server not found: ${INSTALL_HINT}`);
+    const server = new NatsServer(bin, await freePort(), args);
+    t.teardown(() => server.stop());
+    await server.start();
+    return server;
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts the server; resolves when it logs that it is ready. */
+  start(): Promise<void> {
+    const proc = spawn(this.#bin, ['-a', '127.0.0.1', '-p', String(this.port), ...this.#args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.#proc = proc;
+    return new Promise((resolve, reject) => {
+      let log = '';
+      const timer = setTimeout(
+        () => fail(new Error(`nats-server not ready in 20 s:\n${log}`)),
+        20_000,
+      );
+      const fail = (e: Error) => {
+        clearTimeout(timer);
+        reject(e);
+      };
+      proc.stderr!.on('data', (chunk: Buffer) => {
+        log += chunk.toString();
+        if (log.includes('Server is ready')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      proc.once('error', fail);
+      proc.once('exit', (code) => fail(new Error(`nats-server exited (${code}):\n${log}`)));
+    });
+  }
+
+  /** Stops the server; resolves when it has exited. */
+  async stop(): Promise<void> {
+    const proc = this.#proc;
+    this.#proc = undefined;
+    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill('SIGKILL');
+    await exited;
+  }
+}
+
+export interface PeerOptions {
+  nats: string;
+  cluster: string;
+  agents?: number;
+  heartbeatMs?: number;
+  peerTimeoutMs?: number;
+  name?: string;
+}
+
+interface Reply {
+  id?: number;
+  ok?: boolean;
+  value?: unknown;
+  error?: { name: string; code?: string; message: string };
+  ready?: boolean;
+}
+
+/** An error from a peer process, rebuilt with its name and code. */
+export class PeerError extends Error {
+  code: string | undefined;
+  constructor(e: { name: string; code?: string; message: string }) {
+    super(e.message);
+    this.name = e.name;
+    this.code = e.code;
+  }
+}
+
+/** A forked process with a peered cluster (test/fixtures/peer.ts), driven by ops. */
+export class Peer {
+  readonly proc: ChildProcess;
+  #id = 0;
+  readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  readonly exited: Promise<number | null>;
+
+  private constructor(proc: ChildProcess) {
+    this.proc = proc;
+    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+    proc.on('message', (raw) => {
+      const r = raw as Reply;
+      if (r.id === undefined) return;
+      const p = this.#pending.get(r.id);
+      this.#pending.delete(r.id);
+      if (r.ok === true) p?.resolve(r.value);
+      else p?.reject(new PeerError(r.error!));
+    });
+    void this.exited.then((code) => {
+      for (const p of this.#pending.values()) p.reject(new Error(`peer process exited (${code})`));
+      this.#pending.clear();
+    });
+  }
+
+  static async start(t: ExecutionContext, o: PeerOptions): Promise<Peer> {
+    const proc = fork(fixture('peer'), {
+      env: {
+        ...process.env,
+        PG_NATS: o.nats,
+        PG_CLUSTER: o.cluster,
+        PG_AGENTS: String(o.agents ?? 1),
+        PG_HB: String(o.heartbeatMs ?? 250),
+        PG_TIMEOUT: String(o.peerTimeoutMs ?? 2_000),
+        PG_NAME: o.name ?? 'peer',
+      },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // Structured-clone semantics over IPC, so that Maps and typed arrays survive.
+      serialization: 'advanced',
+    });
+    const peer = new Peer(proc);
+    t.teardown(() => peer.kill());
+    await new Promise<void>((resolve, reject) => {
+      proc.on('message', (m) => {
+        if ((m as Reply).ready === true) resolve();
+      });
+      proc.once('exit', (code) =>
+        reject(new Error(`peer process exited (${code}) before it was ready`)),
+      );
+    });
+    return peer;
+  }
+
+  op<R = unknown>(m: Record<string, unknown>): Promise<R> {
+    const id = ++this.#id;
+    return new Promise<R>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.proc.send({ id, ...m });
+    });
+  }
+
+  /** Kills the process (SIGKILL by default) and waits for it to be gone. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
+    await this.exited;
+  }
+}
+
+/** A cluster name no other test uses. */
+export function clusterName(t: ExecutionContext): string {
+  return `t${process.pid}_${t.title.replace(/[^A-Za-z0-9]+/g, '_').slice(0, 40)}_${Math.random().toString(36).slice(2, 8)}`;
+}
