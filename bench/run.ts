@@ -13,6 +13,7 @@ import { writeReport } from './lib/markdown.js';
 import { type BenchOptions, type BenchResult, save, table } from './lib/report.js';
 import { memory } from './memory.js';
 import { monitor } from './monitor.js';
+import { nats } from './nats.js';
 import { pg } from './pg.js';
 import { readPath } from './read-path.js';
 import { scale } from './scale.js';
@@ -31,6 +32,7 @@ const benches: Record<string, Bench> = {
   jobs,
   bursts,
   scale,
+  nats,
 };
 
 /** A one-line progress bar on stderr, when stderr is a terminal. */

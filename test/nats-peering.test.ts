@@ -12,7 +12,7 @@ import { connect as natsConnect } from '@nats-io/transport-node';
 import { serialize } from 'node:v8';
 import type { Pid } from '../src/index.js';
 import { encodeGroup, nodeOf } from '../src/index.js';
-import { clusterName, findNatsServer, INSTALL_HINT, NatsServer, Peer } from './support/nats.js';
+import { clusterName, findNatsServer, INSTALL_HINT, natsServer, Peer } from './support/nats.js';
 
 interface Info {
   node: number;
@@ -52,7 +52,7 @@ async function peers(
   agents = 1,
   extra: { peerTimeoutMs?: number } = {},
 ) {
-  const server = await NatsServer.start(t);
+  const server = await natsServer(t);
   const cluster = clusterName(t);
   const list = await Promise.all(
     Array.from({ length: n }, (_, i) =>
@@ -378,7 +378,7 @@ natsTest(
 );
 
 natsTest('a late joiner receives 100,000 existing memberships by sync', async (t) => {
-  const server = await NatsServer.start(t);
+  const server = await natsServer(t);
   const cluster = clusterName(t);
   const a = await Peer.start(t, { nats: server.url, cluster, peerTimeoutMs: 5_000 });
   const pids = await a.op<Pid[]>({ op: 'agent', i: 0, command: { cmd: 'spawn', n: 1_000 } });
@@ -469,7 +469,7 @@ natsTest(
 );
 
 natsTest('two cluster names on one broker never see each other', async (t) => {
-  const server = await NatsServer.start(t);
+  const server = await natsServer(t);
   const name = clusterName(t);
   const [x, y1, y2] = (await Promise.all(
     [`${name}x`, `${name}y`, `${name}y`].map((cluster) =>
