@@ -92,4 +92,3 @@ export class NatsServer {
     await exited;
   }
 }
-
