@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import { findNatsServer, INSTALL_HINT, NatsServer } from './support/nats-server.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -85,4 +86,17 @@ test('the README quick start runs as pasted', async (t) => {
   });
   t.regex(out, /\{ width: 400, by: [12] \}/);
   t.regex(out, /2 \[ 'resize', 'hash' \]/);
+});
+
+// Needs a NATS server: skipped (and said so) without one, except in CI.
+const withNats = findNatsServer() !== undefined || process.env.CI === 'true' ? test : test.skip;
+withNats('multi-process: two OS processes share a role over NATS', async (t) => {
+  if (findNatsServer() === undefined) return t.fail(`nats-server not found; ${INSTALL_HINT}`);
+  const server = await NatsServer.create();
+  t.teardown(() => server.stop());
+  await server.start();
+  const out = await run('multi-process', { NATS_URL: server.url });
+  t.regex(out, /frontend: resized 20 images in the other process/);
+  t.regex(out, /backend: the frontend left; stopping/);
+  t.regex(out, /both processes exited cleanly/);
 });

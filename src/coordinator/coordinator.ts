@@ -152,9 +152,10 @@ export class Coordinator {
       peering === undefined
         ? this.#nextId++
         : peering.ids.next(() => {
-            // A new block of node ids: nodes must know it is this process's.
+            // A new block of node ids: nodes must know it is this process's, peers that it is ours.
             for (const n of this.#nodes.keys())
               this.#send(n, { t: 'tags', tags: peering.ids.tags });
+            peering.grew();
           });
     this.#home ??= id;
     const entry: NodeEntry = {

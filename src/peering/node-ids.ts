@@ -41,17 +41,27 @@ export class NodeIds {
     return this.tags.includes(tagOf(node));
   }
 
+  /**
+   * Takes the first block now, so that this process's first heartbeat already claims it:
+   * a peer accepts pids only in blocks it has heard claimed.
+   */
+  first(): void {
+    if (this.tags.length === 0) this.#take();
+  }
+
   /** The next node id; `grew` is called when that took a new block. */
   next(grew?: (tag: number) => void): number {
-    if (this.#left === 0) {
-      const tag = this.#pick();
-      this.tags.push(tag);
-      this.#next = tag << TAG_BITS;
-      this.#left = NODES_PER_TAG;
-      grew?.(tag);
-    }
+    if (this.#left === 0) grew?.(this.#take());
     this.#left--;
     return this.#next++;
+  }
+
+  #take(): number {
+    const tag = this.#pick();
+    this.tags.push(tag);
+    this.#next = tag << TAG_BITS;
+    this.#left = NODES_PER_TAG;
+    return tag;
   }
 
   #pick(): number {

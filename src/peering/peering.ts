@@ -194,6 +194,7 @@ export class Peering {
     await new Promise<void>((resolve) =>
       after(Math.min(250, this.#transport.heartbeatMs), resolve),
     );
+    this.ids.first();
     this.#started = true;
     this.#heartbeat();
     const every = this.#transport.heartbeatMs;
@@ -245,8 +246,13 @@ export class Peering {
     if (this.#started) this.#broadcast({ t: 'nodedown', from: this.self, seq: ++this.#seq, node });
   }
 
-  /** A local node came up: peers hear of it with the next heartbeat (sooner if it sends them frames). */
-  localNodeUp(): void {}
+  /**
+   * This process took another block of node ids (it has used 256): peers must hear the
+   * claim before any pid of the block reaches them, so the heartbeat goes now.
+   */
+  grew(): void {
+    if (this.#started) this.#heartbeat();
+  }
 
   /** Says bye (the peers drop this process's members at once) and closes the transport. */
   async close(): Promise<void> {
