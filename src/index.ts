@@ -40,7 +40,24 @@ export {
   MonitorOverflowError,
   QueueFullError,
   TooManyReadersError,
+  ServiceCallError,
+  UnknownMethodError,
 } from './core/errors.js';
+export {
+  type MethodArgs,
+  type MethodNames,
+  type MethodResult,
+  type Remote,
+  type RemoteAll,
+  type RemoteTell,
+  type ServeOptions,
+  type Served,
+  type Service,
+  type ServiceCallOptions,
+  type ServiceKey,
+  type ServiceOptions,
+  transfer,
+} from './services/index.js';
 
 export {
   decodeGroup,
