@@ -17,7 +17,7 @@ let marked = 0;
  * buffers in `list` (they are unusable on this thread afterwards):
  * `await api.resize(transfer(img, [img.buffer]), 800)`.
  */
-export function transfer<T>(value: T, list: readonly Transferable[]): T {
+export function transfer<T>(value: T, list: readonly (Transferable | ArrayBufferLike)[]): T {
   if (!Array.isArray(list))
     throw new TypeError(
       'transfer(value, list): list must be an array of ArrayBuffers and MessagePorts',
@@ -27,7 +27,9 @@ export function transfer<T>(value: T, list: readonly Transferable[]): T {
       'transfer(value, list): value must be an object (the one the buffers belong to)',
     );
   if (!marks.has(value)) marked++;
-  marks.set(value, list);
+  // `ArrayBufferLike` is taken for `typedArray.buffer` as TypeScript types it; a
+  // SharedArrayBuffer in the list fails the call with MessageCloneError.
+  marks.set(value, list as readonly Transferable[]);
   return value;
 }
 
