@@ -16,6 +16,7 @@ import { monitor } from './monitor.js';
 import { pg } from './pg.js';
 import { readPath } from './read-path.js';
 import { scale } from './scale.js';
+import { services } from './services.js';
 
 type Bench = (opts: BenchOptions) => Promise<BenchResult>;
 
@@ -28,6 +29,7 @@ const benches: Record<string, Bench> = {
   pg,
   monitor,
   dispatch,
+  services,
   jobs,
   bursts,
   scale,
