@@ -85,4 +85,5 @@ test('the README quick start runs as pasted', async (t) => {
   });
   t.regex(out, /\{ width: 400, by: [12] \}/);
   t.regex(out, /2 \[ 'resize', 'hash' \]/);
+  t.regex(out, /2 members answered/);
 });

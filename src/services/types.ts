@@ -8,13 +8,11 @@ import type { Pid } from '../core/pid.js';
 import type { DispatchOptions, MultiCallResult } from '../dispatch/options.js';
 import type { Transferable } from '../runtime/pending-calls.js';
 
-// `any` is needed here: `(...args: never[]) => unknown` would not match every method.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyFunction = (...args: any[]) => unknown;
-
 /** The names of the methods of `T` (its function-valued keys that are strings). */
 export type MethodNames<T> = {
-  [K in keyof T]-?: T[K] extends AnyFunction ? K : never;
+  // `any[]`: with `never[]` or `unknown[]` some methods would not match.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  [K in keyof T]-?: T[K] extends (...args: any[]) => unknown ? K : never;
 }[keyof T] &
   string;
 
