@@ -17,6 +17,7 @@ import {
 } from '../src/index.js';
 import type { Images } from './fixtures/service-api.js';
 import { rejects, start } from './support/cluster.js';
+import { settle } from './support/wait.js';
 import { fixture } from './support/workers.js';
 
 const WORKER = fixture('service-worker');
@@ -130,12 +131,34 @@ test('options per service and per call: hash key from the arguments, timeout, si
 
   // Retries: the strategy picks the flaky member first; it dies under the call, and the
   // call is made again on another member.
+  // (The function strategies below read the index: wait until it shows the members meant.)
+  const nodes = () =>
+    pg
+      .getMembers('images')
+      .map(nodeOf)
+      .sort((a, b) => a - b);
+  t.true(
+    (
+      await settle(
+        nodes,
+        [...ids, flakyId!].sort((a, b) => a - b),
+      )
+    ).ok,
+  );
   const flakyFirst = (members: readonly Pid[]) =>
     members.find((p) => nodeOf(p) === flakyId) ?? members[0];
   await rejects(t, images.with({ strategy: flakyFirst }).flaky(), {
     instanceOf: ProcessExitError,
   });
   const [flakyTwo] = await servers(cluster, 'images', 1, { flaky: true });
+  t.true(
+    (
+      await settle(
+        nodes,
+        [...ids, flakyTwo!].sort((a, b) => a - b),
+      )
+    ).ok,
+  );
   const answer = await images
     .with({ strategy: (m) => m.find((p) => nodeOf(p) === flakyTwo) ?? m[0], retries: 1 })
     .flaky();
