@@ -17,6 +17,7 @@ import { nats } from './nats.js';
 import { pg } from './pg.js';
 import { readPath } from './read-path.js';
 import { scale } from './scale.js';
+import { services } from './services.js';
 
 type Bench = (opts: BenchOptions) => Promise<BenchResult>;
 
@@ -29,6 +30,7 @@ const benches: Record<string, Bench> = {
   pg,
   monitor,
   dispatch,
+  services,
   jobs,
   bursts,
   scale,

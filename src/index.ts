@@ -43,9 +43,26 @@ export {
   RemoteMessageError,
   TooManyReadersError,
   TransportError,
+  ServiceCallError,
+  UnknownMethodError,
 } from './core/errors.js';
 export type { PeerInfo, PeeringStats } from './peering/peering.js';
 export type { Transport, TransportHandlers, TransportLink } from './peering/transport.js';
+export {
+  type MethodArgs,
+  type MethodNames,
+  type MethodResult,
+  type Remote,
+  type RemoteAll,
+  type RemoteTell,
+  type ServeOptions,
+  type Served,
+  type Service,
+  type ServiceCallOptions,
+  type ServiceKey,
+  type ServiceOptions,
+  transfer,
+} from './services/index.js';
 
 export {
   decodeGroup,

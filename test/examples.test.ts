@@ -86,6 +86,7 @@ test('the README quick start runs as pasted', async (t) => {
   });
   t.regex(out, /\{ width: 400, by: [12] \}/);
   t.regex(out, /2 \[ 'resize', 'hash' \]/);
+  t.regex(out, /2 members answered/);
 });
 
 // Needs a NATS server: skipped (and said so) without one, except in CI.

@@ -220,3 +220,32 @@ export class TransportError extends Error {
   override readonly name = 'TransportError';
   readonly code = 'ERR_PG_TRANSPORT';
 }
+
+/**
+ * A service was asked for a method it does not offer: a JavaScript caller, or two
+ * processes built from different versions of the service's interface. `offered` lists
+ * the methods the service has, so that the message says what to call instead.
+ */
+export class UnknownMethodError extends TypeError {
+  override readonly name = 'UnknownMethodError';
+  readonly code = 'ERR_PG_UNKNOWN_METHOD';
+  constructor(
+    message: string,
+    /** The method that was asked for. */
+    readonly method: string,
+    /** The methods the service offers, sorted. */
+    readonly offered: string[],
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A message that is not a service call reached a serving process (a plain `send` or
+ * `dispatch` to a service's group), or a service definition that cannot be served (no
+ * methods, or a method under a name its proxy keeps for itself).
+ */
+export class ServiceCallError extends TypeError {
+  override readonly name = 'ServiceCallError';
+  readonly code = 'ERR_PG_SERVICE_CALL';
+}

@@ -23,6 +23,7 @@ import type {
 } from '../dispatch/options.js';
 import type { MonitorEvent, ToCoordinator, ToNode } from '../protocol/messages.js';
 import type { CallOptions } from '../runtime/pending-calls.js';
+import { createService, type Service, type ServiceOptions } from '../services/index.js';
 import { IndexReader } from '../shared-index/reader.js';
 import type { IndexHandle } from '../shared-index/types.js';
 import { LocalMembers } from './local-members.js';
@@ -297,6 +298,14 @@ export class Scope {
     options?: CallOptions,
   ): Promise<MultiCallResult<R>> {
     return this.#dispatcher.multiCall<R>(group, message, options);
+  }
+
+  /**
+   * A typed proxy over `group`: `await api.method(...args)` calls a member picked by
+   * `options.strategy`, checked by tsc against the interface `T` (see services/).
+   */
+  service<T>(group: Group, options?: ServiceOptions<T>): Service<T> {
+    return createService<T>(this, group, options);
   }
 
   /**

@@ -18,6 +18,8 @@ import { BatchPort } from '../protocol/batch-port.js';
 import { CALL, type ChannelHost, cloneLocal, SEND } from '../protocol/channel.js';
 import { type Endpoint, parseToNode, type ToNode } from '../protocol/messages.js';
 import type { Scope, ScopeHost } from '../pg/scope.js';
+import { serve, type ServeOptions, type Served } from '../services/index.js';
+import type { Group } from '../core/group.js';
 import { NodeScopes } from './node-scopes.js';
 import { Control } from './control.js';
 import { Drain } from './drain.js';
@@ -151,6 +153,14 @@ export class Node extends EventEmitter<NodeEvents> {
     for (const hooks of this.#scopes.all()) hooks.processExited(p);
     this.#monitors.exited(serial, reason);
     return true;
+  }
+
+  /**
+   * Spawns a process that serves `impl`'s methods and joins it to `group`; resolves once
+   * it has joined. Call it with `scope.service<T>(group)` (see services/).
+   */
+  serve<T extends object>(group: Group, impl: T, options?: ServeOptions): Promise<Served> {
+    return serve(this, group, impl, options);
   }
 
   /** Number of messages waiting for or being handled by a local process (0 if it is not alive). */
