@@ -11,7 +11,7 @@ const root = new URL('../../', import.meta.url);
 test('every src/ path named in docs/ARCHITECTURE.md exists', (t) => {
   const text = readFileSync(new URL('docs/ARCHITECTURE.md', root), 'utf8');
   // Paths in backticks, with or without the leading `src/`: `src/pg/`, `pg/scope.ts`.
-  const rooms = 'core|protocol|runtime|coordinator|pg|dispatch|services|shared-index';
+  const rooms = 'core|protocol|runtime|coordinator|pg|dispatch|services|shared-index|peering|nats';
   const pattern = new RegExp(`\`(?:src/)?((?:${rooms})/[\\w./-]*)\``, 'g');
   const named = new Set([...text.matchAll(pattern)].map((m) => `src/${m[1]}`));
   t.true(named.size >= 20, `the document names files (found ${named.size})`);
