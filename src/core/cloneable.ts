@@ -49,3 +49,54 @@ function walk(v: unknown, budget: number): number {
   }
   return budget;
 }
+
+/**
+ * An upper bound of the bytes `value` takes serialized, when it is surely cloneable and
+ * cheap to measure (the same walk as `surelyCloneable`); -1 otherwise. Channels to other
+ * processes use it to serialize a small payload with the rest of its batch, and to check
+ * a larger one alone, at the sender, against the broker's limit.
+ */
+export function boundedSize(value: unknown): number {
+  let bytes = 0;
+  const walkSize = (v: unknown, budget: number): number => {
+    if (--budget < 0) return -1;
+    bytes += 16;
+    switch (typeof v) {
+      case 'number':
+      case 'boolean':
+      case 'undefined':
+      case 'bigint':
+        return budget;
+      case 'string':
+        bytes += v.length * 3;
+        return budget;
+      case 'object':
+        break;
+      default:
+        return -1;
+    }
+    if (v === null) return budget;
+    if (Array.isArray(v)) {
+      if (v.length > budget || types.isProxy(v)) return -1;
+      for (let i = 0; i < v.length && budget >= 0; i++) budget = walkSize(v[i], budget);
+      return budget;
+    }
+    if (ArrayBuffer.isView(v)) {
+      bytes += v.byteLength;
+      return budget;
+    }
+    if (types.isDate(v)) return budget;
+    const proto = Object.getPrototypeOf(v);
+    if ((proto !== Object.prototype && proto !== null) || types.isProxy(v)) return -1;
+    for (const key in v) {
+      if (!Object.hasOwn(v, key)) continue;
+      const d = Object.getOwnPropertyDescriptor(v, key);
+      if (d === undefined || d.get !== undefined) return -1;
+      bytes += key.length * 3 + 8;
+      budget = walkSize(d.value, budget);
+      if (budget < 0) return -1;
+    }
+    return budget;
+  };
+  return walkSize(value, BUDGET) < 0 ? -1 : bytes;
+}

@@ -585,7 +585,7 @@ export class Peering {
   }
 
   /** Frames a local node posted for a node of another process: batched per peer, per job. */
-  #forward(local: number, remote: number, batch: unknown): void {
+  #forward(local: number, remote: number, batch: Uint8Array): void {
     const owner = this.#owner.get(tagOf(remote));
     if (owner === undefined) {
       // No such process now: the node's channel closes and what it sent fails.
@@ -623,15 +623,8 @@ export class Peering {
       this.#sendFrames(to, frames.slice(half));
       return;
     }
-    const [src, dst, batch] = frames[0]!;
-    if (Array.isArray(batch) && Array.isArray(batch[0]) && batch.length > 1) {
-      const half = batch.length >> 1;
-      this.#sendFrames(to, [
-        [src, dst, batch.slice(0, half)],
-        [src, dst, batch.slice(half)],
-      ]);
-      return;
-    }
+    // One node's buffer over the limit: the node splits its batches below it, so only a
+    // forged or broken node gets here.
     this.stats.oversize++;
   }
 }

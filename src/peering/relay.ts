@@ -21,7 +21,7 @@ interface Pair {
 
 export interface RelayHost {
   /** Forwards frames a local node posted to `remote`, to that node's process. */
-  forward(local: number, remote: number, batch: unknown): void;
+  forward(local: number, remote: number, batch: Uint8Array): void;
   /** Hands a local node its end of a new channel to `remote` (a `linked` message). */
   link(local: number, remote: number, port: MessagePort): void;
 }
@@ -47,7 +47,7 @@ export class Relay {
   }
 
   /** Frames from `remote` for `local`: posted into the pair's channel, made now if need be. */
-  deliver(local: number, remote: number, batch: unknown): void {
+  deliver(local: number, remote: number, batch: Uint8Array): void {
     const key = pairKey(local, remote);
     let pair = this.#pairs.get(key);
     if (pair === undefined) {
@@ -57,7 +57,10 @@ export class Relay {
       this.#listen(local, remote, port1);
       this.#host.link(local, remote, port2);
     }
-    pair.inbound.postMessage(batch);
+    // The buffer came from the broker and is ours alone: move it, do not copy it.
+    const own = batch.byteOffset === 0 && batch.byteLength === batch.buffer.byteLength;
+    if (own) pair.inbound.postMessage(batch, [batch.buffer as ArrayBuffer]);
+    else pair.inbound.postMessage(batch);
   }
 
   /** A node went down, local or remote: every channel of its pairs closes. */
@@ -82,7 +85,10 @@ export class Relay {
   }
 
   #listen(local: number, remote: number, port: MessagePort): void {
-    port.on('message', (batch: unknown) => this.#host.forward(local, remote, batch));
+    port.on('message', (batch: unknown) => {
+      // A node posts its frames to another process as one buffer (protocol/remote-codec.ts).
+      if (batch instanceof Uint8Array) this.#host.forward(local, remote, batch);
+    });
     port.once('close', () => {
       const key = pairKey(local, remote);
       const pair = this.#pairs.get(key);

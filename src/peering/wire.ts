@@ -92,14 +92,14 @@ export interface Bye {
 }
 /**
  * Channel frames between a node of the sender (`src`) and a node of the receiver
- * (`dst`), sent to the receiver alone. Each batch is what a node posted on its channel
- * (payloads already serialized by that node, see protocol/channel.ts).
+ * (`dst`), sent to the receiver alone. Each batch is the buffer a node posted on its
+ * channel (serialized by that node, see protocol/remote-codec.ts): relayed, never decoded.
  */
 export interface Frames {
   t: 'frames';
   from: PeerId;
   to: PeerId;
-  frames: [src: number, dst: number, batch: unknown][];
+  frames: [src: number, dst: number, batch: Uint8Array][];
 }
 
 export type PeerMessage =
@@ -136,8 +136,8 @@ const isNode = (x: unknown): x is number => isNat(x) && x <= MAX_NODE_ID;
 const isPids = (x: unknown): x is Pid[] => isList(x, isPid);
 const isGroup = (x: unknown): x is [GroupKey, Pid[]] =>
   Array.isArray(x) && x.length === 2 && isKey(x[0]) && isPids(x[1]);
-const isFrameBatch = (x: unknown): x is [number, number, unknown] =>
-  Array.isArray(x) && x.length === 3 && isNode(x[0]) && isNode(x[1]) && Array.isArray(x[2]);
+const isFrameBatch = (x: unknown): x is [number, number, Uint8Array] =>
+  Array.isArray(x) && x.length === 3 && isNode(x[0]) && isNode(x[1]) && x[2] instanceof Uint8Array;
 
 /** Decodes and checks bytes from the broker; `undefined` for anything malformed. */
 export function decode(bytes: Uint8Array): PeerMessage | undefined {

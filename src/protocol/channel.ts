@@ -30,15 +30,14 @@
  * ## Remote mode: a node of another OS process
  *
  * The far end of such a channel is the coordinator, which relays frames over a broker
- * (peering/relay.ts). The node serializes each payload itself (`v8.serialize`, the
- * structured-clone format), so that a payload that cannot cross a process, or is too
- * big for the broker, throws here at the sender with a named error, and so that the
- * coordinators on the way only move bytes. The receiving node deserializes it.
+ * (peering/relay.ts). The node serializes each batch itself (remote-codec.ts), so that
+ * the coordinators on the way only move bytes, and so that a payload that cannot cross a
+ * process, or is too big for the broker, throws here at the sender with a named error.
  */
-import { deserialize, serialize } from 'node:v8';
 import { type MessagePort, receiveMessageOnPort, type Transferable } from 'node:worker_threads';
 import { surelyCloneable } from '../core/cloneable.js';
 import { MessageCloneError, RemoteMessageError } from '../core/errors.js';
+import { decodeBatch, encodeBatch, prepareRemote, restoreRemote } from './remote-codec.js';
 import type { Pid } from '../core/pid.js';
 import { toWire } from '../core/wire-error.js';
 
@@ -100,31 +99,6 @@ export interface Remote {
   maxFrame: number;
 }
 
-/** Frame kinds whose last element is a payload (serialized in remote mode). */
-const HAS_PAYLOAD = [true, true, true, true, false, false, true, false, false];
-
-/** A payload in the form it crosses a process: v8's structured-clone serialization. */
-function encodeRemote(payload: unknown, maxFrame: number): Uint8Array {
-  let bytes: Uint8Array;
-  try {
-    bytes = serialize(payload);
-  } catch (error) {
-    const why = error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error);
-    throw new MessageCloneError(
-      `the message cannot be sent to another process: ${why.replace(/\.$/, '')}. ` +
-        'Send plain data (objects, arrays, strings, numbers, typed arrays, Maps, Sets, errors).',
-      { cause: error },
-    );
-  }
-  if (bytes.byteLength > maxFrame) {
-    throw new RemoteMessageError(
-      `the message is ${bytes.byteLength} bytes serialized, over the ${maxFrame} bytes a message ` +
-        "to another process can take (the broker's max_payload): send it in parts, or raise the limit",
-    );
-  }
-  return bytes;
-}
-
 function isSerial(x: unknown): x is number {
   return typeof x === 'number' && x >= 1 && x <= 0xffff_ffff && Number.isInteger(x);
 }
@@ -148,8 +122,21 @@ export class Channel implements ReplyTo {
     const batch = this.#batch;
     this.#batch = [];
     if (!this.#open || batch.length === 0) return;
-    this.#port.postMessage(batch.length === 1 ? batch[0] : batch);
+    if (this.remote === undefined) this.#port.postMessage(batch.length === 1 ? batch[0] : batch);
+    else this.#postRemote(batch);
   };
+
+  /** A batch to another process: one buffer, transferred, split in halves while over the broker's limit. */
+  #postRemote(batch: unknown[][]): void {
+    const bytes = encodeBatch(batch.length === 1 ? batch[0] : batch);
+    if (bytes.byteLength > this.remote!.maxFrame && batch.length > 1) {
+      const half = batch.length >> 1;
+      this.#postRemote(batch.slice(0, half));
+      this.#postRemote(batch.slice(half));
+      return;
+    }
+    this.#port.postMessage(bytes, [bytes.buffer as ArrayBuffer]);
+  }
 
   constructor(peer: number, port: MessagePort, host: ChannelHost, remote?: Remote) {
     this.peer = peer;
@@ -177,6 +164,7 @@ export class Channel implements ReplyTo {
             'Send it without `transfer` (ArrayBuffers and typed arrays are copied).',
         );
       }
+      prepareRemote(frame, this.remote.maxFrame);
       this.#enqueue(frame);
       return;
     }
@@ -202,20 +190,19 @@ export class Channel implements ReplyTo {
       this.post([REPLY, id, value]);
     } catch (error) {
       // The answer itself cannot cross: fail the call with that, rather than leave it hanging.
-      this.#enqueue([FAIL, id, toWire(error)]);
+      this.fail(id, error);
     }
   }
 
   fail(id: number, error: unknown): void {
-    if (this.#open) this.#enqueue([FAIL, id, toWire(error)]);
+    if (!this.#open) return;
+    const frame = [FAIL, id, toWire(error)];
+    // An error's wire form is plain data, so it always crosses.
+    if (this.remote !== undefined) prepareRemote(frame, this.remote.maxFrame);
+    this.#enqueue(frame);
   }
 
   #enqueue(frame: unknown[]): void {
-    const remote = this.remote;
-    if (remote !== undefined && HAS_PAYLOAD[frame[0] as number] === true) {
-      const last = frame.length - 1;
-      frame[last] = encodeRemote(frame[last], remote.maxFrame);
-    }
     if (this.#batch.push(frame) === 1) queueMicrotask(this.#flush);
   }
 
@@ -258,18 +245,8 @@ export class Channel implements ReplyTo {
     this.#host.onClose(this);
   }
 
-  /** A payload as it arrived: deserialized in remote mode (`undefined` when it does not decode). */
-  #payload(x: unknown): { v: unknown } | undefined {
-    if (this.remote === undefined) return { v: x };
-    if (!(x instanceof Uint8Array)) return undefined;
-    try {
-      return { v: deserialize(x) };
-    } catch {
-      return undefined;
-    }
-  }
-
-  readonly #onFrame = (f: unknown): void => {
+  readonly #onFrame = (raw: unknown): void => {
+    const f = this.remote === undefined ? raw : decodeBatch(raw);
     // A batch is an array of frames; a frame starts with its kind, a number.
     if (Array.isArray(f) && Array.isArray(f[0])) {
       for (let i = 0; i < f.length; i++) if (!this.#dispatch(f[i])) this.#host.onMalformed(this);
@@ -282,11 +259,7 @@ export class Channel implements ReplyTo {
   #dispatch(f: unknown): boolean {
     const h = this.#host;
     if (!Array.isArray(f)) return false;
-    if (this.remote !== undefined && HAS_PAYLOAD[f[0] as number] === true) {
-      const p = this.#payload(f[f.length - 1]);
-      if (p === undefined) return false;
-      f[f.length - 1] = p.v;
-    }
+    if (this.remote !== undefined && !restoreRemote(f)) return false;
     switch (f[0]) {
       case SEND:
         if (f.length !== 4 || !isSerial(f[1])) return false;
