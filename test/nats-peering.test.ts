@@ -241,6 +241,8 @@ natsTest(
       i: 0,
       command: { cmd: 'monitorStart', pid: echo },
     });
+    // A call after the monitor, on the same channel, answers once the monitor is in place.
+    await b.op({ op: 'agent', i: 0, command: { cmd: 'call', pid: echo, msg: 'after monitor' } });
     await a.op({ op: 'agent', i: 0, command: { cmd: 'exit', pid: echo, reason: 'done here' } });
     t.is(await b.op({ op: 'agent', i: 0, command: { cmd: 'monitorResult', key } }), 'done here');
   },
