@@ -12,6 +12,7 @@
  * records in reclamation.ts): this class reads whatever root it was last given.
  */
 import { decodeGroup, encodeGroup, type Group, type GroupKey, hashKey } from '../core/group.js';
+import type { Pid } from '../core/pid.js';
 import type { Arena } from './arena.js';
 import * as layout from './layout.js';
 import { dataBase } from './layout.js';
@@ -24,6 +25,7 @@ const {
   B_KEY,
   B_LEN,
   B_PIDS,
+  B_TAG,
   H_MAX_READERS,
   H_SEED,
   K_CHARS,
@@ -43,21 +45,46 @@ const {
   ROOT_WORDS,
 } = layout;
 
+/** 2^32, as a literal: V8 folds it, while an imported binding is loaded on each use. */
+const NODE_FACTOR = 0x1_0000_0000;
+
 /**
  * What this thread knows of one group: its slot and gid (stable while the group
- * exists), and its member block as of version `epoch` (0 for an empty group).
+ * exists), and its member block as of version `epoch`, with that block's tag and
+ * member count, and (once asked for) its members as a JS array.
  */
 export interface CacheEntry {
   readonly slot: number;
   gid: number;
+  /** The member block in version `epoch` (never 0: an empty group has no entry). */
   block: number;
+  /** The block's tag (layout.ts, "Per-thread copies"): with `block`, what `pids` stands for. */
+  tag: number;
+  /** The block's member count, bounded by the view when the block was checked. */
+  len: number;
   epoch: number;
+  /**
+   * The members of `block`, built once by `pidsOf` and only ever copied out, never
+   * handed out itself. Undefined until asked for, and again whenever the entry moves
+   * to another block or the held copies are dropped (see `pidsOf`).
+   */
+  pids: Pid[] | undefined;
   /** This thread's round-robin position in the group. */
   rr: number;
 }
 
 /** Cache entries per key kind before the cache is dropped and rebuilt from use. */
 const MAX_CACHE = 1 << 16;
+
+/**
+ * Members that the held arrays of one reader may hold in all (about 8 bytes each, plus
+ * a few words per array): past it, every held array is dropped and rebuilt on use.
+ */
+const HELD_PIDS = 1 << 20;
+/** A group larger than this is decoded on every read rather than held. */
+const MAX_HELD_GROUP = HELD_PIDS >> 2;
+/** What one held array counts for besides its members (its header and the entry's slot). */
+const HELD_OVERHEAD = 4;
 
 export class Lookup {
   readonly #arena: Arena;
@@ -67,8 +94,6 @@ export class Lookup {
   i32: Int32Array;
   u16: Uint16Array;
   limit: number;
-  /** The cache entry the last lookup used (undefined when the group was not found). */
-  entry: CacheEntry | undefined;
   // The version this thread reads (copied from its root record).
   #epoch = 0;
   #slots = 0;
@@ -83,6 +108,10 @@ export class Lookup {
   readonly #tuples = new Map<string, CacheEntry>();
   readonly #decoded = new Map<number, Group>();
   #foundSlot = 0;
+  /** Entries that were given a `pids` array since the last drop (an entry may be listed twice). */
+  #held: CacheEntry[] = [];
+  /** Members in those arrays, plus `HELD_OVERHEAD` each: never more than `HELD_PIDS`. */
+  #heldPids = 0;
 
   constructor(arena: Arena) {
     this.#arena = arena;
@@ -96,6 +125,11 @@ export class Lookup {
   /** Non-empty groups in the version read. */
   get groupCount(): number {
     return this.#groupCount;
+  }
+
+  /** Members that held arrays hold now, overhead included (for the tests of the bound). */
+  get heldPids(): number {
+    return this.#heldPids;
   }
 
   /** Reads the root record at `root` (bounded: a bad root reads as an empty index). */
@@ -132,29 +166,79 @@ export class Lookup {
   }
 
   /**
-   * The member block of `group` in the version read, or 0. The hot path: when the
-   * cache entry was checked in this same version, its block is the answer as it is.
+   * The cache entry of `group`, up to date with the version read, or undefined for an
+   * empty or unknown group. The hot path: an entry already checked in this version is
+   * the answer as it is, one `Map.get` and one comparison.
    */
-  blockOf(group: Group): number {
+  find(group: Group): CacheEntry | undefined {
     let entry: CacheEntry | undefined;
     if (typeof group === 'string') entry = this.#strings.get(group);
     else if (typeof group === 'number') entry = this.#numbers.get(group);
     else return this.#resolve(group);
     if (entry === undefined) return this.#resolve(group);
-    this.entry = entry;
-    if (entry.epoch === this.#epoch) return entry.block;
+    if (entry.epoch === this.#epoch) return entry;
     return this.#recheck(entry, group);
   }
 
-  /** A cached group in a newer version: follow its slot, or look it up again if the slot changed hands. */
-  #recheck(entry: CacheEntry, group: Group): number {
-    const block = this.#slotBlock(entry.slot);
-    if (block !== 0 && this.i32[block + B_GID] === entry.gid) {
-      entry.block = block;
-      entry.epoch = this.#epoch;
-      return block;
+  /**
+   * The members of `entry`'s block as a JS array that the entry holds from now on, to be
+   * copied out (`slice()`, a bulk copy), never handed out itself. Built here once per
+   * block and thread instead of on every read.
+   *
+   * The held arrays are bounded: they count with their size until `HELD_PIDS`, and
+   * then all are dropped at once (their entries build them again on use), so that a
+   * thread that meets ever new groups, or groups that keep changing, holds at most
+   * `HELD_PIDS` members. An entry that leaves the cache (its group vanished, or the
+   * cache was cleared) still counts until then, so the bound holds for them too.
+   */
+  pidsOf(entry: CacheEntry): Pid[] {
+    const len = entry.len;
+    const i32 = this.i32;
+    // `new Array(len)` filled in order is the fastest way V8 (11.x) builds a double array.
+    const out: Pid[] = new Array(len);
+    for (let i = 0, at = entry.block + B_PIDS; i < len; i++, at += 2) {
+      out[i] = (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;
     }
-    return this.#resolve(group);
+    if (len > MAX_HELD_GROUP) return out;
+    const cost = len + HELD_OVERHEAD;
+    if (this.#heldPids + cost > HELD_PIDS) this.#dropHeld();
+    this.#heldPids += cost;
+    this.#held.push(entry);
+    entry.pids = out;
+    return out;
+  }
+
+  /** Drops every held array (their entries stay, and build them again on use). */
+  #dropHeld(): void {
+    const held = this.#held;
+    for (let i = 0; i < held.length; i++) held[i]!.pids = undefined;
+    this.#held = [];
+    this.#heldPids = 0;
+  }
+
+  /** A cached group in a newer version: follow its slot, or look it up again if the slot changed hands. */
+  #recheck(entry: CacheEntry, group: Group): CacheEntry | undefined {
+    return this.#follow(entry) ? entry : this.#resolve(group);
+  }
+
+  /**
+   * Brings `entry` to the version read if its slot still holds its group; false if the
+   * slot changed hands. The held array survives only if the slot still leads to the very
+   * block it was built from: same offset and same tag.
+   */
+  #follow(entry: CacheEntry): boolean {
+    const block = this.#slotBlock(entry.slot);
+    const i32 = this.i32;
+    if (block === 0 || i32[block + B_GID] !== entry.gid) return false;
+    const tag = i32[block + B_TAG]!;
+    if (block !== entry.block || tag !== entry.tag) {
+      entry.block = block;
+      entry.tag = tag;
+      entry.len = this.len(block);
+      entry.pids = undefined;
+    }
+    entry.epoch = this.#epoch;
+    return true;
   }
 
   /** The member block of `slot` in the version read, or 0. */
@@ -173,7 +257,7 @@ export class Lookup {
   }
 
   /** Slow path: validate and encode the key, find it in the bucket table, and cache the answer. */
-  #resolve(group: Group): number {
+  #resolve(group: Group): CacheEntry | undefined {
     const key = encodeGroup(group);
     let cache: Map<string | number, CacheEntry>;
     let cacheKey: string | number;
@@ -184,37 +268,30 @@ export class Lookup {
       cache = this.#numbers as Map<string | number, CacheEntry>;
       cacheKey = group;
     } else {
+      // Tuples are cached by their canonical key, so they always come this way.
       cache = this.#tuples as Map<string | number, CacheEntry>;
       cacheKey = key;
       const entry = cache.get(key);
-      this.entry = entry;
-      if (entry !== undefined) {
-        if (entry.epoch === this.#epoch) return entry.block;
-        const block = this.#slotBlock(entry.slot);
-        if (block !== 0 && this.i32[block + B_GID] === entry.gid) {
-          entry.block = block;
-          entry.epoch = this.#epoch;
-          return block;
-        }
-      }
+      if (entry !== undefined && (entry.epoch === this.#epoch || this.#follow(entry))) return entry;
     }
     const found = this.#lookup(key);
     if (found === 0) {
       cache.delete(cacheKey);
-      this.entry = undefined;
-      return 0;
+      return undefined;
     }
     if (cache.size >= MAX_CACHE) cache.clear();
     const entry: CacheEntry = {
       slot: this.#foundSlot,
       gid: this.i32[found + B_GID]!,
       block: found,
+      tag: this.i32[found + B_TAG]!,
+      len: this.len(found),
       epoch: this.#epoch,
+      pids: undefined,
       rr: 0,
     };
     cache.set(cacheKey, entry);
-    this.entry = entry;
-    return found;
+    return entry;
   }
 
   /** Finds `key` in the bucket table; returns its block (and leaves its slot in `#foundSlot`), or 0. */

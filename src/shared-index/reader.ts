@@ -17,7 +17,7 @@ import type { Group } from '../core/group.js';
 import type { Pid } from '../core/pid.js';
 import { Arena } from './arena.js';
 import * as layout from './layout.js';
-import { Lookup } from './lookup.js';
+import { type CacheEntry, Lookup } from './lookup.js';
 import { type LocalWriter, localWriter, ReaderRecord } from './reclamation.js';
 import type { IndexHandle } from './types.js';
 import type { IndexWriter } from './writer.js';
@@ -73,24 +73,25 @@ export class IndexReader {
 
   // Reads ----------------------------------------------------------------------------
 
-  /** The members of `group` as a fresh array, duplicates included; `[]` for an unknown group. */
+  /**
+   * The members of `group` as a fresh array, duplicates included; `[]` for an unknown group.
+   *
+   * The fast path: the group's cache entry holds the members of its current block as a
+   * JS array, built once per block on this thread (`Lookup.pidsOf`), and the answer is
+   * a `slice()` of it, which V8 does as one bulk copy. The caller owns the copy; the
+   * held array is never handed out, so nothing a caller does to its array can reach
+   * another read.
+   */
   members(group: Group): Pid[] {
-    const block = this.#blockOf(group);
-    if (block === 0) return [];
-    const len = this.#lookup.len(block);
-    const i32 = this.#lookup.i32;
-    // `new Array(len)` filled in order is the fastest way V8 (11.x) builds a double array.
-    const out: Pid[] = new Array(len);
-    for (let i = 0, at = block + B_PIDS; i < len; i++, at += 2) {
-      out[i] = (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;
-    }
-    return out;
+    const entry = this.#find(group);
+    if (entry === undefined) return [];
+    return (entry.pids ?? this.#lookup.pidsOf(entry)).slice();
   }
 
   /** Number of members of `group` (joins are counted). Allocates nothing. */
   count(group: Group): number {
-    const block = this.#blockOf(group);
-    return block === 0 ? 0 : this.#lookup.len(block);
+    const entry = this.#find(group);
+    return entry === undefined ? 0 : entry.len;
   }
 
   /**
@@ -98,18 +99,14 @@ export class IndexReader {
    * empty group. Allocates nothing: the position lives in the thread's key cache.
    */
   next(group: Group): Pid | undefined {
-    const block = this.#blockOf(group);
-    if (block === 0) return undefined;
-    const lookup = this.#lookup;
-    const len = lookup.len(block);
-    const entry = lookup.entry;
-    if (len === 0 || entry === undefined) return undefined;
+    const entry = this.#find(group);
+    if (entry === undefined) return undefined;
+    const len = entry.len;
+    if (len === 0) return undefined;
     let i = entry.rr;
     if (i >= len) i = 0;
     entry.rr = i + 1;
-    const i32 = lookup.i32;
-    const at = block + B_PIDS + 2 * i;
-    return (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;
+    return this.#at(entry.block, i);
   }
 
   /**
@@ -117,12 +114,12 @@ export class IndexReader {
    * count, so that a caller can pick among them without allocating.
    */
   membersInto(group: Group, out: Float64Array): number {
-    const block = this.#blockOf(group);
-    if (block === 0) return 0;
-    const len = this.#lookup.len(block);
+    const entry = this.#find(group);
+    if (entry === undefined) return 0;
+    const len = entry.len;
     const n = Math.min(len, out.length);
     const i32 = this.#lookup.i32;
-    for (let i = 0, at = block + B_PIDS; i < n; i++, at += 2)
+    for (let i = 0, at = entry.block + B_PIDS; i < n; i++, at += 2)
       out[i] = i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0);
     return len;
   }
@@ -132,16 +129,13 @@ export class IndexReader {
    * 2^32 wrap), or `undefined` for an empty group. Allocates nothing.
    */
   memberAt(group: Group, index: number): Pid | undefined {
-    const block = this.#blockOf(group);
-    if (block === 0) return undefined;
-    const lookup = this.#lookup;
-    const len = lookup.len(block);
+    const entry = this.#find(group);
+    if (entry === undefined) return undefined;
+    const len = entry.len;
     if (len === 0) return undefined;
     let i = index >>> 0;
     if (i >= len) i %= len;
-    const i32 = lookup.i32;
-    const at = block + B_PIDS + 2 * i;
-    return (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;
+    return this.#at(entry.block, i);
   }
 
   /**
@@ -150,16 +144,16 @@ export class IndexReader {
    * index, and nothing is allocated (except on re-entrant calls).
    */
   forEach(group: Group, fn: (pid: Pid, index: number) => void): number {
-    const block = this.#blockOf(group);
-    if (block === 0) return 0;
-    const len = this.#lookup.len(block);
+    const entry = this.#find(group);
+    if (entry === undefined) return 0;
+    const len = entry.len;
     const nested = this.#scratchBusy;
     let buf = this.#scratch;
     if (nested) buf = new Float64Array(len);
     else if (buf.length < len)
       buf = this.#scratch = new Float64Array(Math.max(len, buf.length * 2));
     const i32 = this.#lookup.i32;
-    for (let i = 0, at = block + B_PIDS; i < len; i++, at += 2) {
+    for (let i = 0, at = entry.block + B_PIDS; i < len; i++, at += 2) {
       buf[i] = i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0);
     }
     this.#scratchBusy = true;
@@ -173,12 +167,12 @@ export class IndexReader {
 
   /** Members of `group` that belong to `node`. */
   membersOf(group: Group, node: number): Pid[] {
-    const block = this.#blockOf(group);
+    const entry = this.#find(group);
     const out: Pid[] = [];
-    if (block === 0) return out;
+    if (entry === undefined) return out;
     const i32 = this.#lookup.i32;
-    const end = block + B_PIDS + 2 * this.#lookup.len(block);
-    for (let at = block + B_PIDS; at < end; at += 2) {
+    const end = entry.block + B_PIDS + 2 * entry.len;
+    for (let at = entry.block + B_PIDS; at < end; at += 2) {
       if (i32[at] === node) out.push((node * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid);
     }
     return out;
@@ -220,10 +214,20 @@ export class IndexReader {
 
   // Sections ---------------------------------------------------------------------------
 
-  /** The member block of `group` in the version this thread reads, or 0. */
-  #blockOf(group: Group): number {
+  /**
+   * The cache entry of `group` in the version this thread reads (undefined for an empty
+   * group), opening or renewing the read section first when its budget ran out.
+   */
+  #find(group: Group): CacheEntry | undefined {
     if (--this.#budget < 0) this.#announce();
-    return this.#lookup.blockOf(group);
+    return this.#lookup.find(group);
+  }
+
+  /** The member at position `i` (in range) of the block at `block`. */
+  #at(block: number, i: number): Pid {
+    const i32 = this.#lookup.i32;
+    const at = block + B_PIDS + 2 * i;
+    return (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;
   }
 
   #enter(): void {
