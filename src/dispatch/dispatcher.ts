@@ -28,7 +28,7 @@ import {
   type MultiCallResult,
   type Strategy,
 } from './options.js';
-import { Picker, random32 } from './strategies.js';
+import { Picker, random31 } from './strategies.js';
 
 /** A member that died under a call: the only failures `retries` applies to. */
 function memberGone(e: unknown): boolean {
@@ -69,7 +69,7 @@ export class Dispatcher {
     if (key === undefined && (strategy === 'random' || strategy === 'round-robin')) {
       const reader = this.#reader();
       if (reader !== undefined)
-        return strategy === 'random' ? reader.memberAt(group, random32()) : reader.next(group);
+        return strategy === 'random' ? reader.memberAt(group, random31()) : reader.next(group);
     }
     checkStrategy(strategy, key);
     if (this.#reader() === undefined) checkGroup(group);

@@ -107,7 +107,6 @@ export class Lookup {
   readonly #numbers = new Map<number, CacheEntry>();
   readonly #tuples = new Map<string, CacheEntry>();
   readonly #decoded = new Map<number, Group>();
-  #foundSlot = 0;
   /** Entries that were given a `pids` array since the last drop (an entry may be listed twice). */
   #held: CacheEntry[] = [];
   /** Members in those arrays, plus `HELD_OVERHEAD` each: never more than `HELD_PIDS`. */
@@ -167,17 +166,22 @@ export class Lookup {
 
   /**
    * The cache entry of `group`, up to date with the version read, or undefined for an
-   * empty or unknown group. The hot path: an entry already checked in this version is
-   * the answer as it is, one `Map.get` and one comparison.
+   * empty or unknown group.
+   *
+   * The hot path, a string group met before and already checked in this version, is
+   * one `Map.get` and one comparison. Everything else is `#miss`, kept in one function
+   * on purpose: V8 never inlines a function of more than 460 bytes of bytecode, so the
+   * miss path stays out of `find`'s compiled code, and `find` stays small enough for
+   * V8 to inline it into each read and each read into its caller. (Split in small
+   * helpers, the miss path was inlined into `find`, whose compiled code then exceeded
+   * what V8 inlines into a caller, and every read paid a call.)
    */
   find(group: Group): CacheEntry | undefined {
-    let entry: CacheEntry | undefined;
-    if (typeof group === 'string') entry = this.#strings.get(group);
-    else if (typeof group === 'number') entry = this.#numbers.get(group);
-    else return this.#resolve(group);
-    if (entry === undefined) return this.#resolve(group);
-    if (entry.epoch === this.#epoch) return entry;
-    return this.#recheck(entry, group);
+    if (typeof group === 'string') {
+      const entry = this.#strings.get(group);
+      if (entry !== undefined && entry.epoch === this.#epoch) return entry;
+    }
+    return this.#miss(group);
   }
 
   /**
@@ -216,11 +220,6 @@ export class Lookup {
     this.#heldPids = 0;
   }
 
-  /** A cached group in a newer version: follow its slot, or look it up again if the slot changed hands. */
-  #recheck(entry: CacheEntry, group: Group): CacheEntry | undefined {
-    return this.#follow(entry) ? entry : this.#resolve(group);
-  }
-
   /**
    * Brings `entry` to the version read if its slot still holds its group; false if the
    * slot changed hands. The held array survives only if the slot still leads to the very
@@ -256,11 +255,16 @@ export class Lookup {
     return block >= this.#base && block + B_PIDS <= this.limit ? block : 0;
   }
 
-  /** Slow path: validate and encode the key, find it in the bucket table, and cache the answer. */
-  #resolve(group: Group): CacheEntry | undefined {
-    const key = encodeGroup(group);
+  /**
+   * Everything but the hot path (see `find`): a number or a tuple; a group this thread
+   * has not met, or not since it vanished; a cached group in a newer version, whose
+   * slot is followed again, or looked up again if the slot changed hands. A lookup
+   * validates and encodes the key, finds it in the bucket table, and caches the answer.
+   */
+  #miss(group: Group): CacheEntry | undefined {
     let cache: Map<string | number, CacheEntry>;
     let cacheKey: string | number;
+    let key: GroupKey | undefined;
     if (typeof group === 'string') {
       cache = this.#strings as Map<string | number, CacheEntry>;
       cacheKey = group;
@@ -268,34 +272,16 @@ export class Lookup {
       cache = this.#numbers as Map<string | number, CacheEntry>;
       cacheKey = group;
     } else {
-      // Tuples are cached by their canonical key, so they always come this way.
+      // Tuples are cached by their canonical key (which also validates them).
       cache = this.#tuples as Map<string | number, CacheEntry>;
-      cacheKey = key;
-      const entry = cache.get(key);
-      if (entry !== undefined && (entry.epoch === this.#epoch || this.#follow(entry))) return entry;
+      cacheKey = key = encodeGroup(group);
     }
-    const found = this.#lookup(key);
-    if (found === 0) {
-      cache.delete(cacheKey);
-      return undefined;
-    }
-    if (cache.size >= MAX_CACHE) cache.clear();
-    const entry: CacheEntry = {
-      slot: this.#foundSlot,
-      gid: this.i32[found + B_GID]!,
-      block: found,
-      tag: this.i32[found + B_TAG]!,
-      len: this.len(found),
-      epoch: this.#epoch,
-      pids: undefined,
-      rr: 0,
-    };
-    cache.set(cacheKey, entry);
-    return entry;
-  }
+    const cached = cache.get(cacheKey);
+    if (cached !== undefined && (cached.epoch === this.#epoch || this.#follow(cached)))
+      return cached;
+    key ??= encodeGroup(group);
 
-  /** Finds `key` in the bucket table; returns its block (and leaves its slot in `#foundSlot`), or 0. */
-  #lookup(key: GroupKey): number {
+    // Find the key in the bucket table.
     const hash = hashKey(key, this.#seed);
     const i32 = this.i32;
     const bucket = radixGet(
@@ -306,18 +292,35 @@ export class Lookup {
       this.#base,
       this.limit,
     );
-    if (bucket < this.#base || bucket >= this.limit) return 0;
-    const n = Math.min(i32[bucket]!, (this.limit - bucket - 1) >> 1);
-    for (let i = 0; i < n; i++) {
-      if (i32[bucket + 1 + 2 * i] !== hash) continue;
-      const slot = i32[bucket + 2 + 2 * i]!;
-      const block = this.#slotBlock(slot);
-      if (block !== 0 && this.#keyEquals(i32[block + B_KEY]!, key, hash)) {
-        this.#foundSlot = slot;
-        return block;
+    let found = 0;
+    let slot = 0;
+    if (bucket >= this.#base && bucket < this.limit) {
+      const n = Math.min(i32[bucket]!, (this.limit - bucket - 1) >> 1);
+      for (let i = 0; i < n && found === 0; i++) {
+        if (i32[bucket + 1 + 2 * i] !== hash) continue;
+        slot = i32[bucket + 2 + 2 * i]!;
+        const block = this.#slotBlock(slot);
+        if (block !== 0 && this.#keyEquals(i32[block + B_KEY]!, key, hash)) found = block;
       }
     }
-    return 0;
+    if (found === 0) {
+      cache.delete(cacheKey);
+      return undefined;
+    }
+
+    if (cache.size >= MAX_CACHE) cache.clear();
+    const entry: CacheEntry = {
+      slot,
+      gid: i32[found + B_GID]!,
+      block: found,
+      tag: i32[found + B_TAG]!,
+      len: this.len(found),
+      epoch: this.#epoch,
+      pids: undefined,
+      rr: 0,
+    };
+    cache.set(cacheKey, entry);
+    return entry;
   }
 
   #keyEquals(record: number, key: string, hash: number): boolean {
