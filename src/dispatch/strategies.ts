@@ -77,7 +77,7 @@ export class Picker {
     // The fast paths: one read of the index, no copy, when the pick has room.
     if (tried === undefined) {
       let pid: Pid | undefined;
-      if (strategy === 'random') pid = reader.memberAt(group, random32());
+      if (strategy === 'random') pid = reader.memberAt(group, random31());
       else if (strategy === 'round-robin') pid = reader.next(group);
       if (pid !== undefined && windows.hasRoom(pid, maxInFlight)) return pid;
       if (pid === undefined && (strategy === 'random' || strategy === 'round-robin'))

@@ -80,7 +80,7 @@ const MAX_CACHE = 1 << 16;
  * Members that the held arrays of one reader may hold in all (about 8 bytes each, plus
  * a few words per array): past it, every held array is dropped and rebuilt on use.
  */
-const HELD_PIDS = 1 << 20;
+export const HELD_PIDS = 1 << 20;
 /** A group larger than this is decoded on every read rather than held. */
 const MAX_HELD_GROUP = HELD_PIDS >> 2;
 /** What one held array counts for besides its members (its header and the entry's slot). */

@@ -197,6 +197,14 @@ export class IndexReader {
   }
 
   /**
+   * @internal Members that this reader's held arrays hold, plus a small overhead per
+   * array (lookup.ts, `pidsOf`): for the tests of their bound.
+   */
+  get heldMembers(): number {
+    return this.#lookup.heldPids;
+  }
+
+  /**
    * Ends this thread's read section now: the next read sees the latest version, and
    * the writer may reuse what this thread was reading. Call it after learning that a
    * write you care about was applied, or before a long computation.
