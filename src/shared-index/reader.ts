@@ -4,12 +4,20 @@
  *
  * ## The fast path
  *
- * A hot read is: one `Map.get` in this thread's key cache (group → slot and gid), a
- * check that the thread is inside a read section, two or three plain loads down the
- * slot table, and the plain loads of the member block. No atomic operation, no
- * allocation besides the returned array. The section check costs a counter decrement;
- * the three atomics that open a section (reclamation.ts, argued in layout.ts) are paid
- * on the first read of each synchronous job and every `READ_BUDGET` reads after that.
+ * A hot read is: a counter decrement (the check that the thread is inside a read
+ * section), one `Map.get` in this thread's key cache, and one comparison that says
+ * the cached entry was checked in the version this thread reads. The entry then holds
+ * everything a read needs: the member block, its member count (`count`), and once
+ * `members` asked for it, the members as a JS array, of which `members` returns a
+ * `slice()`: one allocation and one bulk copy, the same work as copying a `Map`'s
+ * array. No atomic operation, no loads down the slot table, no decoding of pids.
+ *
+ * The cached entry is renewed only when the thread reads a newer version, so a read
+ * within a version costs the same whatever the writer does meanwhile. The three
+ * atomics that open a section (reclamation.ts, argued in layout.ts) are paid on the
+ * first read of each synchronous job and every `READ_BUDGET` reads after that; a new
+ * version then costs each group one walk down the slot table on its next read, and a
+ * new array only if its own block changed (layout.ts, "Per-thread copies").
  *
  * The way from a group to its block, with the key cache, is in lookup.ts.
  */
