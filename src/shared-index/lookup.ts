@@ -77,14 +77,20 @@ export interface CacheEntry {
 const MAX_CACHE = 1 << 16;
 
 /**
- * Members that the held arrays of one reader may hold in all (about 8 bytes each, plus
- * a few words per array): past it, every held array is dropped and rebuilt on use.
+ * Members that the held arrays of one reader (one thread, one scope) may hold in all,
+ * 8 bytes each, so 8 MiB: past it, every held array is dropped, and built again on the
+ * next read of its group. What a reader holds never exceeds what it counts: an array
+ * that an entry replaces or drops is garbage at once, though it counts until the drop.
  */
 export const HELD_PIDS = 1 << 20;
 /** A group larger than this is decoded on every read rather than held. */
 const MAX_HELD_GROUP = HELD_PIDS >> 2;
-/** What one held array counts for besides its members (its header and the entry's slot). */
-const HELD_OVERHEAD = 4;
+/**
+ * What one held array counts for besides its members, in 8-byte units: its header and
+ * elements header, and the cache entry that holds it, so that many small groups are
+ * bounded as well as a few large ones.
+ */
+const HELD_OVERHEAD = 16;
 
 export class Lookup {
   readonly #arena: Arena;
@@ -109,7 +115,7 @@ export class Lookup {
   readonly #decoded = new Map<number, Group>();
   /** Entries that were given a `pids` array since the last drop (an entry may be listed twice). */
   #held: CacheEntry[] = [];
-  /** Members in those arrays, plus `HELD_OVERHEAD` each: never more than `HELD_PIDS`. */
+  /** Members of those arrays, plus `HELD_OVERHEAD` each: never more than `HELD_PIDS`. */
   #heldPids = 0;
 
   constructor(arena: Arena) {
@@ -177,11 +183,12 @@ export class Lookup {
    * what V8 inlines into a caller, and every read paid a call.)
    */
   find(group: Group): CacheEntry | undefined {
+    let entry: CacheEntry | undefined;
     if (typeof group === 'string') {
-      const entry = this.#strings.get(group);
+      entry = this.#strings.get(group);
       if (entry !== undefined && entry.epoch === this.#epoch) return entry;
     }
-    return this.#miss(group);
+    return this.#miss(group, entry);
   }
 
   /**
@@ -261,22 +268,26 @@ export class Lookup {
    * slot is followed again, or looked up again if the slot changed hands. A lookup
    * validates and encodes the key, finds it in the bucket table, and caches the answer.
    */
-  #miss(group: Group): CacheEntry | undefined {
+  #miss(group: Group, stale: CacheEntry | undefined): CacheEntry | undefined {
     let cache: Map<string | number, CacheEntry>;
     let cacheKey: string | number;
     let key: GroupKey | undefined;
+    let cached: CacheEntry | undefined;
     if (typeof group === 'string') {
+      // `find` looked it up already: `stale` is its entry, if it has one.
       cache = this.#strings as Map<string | number, CacheEntry>;
       cacheKey = group;
+      cached = stale;
     } else if (typeof group === 'number') {
       cache = this.#numbers as Map<string | number, CacheEntry>;
       cacheKey = group;
+      cached = cache.get(cacheKey);
     } else {
       // Tuples are cached by their canonical key (which also validates them).
       cache = this.#tuples as Map<string | number, CacheEntry>;
       cacheKey = key = encodeGroup(group);
+      cached = cache.get(cacheKey);
     }
-    const cached = cache.get(cacheKey);
     if (cached !== undefined && (cached.epoch === this.#epoch || this.#follow(cached)))
       return cached;
     key ??= encodeGroup(group);
