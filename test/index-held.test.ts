@@ -177,6 +177,8 @@ test('a group too large to hold is read correctly, and holds nothing', (t) => {
     const a = r.members('huge');
     t.is(a.length, n);
     t.is(a[n - 1], members[n - 1]);
+    t.is(r.memberAt('huge', n - 2), members[n - 2]);
+    t.is(r.memberAt('huge', 2 * n + 3), members[3]);
     t.is(r.heldMembers, before);
     a.length = 0;
     t.is(r.members('huge').length, n);

@@ -84,9 +84,11 @@
  *
  * The copy is checked only when the thread reads a new version (its cache entry then
  * follows the slot again, and compares offset and tag); within one version the block
- * it stands for cannot change. So the check costs nothing on the hot path, and a thread
- * still reads its own writes: the acknowledgement ends its read section (`refresh()`),
- * and its next read is of a version at least as new as the write.
+ * it stands for cannot change. The arrays checked in the version read are also listed
+ * in a map of their own, which the reader empties whenever it adopts another version.
+ * So the check costs nothing on the hot path, and a thread still reads its own
+ * writes: the acknowledgement ends its read section (`refresh()`), and its next read
+ * is of a version at least as new as the write.
  *
  * ## Bounds
  *

@@ -84,7 +84,7 @@ const MAX_CACHE = 1 << 16;
  */
 export const HELD_PIDS = 1 << 20;
 /** A group larger than this is decoded on every read rather than held. */
-const MAX_HELD_GROUP = HELD_PIDS >> 2;
+export const MAX_HELD_GROUP = HELD_PIDS >> 2;
 /**
  * What one held array counts for besides its members, in 8-byte units: its header and
  * elements header, and the cache entry that holds it, so that many small groups are
@@ -96,6 +96,16 @@ export class Lookup {
   readonly #arena: Arena;
   readonly #base: number;
   readonly #seed: number;
+  /**
+   * The held arrays of the string groups read in the version read, by group: the hot
+   * path of `members` and `memberAt`, one `Map.get` from the answer, with no cache
+   * entry in between and no check of its version, because the map itself is only ever
+   * of one version. `adopt` replaces it by an empty one whenever it reads another
+   * version, and so does dropping the held arrays (`pidsOf`), so it holds no array
+   * that the bound does not count. An array gets here only through `arrayOf`, right
+   * after `find` brought its entry to the version read.
+   */
+  arrays = new Map<Group, Pid[]>();
   /** The arena's views as of the last `adopt`; read them again after each lookup. */
   i32: Int32Array;
   u16: Uint16Array;
@@ -152,9 +162,12 @@ export class Lookup {
       depth > RADIX_MAX_DEPTH
     ) {
       this.#epoch = this.#slots = this.#buckets = this.#slotCapacity = this.#groupCount = 0;
+      this.arrays = new Map();
       return;
     }
-    this.#epoch = i32[root + ROOT_EPOCH]!;
+    const epoch = i32[root + ROOT_EPOCH]!;
+    if (epoch !== this.#epoch) this.arrays = new Map();
+    this.#epoch = epoch;
     this.#slots = i32[root + ROOT_SLOTS]!;
     this.#slotsDepth = depth;
     this.#slotCapacity = 2 ** (RADIX_BITS * depth);
@@ -225,6 +238,21 @@ export class Lookup {
     for (let i = 0; i < held.length; i++) held[i]!.pids = undefined;
     this.#held = [];
     this.#heldPids = 0;
+    this.arrays = new Map();
+  }
+
+  /**
+   * The held array of `entry` (found for `group` in the version read), built if need
+   * be, and listed in `arrays` for the rest of this version when `group` is a string.
+   * Never hand it out: copy it, or read one element.
+   */
+  arrayOf(group: Group, entry: CacheEntry): Pid[] {
+    const pids = entry.pids ?? this.pidsOf(entry);
+    if (typeof group === 'string' && entry.pids === pids) {
+      if (this.arrays.size >= MAX_CACHE) this.arrays = new Map();
+      this.arrays.set(group, pids);
+    }
+    return pids;
   }
 
   /**

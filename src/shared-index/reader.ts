@@ -5,12 +5,14 @@
  * ## The fast path
  *
  * A hot read is: a counter decrement (the check that the thread is inside a read
- * section), one `Map.get` in this thread's key cache, and one comparison that says
- * the cached entry was checked in the version this thread reads. The entry then holds
- * everything a read needs: the member block, its member count (`count`), and once
- * `members` asked for it, the members as a JS array, of which `members` returns a
- * `slice()`: one allocation and one bulk copy, the same work as copying a `Map`'s
- * array. No atomic operation, no loads down the slot table, no decoding of pids.
+ * section), and one `Map.get`. For `members` and `memberAt` of a string group, that is
+ * a get in the map of the arrays held for the version this thread reads
+ * (`Lookup.arrays`), and `members` returns a `slice()` of the array: one allocation
+ * and one bulk copy, the same work as copying a `Map`'s array. Otherwise it is a get
+ * in this thread's key cache and one comparison that says the entry was checked in the
+ * version read; the entry then holds the member block, its member count (`count`),
+ * and the held array once built. No atomic operation, no loads down the slot table,
+ * no decoding of pids.
  *
  * The cached entry is renewed only when the thread reads a newer version, so a read
  * within a version costs the same whatever the writer does meanwhile. The three
@@ -25,7 +27,7 @@ import type { Group } from '../core/group.js';
 import type { Pid } from '../core/pid.js';
 import { Arena } from './arena.js';
 import * as layout from './layout.js';
-import { type CacheEntry, Lookup } from './lookup.js';
+import { type CacheEntry, Lookup, MAX_HELD_GROUP } from './lookup.js';
 import { type LocalWriter, localWriter, ReaderRecord } from './reclamation.js';
 import type { IndexHandle } from './types.js';
 import type { IndexWriter } from './writer.js';
@@ -91,9 +93,13 @@ export class IndexReader {
    * another read.
    */
   members(group: Group): Pid[] {
-    const entry = this.#find(group);
+    if (--this.#budget < 0) this.#announce();
+    const lookup = this.#lookup;
+    const held = lookup.arrays.get(group);
+    if (held !== undefined) return held.slice();
+    const entry = lookup.find(group);
     if (entry === undefined) return [];
-    return (entry.pids ?? this.#lookup.pidsOf(entry)).slice();
+    return lookup.arrayOf(group, entry).slice();
   }
 
   /** Number of members of `group` (joins are counted). Allocates nothing. */
@@ -137,13 +143,25 @@ export class IndexReader {
    * 2^32 wrap), or `undefined` for an empty group. Allocates nothing.
    */
   memberAt(group: Group, index: number): Pid | undefined {
-    const entry = this.#find(group);
-    if (entry === undefined) return undefined;
-    const len = entry.len;
+    if (--this.#budget < 0) this.#announce();
+    const lookup = this.#lookup;
+    let held = lookup.arrays.get(group);
+    if (held === undefined) {
+      const entry = lookup.find(group);
+      if (entry === undefined) return undefined;
+      if (entry.pids === undefined && entry.len > MAX_HELD_GROUP) {
+        // Too large to hold: one member straight from the block, not a whole array.
+        let i = index >>> 0;
+        if (i >= entry.len) i %= entry.len;
+        return this.#at(entry.block, i);
+      }
+      held = lookup.arrayOf(group, entry);
+    }
+    const len = held.length;
     if (len === 0) return undefined;
     let i = index >>> 0;
     if (i >= len) i %= len;
-    return this.#at(entry.block, i);
+    return held[i];
   }
 
   /**
