@@ -92,6 +92,13 @@ export const MAX_HELD_GROUP = HELD_PIDS >> 2;
  */
 const HELD_OVERHEAD = 16;
 
+/**
+ * Reads that miss `Lookup.arrays` in one version before it starts listing arrays: a
+ * version that does not last that long (the writer publishes all the time) is not
+ * worth a `Map.set` per group.
+ */
+const LIST_AFTER = 1024;
+
 export class Lookup {
   readonly #arena: Arena;
   readonly #base: number;
@@ -101,11 +108,15 @@ export class Lookup {
    * path of `members` and `memberAt`, one `Map.get` from the answer, with no cache
    * entry in between and no check of its version, because the map itself is only ever
    * of one version. `adopt` replaces it by an empty one whenever it reads another
-   * version, and so does dropping the held arrays (`pidsOf`), so it holds no array
-   * that the bound does not count. An array gets here only through `arrayOf`, right
+   * version (by none: the map is made once a version has lasted `LIST_AFTER` reads,
+   * so that a writer that publishes all the time costs readers nothing here), and so
+   * does dropping the held arrays (`pidsOf`), so it holds no array that the bound does
+   * not count. An array gets here only through `arrayOf`, right
    * after `find` brought its entry to the version read.
    */
-  arrays = new Map<Group, Pid[]>();
+  arrays: Map<Group, Pid[]> | undefined;
+  /** Reads that missed `arrays` in the version read (counted up to `LIST_AFTER` and on). */
+  #misses = 0;
   /** The arena's views as of the last `adopt`; read them again after each lookup. */
   i32: Int32Array;
   u16: Uint16Array;
@@ -162,11 +173,15 @@ export class Lookup {
       depth > RADIX_MAX_DEPTH
     ) {
       this.#epoch = this.#slots = this.#buckets = this.#slotCapacity = this.#groupCount = 0;
-      this.arrays = new Map();
+      this.arrays = undefined;
+      this.#misses = 0;
       return;
     }
     const epoch = i32[root + ROOT_EPOCH]!;
-    if (epoch !== this.#epoch) this.arrays = new Map();
+    if (epoch !== this.#epoch) {
+      this.arrays = undefined;
+      this.#misses = 0;
+    }
     this.#epoch = epoch;
     this.#slots = i32[root + ROOT_SLOTS]!;
     this.#slotsDepth = depth;
@@ -238,19 +253,21 @@ export class Lookup {
     for (let i = 0; i < held.length; i++) held[i]!.pids = undefined;
     this.#held = [];
     this.#heldPids = 0;
-    this.arrays = new Map();
+    this.arrays = undefined;
   }
 
   /**
    * The held array of `entry` (found for `group` in the version read), built if need
-   * be, and listed in `arrays` for the rest of this version when `group` is a string.
+   * be, and listed in `arrays` for the rest of this version when `group` is a string
+   * and the version has lasted (`LIST_AFTER`).
    * Never hand it out: copy it, or read one element.
    */
   arrayOf(group: Group, entry: CacheEntry): Pid[] {
     const pids = entry.pids ?? this.pidsOf(entry);
-    if (typeof group === 'string' && entry.pids === pids) {
-      if (this.arrays.size >= MAX_CACHE) this.arrays = new Map();
-      this.arrays.set(group, pids);
+    if (typeof group === 'string' && entry.pids === pids && ++this.#misses > LIST_AFTER) {
+      let arrays = this.arrays;
+      if (arrays === undefined || arrays.size >= MAX_CACHE) this.arrays = arrays = new Map();
+      arrays.set(group, pids);
     }
     return pids;
   }

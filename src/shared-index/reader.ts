@@ -95,7 +95,7 @@ export class IndexReader {
   members(group: Group): Pid[] {
     if (--this.#budget < 0) this.#announce();
     const lookup = this.#lookup;
-    const held = lookup.arrays.get(group);
+    const held = lookup.arrays?.get(group);
     if (held !== undefined) return held.slice();
     const entry = lookup.find(group);
     if (entry === undefined) return [];
@@ -145,7 +145,7 @@ export class IndexReader {
   memberAt(group: Group, index: number): Pid | undefined {
     if (--this.#budget < 0) this.#announce();
     const lookup = this.#lookup;
-    let held = lookup.arrays.get(group);
+    let held = lookup.arrays?.get(group);
     if (held === undefined) {
       const entry = lookup.find(group);
       if (entry === undefined) return undefined;
