@@ -189,3 +189,60 @@ test('a group too large to hold is read correctly, and holds nothing', (t) => {
     t.is(r.members('huge')[0], members[1]);
   }
 });
+
+test('once a version has lasted, reads of it come from a map of its arrays, which the next version never sees', (t) => {
+  const { w, readers } = open();
+  const groups = 64;
+  for (let g = 0; g < groups; g++) w.join(key(`v-${g}`), pids(1, 1 + g, 4));
+  for (const r of readers) {
+    r.refresh();
+    for (let round = 0; round < 3; round++) {
+      // Enough reads of one version to start its map (lookup.ts, LIST_AFTER).
+      for (let i = 0; i < 4096; i++) {
+        const g = i % groups;
+        const read = r.members(`v-${g}`);
+        if (read[0] !== pid(1, 1 + g + round) || read.length !== 4)
+          t.fail(`round ${round}: v-${g} read ${read.join()}`);
+        if (r.memberAt(`v-${g}`, 0) !== read[0]) t.fail(`round ${round}: memberAt of v-${g}`);
+      }
+      // Every group loses its first member and gains one: the next version.
+      w.batch(() => {
+        for (let g = 0; g < groups; g++) {
+          w.leave(key(`v-${g}`), [pid(1, 1 + g + round)]);
+          w.join(key(`v-${g}`), [pid(1, 5 + g + round)]);
+        }
+      });
+      r.refresh();
+      for (let g = 0; g < groups; g++)
+        t.deepEqual(r.members(`v-${g}`), pids(1, 2 + g + round, 4), `round ${round}, v-${g}`);
+    }
+    // Put the groups back for the next reader.
+    w.batch(() => {
+      w.syncNode(1, []);
+      for (let g = 0; g < groups; g++) w.join(key(`v-${g}`), pids(1, 1 + g, 4));
+    });
+  }
+});
+
+test('dropping the held arrays in the middle of a version leaves every read right', (t) => {
+  const { w, readers } = open({ initialBytes: 1 << 24 });
+  const size = 512;
+  // One version whose arrays together pass the bound.
+  const groups = Math.ceil((1.5 * HELD_PIDS) / size);
+  w.batch(() => {
+    for (let g = 0; g < groups; g++) w.join(key(`d-${g}`), pids(1 + (g % 7), 1 + g, size));
+  });
+  for (const r of readers) {
+    r.refresh();
+    for (let pass = 0; pass < 3; pass++) {
+      for (let g = 0; g < groups; g++) {
+        const read = r.members(`d-${g}`);
+        if (read.length !== size || read[size - 1] !== pid(1 + (g % 7), g + size))
+          t.fail(`pass ${pass}: d-${g}`);
+        if (r.memberAt(`d-${g}`, 1) !== pid(1 + (g % 7), 2 + g)) t.fail(`memberAt d-${g}`);
+      }
+      t.true(r.heldMembers <= HELD_PIDS);
+    }
+  }
+  t.pass();
+});
