@@ -104,18 +104,17 @@ export class Lookup {
   readonly #base: number;
   readonly #seed: number;
   /**
-   * The held arrays of the string groups read in the version read, by group: the hot
-   * path of `members` and `memberAt`, one `Map.get` from the answer, with no cache
-   * entry in between and no check of its version, because the map itself is only ever
-   * of one version. `adopt` replaces it by an empty one whenever it reads another
-   * version (by none: the map is made once a version has lasted `LIST_AFTER` reads,
-   * so that a writer that publishes all the time costs readers nothing here), and so
-   * does dropping the held arrays (`pidsOf`), so it holds no array that the bound does
-   * not count. An array gets here only through `arrayOf`, right
-   * after `find` brought its entry to the version read.
+   * The held arrays of string groups, by group, all checked in the version read: the
+   * hot path of `members` and `memberAt`, one `Map.get` from the answer, with no cache
+   * entry in between and no check of a version, because the map belongs to one version.
+   * `adopt` drops it whenever it reads another version, and so does dropping the held
+   * arrays (`pidsOf`), so it holds no array that the bound does not count. An array gets
+   * here only through `arrayOf`, right after `find` brought its entry to the version
+   * read, and only once the version has lasted `LIST_AFTER` misses, so that a writer
+   * that publishes all the time costs readers no `Map.set` per read.
    */
   arrays: Map<Group, Pid[]> | undefined;
-  /** Reads that missed `arrays` in the version read (counted up to `LIST_AFTER` and on). */
+  /** Reads that missed `arrays` in the version read. */
   #misses = 0;
   /** The arena's views as of the last `adopt`; read them again after each lookup. */
   i32: Int32Array;
@@ -259,8 +258,8 @@ export class Lookup {
   /**
    * The held array of `entry` (found for `group` in the version read), built if need
    * be, and listed in `arrays` for the rest of this version when `group` is a string
-   * and the version has lasted (`LIST_AFTER`).
-   * Never hand it out: copy it, or read one element.
+   * and the version has lasted (`LIST_AFTER`). Never hand it out: copy it, or read one
+   * element.
    */
   arrayOf(group: Group, entry: CacheEntry): Pid[] {
     const pids = entry.pids ?? this.pidsOf(entry);
