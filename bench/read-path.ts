@@ -5,7 +5,9 @@
  *
  * A holder node's processes are the members of 1,000 groups of 8 (string keys, read in
  * a fixed rotation) and of one group of 64 and one of 1,024. Each trial measures every
- * pair back to back on each thread, in alternating order:
+ * pair back to back on each thread, in alternating order, in `SLICES` short windows
+ * (so that a burst of load from elsewhere on the machine hits both sides of a pair
+ * alike; the ratios are per trial):
  * - `getMembers(k)` against `map.get(k).slice()`;
  * - `count(k)` and `pick(k)` (no allocation) against `map.get(k)`;
  * - `getMembers` of the large groups against `slice()` of an array of that size.
@@ -26,6 +28,9 @@ const SETS: ReadCase[][] = [
   ['count', 'pick', 'get'],
   ...LARGE.map((n): ReadCase[] => [`members-${n}`, `slice-${n}`]),
 ];
+
+/** Windows per set and trial, each side of a pair measured once per window, alternating which goes first. */
+const SLICES = 6;
 
 const THREADS = ['coordinator', 'worker'] as const;
 type Thread = (typeof THREADS)[number];
@@ -59,12 +64,16 @@ export async function readPath(opts: BenchOptions) {
       const flip = t % 2 === 1;
       for (const thread of flip ? [...THREADS].reverse() : THREADS) {
         for (const set of SETS) {
-          const order = flip ? [...set].reverse() : set;
-          const values =
-            thread === 'coordinator'
-              ? measureReads(here, order, ms)
-              : await onWorker(reader, order, ms);
-          order.forEach((c, i) => s[thread][c].push(values[i]!));
+          const mean = set.map(() => 0);
+          for (let k = 0; k < SLICES; k++) {
+            const order = flip !== (k % 2 === 1) ? [...set].reverse() : set;
+            const values =
+              thread === 'coordinator'
+                ? measureReads(here, order, ms / SLICES)
+                : await onWorker(reader, order, ms / SLICES);
+            order.forEach((c, i) => (mean[set.indexOf(c)]! += values[i]! / SLICES));
+          }
+          set.forEach((c, i) => s[thread][c].push(mean[i]!));
         }
         opts.progress(++step, steps, `${thread} thread`);
       }

@@ -28,7 +28,7 @@ import {
   type MultiCallResult,
   type Strategy,
 } from './options.js';
-import { Picker, random32 } from './strategies.js';
+import { Picker } from './strategies.js';
 
 /** A member that died under a call: the only failures `retries` applies to. */
 function memberGone(e: unknown): boolean {
@@ -62,15 +62,11 @@ export class Dispatcher {
     this.#picker = new Picker(node, reader, this.#queue.windows);
   }
 
-  /** One member of `group` by `strategy`, or undefined for an empty group. Synchronous. */
+  /**
+   * One member of `group` by `strategy`, or undefined for an empty group. Synchronous.
+   * (`Scope.pick` serves the default strategies itself, on its fast path.)
+   */
   pick(group: Group, strategy: Strategy = 'random', key?: string | number): Pid | undefined {
-    // The fast path of the default strategies: one read of the index, no option checks
-    // beyond the group's (the reader checks it), and no window (a pick takes no slot).
-    if (key === undefined && (strategy === 'random' || strategy === 'round-robin')) {
-      const reader = this.#reader();
-      if (reader !== undefined)
-        return strategy === 'random' ? reader.memberAt(group, random32()) : reader.next(group);
-    }
     checkStrategy(strategy, key);
     if (this.#reader() === undefined) checkGroup(group);
     return this.#picker.pick(group, strategy, key, undefined, Number.POSITIVE_INFINITY);

@@ -23,6 +23,18 @@ export function random32(): number {
   return seed >>> 0;
 }
 
+/**
+ * 31 random bits, from the same source: a small integer (a Smi) wherever V8 runs, so
+ * that the hot pick passes it unboxed and reduces it with an integer remainder, where
+ * `random32()`'s upper half would be a heap number and a floating-point modulo.
+ */
+export function random31(): number {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return seed & 0x7fff_ffff;
+}
+
 /** Mixes a key hash and a pid into a score (rendezvous hashing). */
 function score(keyHash: number, pid: number): number {
   let h = Math.imul(keyHash ^ (pid >>> 0), 0x9e3779b1);
@@ -65,7 +77,7 @@ export class Picker {
     // The fast paths: one read of the index, no copy, when the pick has room.
     if (tried === undefined) {
       let pid: Pid | undefined;
-      if (strategy === 'random') pid = reader.memberAt(group, random32());
+      if (strategy === 'random') pid = reader.memberAt(group, random31());
       else if (strategy === 'round-robin') pid = reader.next(group);
       if (pid !== undefined && windows.hasRoom(pid, maxInFlight)) return pid;
       if (pid === undefined && (strategy === 'random' || strategy === 'round-robin'))

@@ -4,7 +4,7 @@
  * The writer keeps on its own heap which groups exist, the slot and gid of each, and
  * how many members each node has in each, so that it never has to search the arena.
  * In the arena a group is a key record and a member block
- * `[gid, keyPtr, len, (node, serial) × len]`, found through the slot table (a radix
+ * `[gid, keyPtr, len, tag, (node, serial) × len]`, found through the slot table (a radix
  * vector slot → block) and the bucket table. A change never edits a published member
  * block: it writes a new one, points the slot at it, and gives up the old one.
  *
@@ -22,7 +22,7 @@ import type { WriterBlocks } from './reclamation.js';
 
 // Module-local copies of the layout constants: V8 folds a module's own constants into
 // optimized code but loads an imported binding on every use, which the hot paths feel.
-const { B_GID, B_KEY, B_LEN, B_PIDS, K_CHARS, K_HASH, K_UNITS, RADIX_FANOUT } = layout;
+const { B_GID, B_KEY, B_LEN, B_PIDS, B_TAG, K_CHARS, K_HASH, K_UNITS, RADIX_FANOUT } = layout;
 
 function pidAt(i32: Int32Array, at: number): Pid {
   return (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;
@@ -232,6 +232,9 @@ export class GroupTable {
     i32[block + B_GID] = g.gid;
     i32[block + B_KEY] = g.keyPtr;
     i32[block + B_LEN] = len;
+    // The version that will publish this block: readers' copies of a block are keyed
+    // by offset and tag, because a reused offset may come back for the same group.
+    i32[block + B_TAG] = nextEpoch(this.#blocks.epoch);
     return block;
   }
 

@@ -9,7 +9,9 @@
  * - a **root record** per published version (epoch): where the slot table and the
  *   bucket table start, their depths, and a few counts;
  * - the **slot table**, a persistent radix vector (fan-out 32) from a group's slot
- *   number to its **member block** `[gid, keyPtr, len, (node, serial) × len]`;
+ *   number to its **member block** `[gid, keyPtr, len, tag, (node, serial) × len]`,
+ *   where `tag` is the epoch of the version that first published the block (see
+ *   "Per-thread copies" below);
  * - the **bucket table**, a second radix vector from `hash & mask` to a bucket block
  *   `[n, (hash, slot) × n]`, used only when a thread meets a group key for the first
  *   time (its per-thread cache answers after that);
@@ -67,6 +69,27 @@
  * back reclamation of blocks retired meanwhile: memory grows, nothing breaks, and the
  * space is reused once its job ends (or it calls `release()`).
  *
+ * ## Per-thread copies of member blocks
+ *
+ * A reader may keep, per group, a JS array of the members of the block it last read
+ * (lookup.ts), and hand out copies of it instead of decoding the block again. The
+ * array stands for the pair (block offset, tag). The offset alone would not do: a
+ * retired block is reused once every reader has moved past it, possibly for the same
+ * group, so the same offset can come back with other members. The tag tells them
+ * apart: a block reused at offset `x` was retired at some epoch `r` after the old
+ * block's tag and is written before the next publish, so it carries a tag newer than
+ * `r`. Two blocks at one offset carry the same tag only if 2^32 versions were
+ * published between them and this thread read neither the group in between, the same
+ * bound as gids and epochs themselves, which also wrap at 2^32.
+ *
+ * The copy is checked only when the thread reads a new version (its cache entry then
+ * follows the slot again, and compares offset and tag); within one version the block
+ * it stands for cannot change. The arrays checked in the version read are also listed
+ * in a map of their own, which the reader empties whenever it adopts another version.
+ * So the check costs nothing on the hot path, and a thread still reads its own
+ * writes: the acknowledgement ends its read section (`refresh()`), and its next read
+ * is of a version at least as new as the write.
+ *
  * ## Bounds
  *
  * Readers still bound every offset, length, depth and probe against their view, so a
@@ -77,7 +100,7 @@
 /** Magic number in word 0: "pgix". */
 export const MAGIC = 0x70676978;
 /** Layout version in word 1; readers refuse a buffer with another version. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 // Header words.
 export const H_MAGIC = 0;
@@ -122,7 +145,9 @@ export const ROOT_WORDS = 9;
 export const B_GID = 0;
 export const B_KEY = 1;
 export const B_LEN = 2;
-export const B_PIDS = 3;
+/** Epoch of the version that first published the block: tells a reused offset apart. */
+export const B_TAG = 3;
+export const B_PIDS = 4;
 
 // Key record fields.
 export const K_HASH = 0;

@@ -12,6 +12,7 @@
  * records in reclamation.ts): this class reads whatever root it was last given.
  */
 import { decodeGroup, encodeGroup, type Group, type GroupKey, hashKey } from '../core/group.js';
+import type { Pid } from '../core/pid.js';
 import type { Arena } from './arena.js';
 import * as layout from './layout.js';
 import { dataBase } from './layout.js';
@@ -24,6 +25,7 @@ const {
   B_KEY,
   B_LEN,
   B_PIDS,
+  B_TAG,
   H_MAX_READERS,
   H_SEED,
   K_CHARS,
@@ -43,15 +45,30 @@ const {
   ROOT_WORDS,
 } = layout;
 
+/** 2^32, as a literal: V8 folds it, while an imported binding is loaded on each use. */
+const NODE_FACTOR = 0x1_0000_0000;
+
 /**
  * What this thread knows of one group: its slot and gid (stable while the group
- * exists), and its member block as of version `epoch` (0 for an empty group).
+ * exists), and its member block as of version `epoch`, with that block's tag and
+ * member count, and (once asked for) its members as a JS array.
  */
 export interface CacheEntry {
   readonly slot: number;
   gid: number;
+  /** The member block in version `epoch` (never 0: an empty group has no entry). */
   block: number;
+  /** The block's tag (layout.ts, "Per-thread copies"): with `block`, what `pids` stands for. */
+  tag: number;
+  /** The block's member count, bounded by the view when the block was checked. */
+  len: number;
   epoch: number;
+  /**
+   * The members of `block`, built once by `pidsOf` and only ever copied out, never
+   * handed out itself. Undefined until asked for, and again whenever the entry moves
+   * to another block or the held copies are dropped (see `pidsOf`).
+   */
+  pids: Pid[] | undefined;
   /** This thread's round-robin position in the group. */
   rr: number;
 }
@@ -59,16 +76,50 @@ export interface CacheEntry {
 /** Cache entries per key kind before the cache is dropped and rebuilt from use. */
 const MAX_CACHE = 1 << 16;
 
+/**
+ * Members that the held arrays of one reader (one thread, one scope) may hold in all,
+ * 8 bytes each, so 8 MiB: past it, every held array is dropped, and built again on the
+ * next read of its group. What a reader holds never exceeds what it counts: an array
+ * that an entry replaces or drops is garbage at once, though it counts until the drop.
+ */
+export const HELD_PIDS = 1 << 20;
+/** A group larger than this is decoded on every read rather than held. */
+export const MAX_HELD_GROUP = HELD_PIDS >> 2;
+/**
+ * What one held array counts for besides its members, in 8-byte units: its header and
+ * elements header, and the cache entry that holds it, so that many small groups are
+ * bounded as well as a few large ones.
+ */
+const HELD_OVERHEAD = 16;
+
+/**
+ * Reads that miss `Lookup.arrays` in one version before it starts listing arrays: a
+ * version that does not last that long (the writer publishes all the time) is not
+ * worth a `Map.set` per group.
+ */
+const LIST_AFTER = 1024;
+
 export class Lookup {
   readonly #arena: Arena;
   readonly #base: number;
   readonly #seed: number;
+  /**
+   * The held arrays of string groups, by group, all checked in the version read: the
+   * hot path of `members` and `memberAt`, one `Map.get` from the answer, with no cache
+   * entry in between and no check of a version, because the map belongs to one version.
+   * `adopt` drops it whenever it reads another version, and so does dropping the held
+   * arrays (`pidsOf`), so it holds no array that the bound does not count. An array gets
+   * here only through `arrayOf`, right after `find` brought its entry to the version
+   * read, and only once the version has lasted `LIST_AFTER` misses, so that a writer
+   * that publishes all the time costs readers no `Map.set` per read.
+   */
+  arrays: Map<Group, Pid[]> | undefined;
+  /** Reads that missed `arrays` in the version read. */
+  #misses = 0;
   /** The arena's views as of the last `adopt`; read them again after each lookup. */
   i32: Int32Array;
   u16: Uint16Array;
   limit: number;
-  /** The cache entry the last lookup used (undefined when the group was not found). */
-  entry: CacheEntry | undefined;
   // The version this thread reads (copied from its root record).
   #epoch = 0;
   #slots = 0;
@@ -82,7 +133,10 @@ export class Lookup {
   readonly #numbers = new Map<number, CacheEntry>();
   readonly #tuples = new Map<string, CacheEntry>();
   readonly #decoded = new Map<number, Group>();
-  #foundSlot = 0;
+  /** Entries that were given a `pids` array since the last drop (an entry may be listed twice). */
+  #held: CacheEntry[] = [];
+  /** Members of those arrays, plus `HELD_OVERHEAD` each: never more than `HELD_PIDS`. */
+  #heldPids = 0;
 
   constructor(arena: Arena) {
     this.#arena = arena;
@@ -96,6 +150,11 @@ export class Lookup {
   /** Non-empty groups in the version read. */
   get groupCount(): number {
     return this.#groupCount;
+  }
+
+  /** Members that held arrays hold now, overhead included (for the tests of the bound). */
+  get heldPids(): number {
+    return this.#heldPids;
   }
 
   /** Reads the root record at `root` (bounded: a bad root reads as an empty index). */
@@ -113,9 +172,16 @@ export class Lookup {
       depth > RADIX_MAX_DEPTH
     ) {
       this.#epoch = this.#slots = this.#buckets = this.#slotCapacity = this.#groupCount = 0;
+      this.arrays = undefined;
+      this.#misses = 0;
       return;
     }
-    this.#epoch = i32[root + ROOT_EPOCH]!;
+    const epoch = i32[root + ROOT_EPOCH]!;
+    if (epoch !== this.#epoch) {
+      this.arrays = undefined;
+      this.#misses = 0;
+    }
+    this.#epoch = epoch;
     this.#slots = i32[root + ROOT_SLOTS]!;
     this.#slotsDepth = depth;
     this.#slotCapacity = 2 ** (RADIX_BITS * depth);
@@ -132,29 +198,97 @@ export class Lookup {
   }
 
   /**
-   * The member block of `group` in the version read, or 0. The hot path: when the
-   * cache entry was checked in this same version, its block is the answer as it is.
+   * The cache entry of `group`, up to date with the version read, or undefined for an
+   * empty or unknown group.
+   *
+   * The hot path, a string group met before and already checked in this version, is
+   * one `Map.get` and one comparison. Everything else is `#miss`, kept in one function
+   * on purpose: V8 never inlines a function of more than 460 bytes of bytecode, so the
+   * miss path stays out of `find`'s compiled code, and `find` stays small enough for
+   * V8 to inline it into each read and each read into its caller. (Split in small
+   * helpers, the miss path was inlined into `find`, whose compiled code then exceeded
+   * what V8 inlines into a caller, and every read paid a call.)
    */
-  blockOf(group: Group): number {
+  find(group: Group): CacheEntry | undefined {
     let entry: CacheEntry | undefined;
-    if (typeof group === 'string') entry = this.#strings.get(group);
-    else if (typeof group === 'number') entry = this.#numbers.get(group);
-    else return this.#resolve(group);
-    if (entry === undefined) return this.#resolve(group);
-    this.entry = entry;
-    if (entry.epoch === this.#epoch) return entry.block;
-    return this.#recheck(entry, group);
+    if (typeof group === 'string') {
+      entry = this.#strings.get(group);
+      if (entry !== undefined && entry.epoch === this.#epoch) return entry;
+    }
+    return this.#miss(group, entry);
   }
 
-  /** A cached group in a newer version: follow its slot, or look it up again if the slot changed hands. */
-  #recheck(entry: CacheEntry, group: Group): number {
-    const block = this.#slotBlock(entry.slot);
-    if (block !== 0 && this.i32[block + B_GID] === entry.gid) {
-      entry.block = block;
-      entry.epoch = this.#epoch;
-      return block;
+  /**
+   * The members of `entry`'s block as a JS array that the entry holds from now on, to be
+   * copied out (`slice()`, a bulk copy), never handed out itself. Built here once per
+   * block and thread instead of on every read.
+   *
+   * The held arrays are bounded: they count with their size until `HELD_PIDS`, and
+   * then all are dropped at once (their entries build them again on use), so that a
+   * thread that meets ever new groups, or groups that keep changing, holds at most
+   * `HELD_PIDS` members. An entry that leaves the cache (its group vanished, or the
+   * cache was cleared) still counts until then, so the bound holds for them too.
+   */
+  pidsOf(entry: CacheEntry): Pid[] {
+    const len = entry.len;
+    const i32 = this.i32;
+    // `new Array(len)` filled in order is the fastest way V8 (11.x) builds a double array.
+    const out: Pid[] = new Array(len);
+    for (let i = 0, at = entry.block + B_PIDS; i < len; i++, at += 2) {
+      out[i] = (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;
     }
-    return this.#resolve(group);
+    if (len > MAX_HELD_GROUP) return out;
+    const cost = len + HELD_OVERHEAD;
+    if (this.#heldPids + cost > HELD_PIDS) this.#dropHeld();
+    this.#heldPids += cost;
+    this.#held.push(entry);
+    entry.pids = out;
+    return out;
+  }
+
+  /** Drops every held array (their entries stay, and build them again on use). */
+  #dropHeld(): void {
+    const held = this.#held;
+    for (let i = 0; i < held.length; i++) held[i]!.pids = undefined;
+    this.#held = [];
+    this.#heldPids = 0;
+    this.arrays = undefined;
+  }
+
+  /**
+   * The held array of `entry` (found for `group` in the version read), built if need
+   * be, and listed in `arrays` for the rest of this version when `group` is a string
+   * and the version has lasted (`LIST_AFTER`). Never hand it out: copy it, or read one
+   * element.
+   */
+  arrayOf(group: Group, entry: CacheEntry): Pid[] {
+    const pids = entry.pids ?? this.pidsOf(entry);
+    if (typeof group === 'string' && entry.pids === pids && ++this.#misses > LIST_AFTER) {
+      let arrays = this.arrays;
+      if (arrays === undefined || arrays.size >= MAX_CACHE) this.arrays = arrays = new Map();
+      arrays.set(group, pids);
+    }
+    return pids;
+  }
+
+  /**
+   * Brings `entry` to the version read if its slot still holds its group; false if the
+   * slot changed hands. The held array survives only if the slot still leads to the very
+   * block it was built from: same offset and same tag.
+   */
+  #follow(entry: CacheEntry): boolean {
+    const block = this.#slotBlock(entry.slot);
+    const i32 = this.i32;
+    if (block === 0 || i32[block + B_GID] !== entry.gid) return false;
+    const tag = i32[block + B_TAG]!;
+    if (block !== entry.block || tag !== entry.tag) {
+      entry.block = block;
+      entry.tag = tag;
+      entry.len = this.len(block);
+      entry.pids = undefined;
+    }
+    entry.epoch = this.#epoch;
+    return true;
   }
 
   /** The member block of `slot` in the version read, or 0. */
@@ -172,53 +306,37 @@ export class Lookup {
     return block >= this.#base && block + B_PIDS <= this.limit ? block : 0;
   }
 
-  /** Slow path: validate and encode the key, find it in the bucket table, and cache the answer. */
-  #resolve(group: Group): number {
-    const key = encodeGroup(group);
+  /**
+   * Everything but the hot path (see `find`): a number or a tuple; a group this thread
+   * has not met, or not since it vanished; a cached group in a newer version, whose
+   * slot is followed again, or looked up again if the slot changed hands. A lookup
+   * validates and encodes the key, finds it in the bucket table, and caches the answer.
+   */
+  #miss(group: Group, stale: CacheEntry | undefined): CacheEntry | undefined {
     let cache: Map<string | number, CacheEntry>;
     let cacheKey: string | number;
+    let key: GroupKey | undefined;
+    let cached: CacheEntry | undefined;
     if (typeof group === 'string') {
+      // `find` looked it up already: `stale` is its entry, if it has one.
       cache = this.#strings as Map<string | number, CacheEntry>;
       cacheKey = group;
+      cached = stale;
     } else if (typeof group === 'number') {
       cache = this.#numbers as Map<string | number, CacheEntry>;
       cacheKey = group;
+      cached = cache.get(cacheKey);
     } else {
+      // Tuples are cached by their canonical key (which also validates them).
       cache = this.#tuples as Map<string | number, CacheEntry>;
-      cacheKey = key;
-      const entry = cache.get(key);
-      this.entry = entry;
-      if (entry !== undefined) {
-        if (entry.epoch === this.#epoch) return entry.block;
-        const block = this.#slotBlock(entry.slot);
-        if (block !== 0 && this.i32[block + B_GID] === entry.gid) {
-          entry.block = block;
-          entry.epoch = this.#epoch;
-          return block;
-        }
-      }
+      cacheKey = key = encodeGroup(group);
+      cached = cache.get(cacheKey);
     }
-    const found = this.#lookup(key);
-    if (found === 0) {
-      cache.delete(cacheKey);
-      this.entry = undefined;
-      return 0;
-    }
-    if (cache.size >= MAX_CACHE) cache.clear();
-    const entry: CacheEntry = {
-      slot: this.#foundSlot,
-      gid: this.i32[found + B_GID]!,
-      block: found,
-      epoch: this.#epoch,
-      rr: 0,
-    };
-    cache.set(cacheKey, entry);
-    this.entry = entry;
-    return found;
-  }
+    if (cached !== undefined && (cached.epoch === this.#epoch || this.#follow(cached)))
+      return cached;
+    key ??= encodeGroup(group);
 
-  /** Finds `key` in the bucket table; returns its block (and leaves its slot in `#foundSlot`), or 0. */
-  #lookup(key: GroupKey): number {
+    // Find the key in the bucket table.
     const hash = hashKey(key, this.#seed);
     const i32 = this.i32;
     const bucket = radixGet(
@@ -229,18 +347,35 @@ export class Lookup {
       this.#base,
       this.limit,
     );
-    if (bucket < this.#base || bucket >= this.limit) return 0;
-    const n = Math.min(i32[bucket]!, (this.limit - bucket - 1) >> 1);
-    for (let i = 0; i < n; i++) {
-      if (i32[bucket + 1 + 2 * i] !== hash) continue;
-      const slot = i32[bucket + 2 + 2 * i]!;
-      const block = this.#slotBlock(slot);
-      if (block !== 0 && this.#keyEquals(i32[block + B_KEY]!, key, hash)) {
-        this.#foundSlot = slot;
-        return block;
+    let found = 0;
+    let slot = 0;
+    if (bucket >= this.#base && bucket < this.limit) {
+      const n = Math.min(i32[bucket]!, (this.limit - bucket - 1) >> 1);
+      for (let i = 0; i < n && found === 0; i++) {
+        if (i32[bucket + 1 + 2 * i] !== hash) continue;
+        slot = i32[bucket + 2 + 2 * i]!;
+        const block = this.#slotBlock(slot);
+        if (block !== 0 && this.#keyEquals(i32[block + B_KEY]!, key, hash)) found = block;
       }
     }
-    return 0;
+    if (found === 0) {
+      cache.delete(cacheKey);
+      return undefined;
+    }
+
+    if (cache.size >= MAX_CACHE) cache.clear();
+    const entry: CacheEntry = {
+      slot,
+      gid: i32[found + B_GID]!,
+      block: found,
+      tag: i32[found + B_TAG]!,
+      len: this.len(found),
+      epoch: this.#epoch,
+      pids: undefined,
+      rr: 0,
+    };
+    cache.set(cacheKey, entry);
+    return entry;
   }
 
   #keyEquals(record: number, key: string, hash: number): boolean {

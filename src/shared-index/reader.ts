@@ -4,12 +4,22 @@
  *
  * ## The fast path
  *
- * A hot read is: one `Map.get` in this thread's key cache (group → slot and gid), a
- * check that the thread is inside a read section, two or three plain loads down the
- * slot table, and the plain loads of the member block. No atomic operation, no
- * allocation besides the returned array. The section check costs a counter decrement;
- * the three atomics that open a section (reclamation.ts, argued in layout.ts) are paid
- * on the first read of each synchronous job and every `READ_BUDGET` reads after that.
+ * A hot read is: a counter decrement (the check that the thread is inside a read
+ * section), and one `Map.get`. For `members` and `memberAt` of a string group, that is
+ * a get in the map of the arrays held for the version this thread reads
+ * (`Lookup.arrays`), and `members` returns a `slice()` of the array: one allocation
+ * and one bulk copy, the same work as copying a `Map`'s array. Otherwise it is a get
+ * in this thread's key cache and one comparison that says the entry was checked in the
+ * version read; the entry then holds the member block, its member count (`count`),
+ * and the held array once built. No atomic operation, no loads down the slot table,
+ * no decoding of pids.
+ *
+ * The cached entry is renewed only when the thread reads a newer version, so a read
+ * within a version costs the same whatever the writer does meanwhile. The three
+ * atomics that open a section (reclamation.ts, argued in layout.ts) are paid on the
+ * first read of each synchronous job and every `READ_BUDGET` reads after that; a new
+ * version then costs each group one walk down the slot table on its next read, and a
+ * new array only if its own block changed (layout.ts, "Per-thread copies").
  *
  * The way from a group to its block, with the key cache, is in lookup.ts.
  */
@@ -17,7 +27,7 @@ import type { Group } from '../core/group.js';
 import type { Pid } from '../core/pid.js';
 import { Arena } from './arena.js';
 import * as layout from './layout.js';
-import { Lookup } from './lookup.js';
+import { type CacheEntry, Lookup, MAX_HELD_GROUP } from './lookup.js';
 import { type LocalWriter, localWriter, ReaderRecord } from './reclamation.js';
 import type { IndexHandle } from './types.js';
 import type { IndexWriter } from './writer.js';
@@ -73,24 +83,29 @@ export class IndexReader {
 
   // Reads ----------------------------------------------------------------------------
 
-  /** The members of `group` as a fresh array, duplicates included; `[]` for an unknown group. */
+  /**
+   * The members of `group` as a fresh array, duplicates included; `[]` for an unknown group.
+   *
+   * The fast path: the group's cache entry holds the members of its current block as a
+   * JS array, built once per block on this thread (`Lookup.pidsOf`), and the answer is
+   * a `slice()` of it, which V8 does as one bulk copy. The caller owns the copy; the
+   * held array is never handed out, so nothing a caller does to its array can reach
+   * another read.
+   */
   members(group: Group): Pid[] {
-    const block = this.#blockOf(group);
-    if (block === 0) return [];
-    const len = this.#lookup.len(block);
-    const i32 = this.#lookup.i32;
-    // `new Array(len)` filled in order is the fastest way V8 (11.x) builds a double array.
-    const out: Pid[] = new Array(len);
-    for (let i = 0, at = block + B_PIDS; i < len; i++, at += 2) {
-      out[i] = (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;
-    }
-    return out;
+    if (--this.#budget < 0) this.#announce();
+    const lookup = this.#lookup;
+    const held = lookup.arrays?.get(group);
+    if (held !== undefined) return held.slice();
+    const entry = lookup.find(group);
+    if (entry === undefined) return [];
+    return lookup.arrayOf(group, entry).slice();
   }
 
   /** Number of members of `group` (joins are counted). Allocates nothing. */
   count(group: Group): number {
-    const block = this.#blockOf(group);
-    return block === 0 ? 0 : this.#lookup.len(block);
+    const entry = this.#find(group);
+    return entry === undefined ? 0 : entry.len;
   }
 
   /**
@@ -98,18 +113,14 @@ export class IndexReader {
    * empty group. Allocates nothing: the position lives in the thread's key cache.
    */
   next(group: Group): Pid | undefined {
-    const block = this.#blockOf(group);
-    if (block === 0) return undefined;
-    const lookup = this.#lookup;
-    const len = lookup.len(block);
-    const entry = lookup.entry;
-    if (len === 0 || entry === undefined) return undefined;
+    const entry = this.#find(group);
+    if (entry === undefined) return undefined;
+    const len = entry.len;
+    if (len === 0) return undefined;
     let i = entry.rr;
     if (i >= len) i = 0;
     entry.rr = i + 1;
-    const i32 = lookup.i32;
-    const at = block + B_PIDS + 2 * i;
-    return (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;
+    return this.#at(entry.block, i);
   }
 
   /**
@@ -117,12 +128,12 @@ export class IndexReader {
    * count, so that a caller can pick among them without allocating.
    */
   membersInto(group: Group, out: Float64Array): number {
-    const block = this.#blockOf(group);
-    if (block === 0) return 0;
-    const len = this.#lookup.len(block);
+    const entry = this.#find(group);
+    if (entry === undefined) return 0;
+    const len = entry.len;
     const n = Math.min(len, out.length);
     const i32 = this.#lookup.i32;
-    for (let i = 0, at = block + B_PIDS; i < n; i++, at += 2)
+    for (let i = 0, at = entry.block + B_PIDS; i < n; i++, at += 2)
       out[i] = i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0);
     return len;
   }
@@ -132,16 +143,25 @@ export class IndexReader {
    * 2^32 wrap), or `undefined` for an empty group. Allocates nothing.
    */
   memberAt(group: Group, index: number): Pid | undefined {
-    const block = this.#blockOf(group);
-    if (block === 0) return undefined;
+    if (--this.#budget < 0) this.#announce();
     const lookup = this.#lookup;
-    const len = lookup.len(block);
+    let held = lookup.arrays?.get(group);
+    if (held === undefined) {
+      const entry = lookup.find(group);
+      if (entry === undefined) return undefined;
+      if (entry.pids === undefined && entry.len > MAX_HELD_GROUP) {
+        // Too large to hold: one member straight from the block, not a whole array.
+        let i = index >>> 0;
+        if (i >= entry.len) i %= entry.len;
+        return this.#at(entry.block, i);
+      }
+      held = lookup.arrayOf(group, entry);
+    }
+    const len = held.length;
     if (len === 0) return undefined;
     let i = index >>> 0;
     if (i >= len) i %= len;
-    const i32 = lookup.i32;
-    const at = block + B_PIDS + 2 * i;
-    return (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;
+    return held[i];
   }
 
   /**
@@ -150,16 +170,16 @@ export class IndexReader {
    * index, and nothing is allocated (except on re-entrant calls).
    */
   forEach(group: Group, fn: (pid: Pid, index: number) => void): number {
-    const block = this.#blockOf(group);
-    if (block === 0) return 0;
-    const len = this.#lookup.len(block);
+    const entry = this.#find(group);
+    if (entry === undefined) return 0;
+    const len = entry.len;
     const nested = this.#scratchBusy;
     let buf = this.#scratch;
     if (nested) buf = new Float64Array(len);
     else if (buf.length < len)
       buf = this.#scratch = new Float64Array(Math.max(len, buf.length * 2));
     const i32 = this.#lookup.i32;
-    for (let i = 0, at = block + B_PIDS; i < len; i++, at += 2) {
+    for (let i = 0, at = entry.block + B_PIDS; i < len; i++, at += 2) {
       buf[i] = i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0);
     }
     this.#scratchBusy = true;
@@ -173,12 +193,12 @@ export class IndexReader {
 
   /** Members of `group` that belong to `node`. */
   membersOf(group: Group, node: number): Pid[] {
-    const block = this.#blockOf(group);
+    const entry = this.#find(group);
     const out: Pid[] = [];
-    if (block === 0) return out;
+    if (entry === undefined) return out;
     const i32 = this.#lookup.i32;
-    const end = block + B_PIDS + 2 * this.#lookup.len(block);
-    for (let at = block + B_PIDS; at < end; at += 2) {
+    const end = entry.block + B_PIDS + 2 * entry.len;
+    for (let at = entry.block + B_PIDS; at < end; at += 2) {
       if (i32[at] === node) out.push((node * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid);
     }
     return out;
@@ -203,6 +223,14 @@ export class IndexReader {
   }
 
   /**
+   * @internal Members that this reader's held arrays hold, plus a small overhead per
+   * array (lookup.ts, `pidsOf`): for the tests of their bound.
+   */
+  get heldMembers(): number {
+    return this.#lookup.heldPids;
+  }
+
+  /**
    * Ends this thread's read section now: the next read sees the latest version, and
    * the writer may reuse what this thread was reading. Call it after learning that a
    * write you care about was applied, or before a long computation.
@@ -220,10 +248,20 @@ export class IndexReader {
 
   // Sections ---------------------------------------------------------------------------
 
-  /** The member block of `group` in the version this thread reads, or 0. */
-  #blockOf(group: Group): number {
+  /**
+   * The cache entry of `group` in the version this thread reads (undefined for an empty
+   * group), opening or renewing the read section first when its budget ran out.
+   */
+  #find(group: Group): CacheEntry | undefined {
     if (--this.#budget < 0) this.#announce();
-    return this.#lookup.blockOf(group);
+    return this.#lookup.find(group);
+  }
+
+  /** The member at position `i` (in range) of the block at `block`. */
+  #at(block: number, i: number): Pid {
+    const i32 = this.#lookup.i32;
+    const at = block + B_PIDS + 2 * i;
+    return (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;
   }
 
   #enter(): void {

@@ -1,0 +1,248 @@
+/**
+ * The readers' held arrays (lookup.ts, `pidsOf`): each thread keeps the members of the
+ * block it last read of a group as a JS array and hands out copies of it. These tests
+ * pin down what that cache must never do: hand out a stale array after the group
+ * changed (even when the new block reuses the old one's offset), hand out an array
+ * that a caller can change under another caller, or grow without bound.
+ */
+import test, { type ExecutionContext } from 'ava';
+import {
+  encodeGroup,
+  type Group,
+  IndexReader,
+  IndexWriter,
+  makePid,
+  type Pid,
+} from '../src/index.js';
+import { HELD_PIDS } from '../src/shared-index/lookup.js';
+
+const key = encodeGroup;
+const pid = (node: number, serial: number): Pid => makePid(node, serial);
+const pids = (node: number, from: number, n: number): Pid[] =>
+  Array.from({ length: n }, (_, i) => pid(node, from + i));
+
+/** A writer with a reader on its own thread and a reader opened from its handle. */
+function open(options?: ConstructorParameters<typeof IndexWriter>[0]) {
+  const w = new IndexWriter(options);
+  return { w, readers: [new IndexReader(w), new IndexReader(w.handle)] as const };
+}
+
+/** Every read of `group` on `r` (refreshed first) agrees with `expected`. */
+function agrees(
+  t: ExecutionContext,
+  r: IndexReader,
+  group: Group,
+  expected: readonly Pid[],
+  what: string,
+): void {
+  r.refresh();
+  t.deepEqual(r.members(group), [...expected], `members, ${what}`);
+  t.is(r.count(group), expected.length, `count, ${what}`);
+  t.is(r.memberAt(group, expected.length - 1), expected.at(-1), `memberAt, ${what}`);
+}
+
+test('a read after a write never returns the held array of the block before it', (t) => {
+  const { w, readers } = open();
+  let members = pids(1, 1, 8);
+  w.join(key('g'), members);
+  for (const r of readers) agrees(t, r, 'g', members, 'at first');
+  for (let round = 0; round < 50; round++) {
+    // Grow, shrink, and replace one member: each a new block, each read in between.
+    const extra = pid(2, 1000 + round);
+    w.join(key('g'), [extra]);
+    for (const r of readers) agrees(t, r, 'g', [...members, extra], `round ${round} grown`);
+    w.leave(key('g'), [members[0]!]);
+    members = [...members.slice(1), extra];
+    for (const r of readers) agrees(t, r, 'g', members, `round ${round} replaced`);
+  }
+});
+
+test('a block that reuses the offset of a held one is not taken for it (the tag tells them apart)', (t) => {
+  // The group keeps its size and changes its members twice between two reads, and
+  // the writer reuses retired blocks at once (the readers are offline), so the second
+  // new block lands at the offset of the block the readers hold an array of.
+  const { w, readers } = open();
+  let reused = 0;
+  let serial = 1;
+  const write = () => {
+    w.syncNode(1, [[key('g'), pids(1, serial++, 8)]]);
+    w.reclaim();
+  };
+  write();
+  for (let round = 0; round < 100; round++) {
+    for (const r of readers) r.refresh();
+    const before = readers.map((r) => r.members('g'));
+    for (const r of readers) r.refresh();
+    write();
+    write();
+    const expected = pids(1, serial - 1, 8);
+    for (const [i, r] of readers.entries()) {
+      r.refresh();
+      const read = r.members('g');
+      if (read[0] === before[i]![0]) reused++;
+      t.deepEqual(read, expected, `round ${round}`);
+    }
+  }
+  t.is(reused, 0);
+});
+
+test('a reader renews a held array only when its block changed', (t) => {
+  const { w, readers } = open();
+  w.join(key('g'), pids(1, 1, 8));
+  for (const r of readers) {
+    r.refresh();
+    r.members('g');
+    const held = r.heldMembers;
+    // Other groups change: new versions, but the same block for 'g'.
+    for (let i = 0; i < 10; i++) {
+      w.join(key(`other-${i}`), [pid(2, 1)]);
+      r.refresh();
+      t.deepEqual(r.members('g'), pids(1, 1, 8));
+    }
+    t.is(r.heldMembers > held ? 'grew' : 'kept', 'kept', 'no new array for an unchanged block');
+  }
+});
+
+test('members() hands out independent copies that the caller may change', (t) => {
+  const { w, readers } = open();
+  const members = pids(1, 1, 8);
+  const big = pids(3, 1, 1024);
+  w.join(key('g'), members);
+  w.join(key(['tuple', 1]), members);
+  w.join(key(7), members);
+  w.join(key('big'), big);
+  for (const [group, expected] of [
+    ['g', members],
+    [['tuple', 1], members],
+    [7, members],
+    ['big', big],
+  ] as [Group, Pid[]][]) {
+    for (const r of readers) {
+      r.refresh();
+      const first = r.members(group);
+      const second = r.members(group);
+      t.not(first, second);
+      first[0] = pid(9, 9);
+      first.push(pid(9, 10));
+      second.length = 0;
+      t.deepEqual(r.members(group), expected, `${JSON.stringify(group)} after the copies changed`);
+      t.is(r.count(group), expected.length);
+      t.is(r.memberAt(group, 0), expected[0]);
+    }
+  }
+});
+
+test('held arrays stay bounded while group names churn', (t) => {
+  const { w, readers } = open({ initialBytes: 1 << 22 });
+  const shared = readers[1];
+  const local = readers[0];
+  const size = 256;
+  const members = pids(1, 1, size);
+  // Enough distinct groups that their arrays together pass the bound four times over.
+  const groups = Math.ceil((4 * HELD_PIDS) / size);
+  let most = 0;
+  let dropped = 0;
+  for (let i = 0; i < groups; i++) {
+    const g = `churn-${i}`;
+    w.join(key(g), members);
+    for (const r of [shared, local]) {
+      r.refresh();
+      const before = r.heldMembers;
+      const read = r.members(g);
+      if (read.length !== size) t.fail(`${g} read ${read.length} members`);
+      if (r.heldMembers < before) dropped++;
+      most = Math.max(most, r.heldMembers);
+    }
+    w.leave(key(g), members);
+  }
+  t.true(most <= HELD_PIDS, `held ${most} members at most, bound ${HELD_PIDS}`);
+  t.true(most > HELD_PIDS / 2, 'the bound was approached');
+  t.true(dropped >= 4, `held arrays were dropped ${dropped} times`);
+  // Every group is gone, and reads say so, held arrays or not.
+  for (const r of [shared, local]) {
+    r.refresh();
+    t.deepEqual(r.members('churn-0'), []);
+    t.is(r.count(`churn-${groups - 1}`), 0);
+  }
+});
+
+test('a group too large to hold is read correctly, and holds nothing', (t) => {
+  const { w, readers } = open({ initialBytes: 1 << 23 });
+  const n = HELD_PIDS / 4 + 1;
+  const members = pids(1, 1, n);
+  w.join(key('huge'), members);
+  for (const r of readers) {
+    r.refresh();
+    const before = r.heldMembers;
+    const a = r.members('huge');
+    t.is(a.length, n);
+    t.is(a[n - 1], members[n - 1]);
+    t.is(r.memberAt('huge', n - 2), members[n - 2]);
+    t.is(r.memberAt('huge', 2 * n + 3), members[3]);
+    t.is(r.heldMembers, before);
+    a.length = 0;
+    t.is(r.members('huge').length, n);
+  }
+  w.leave(key('huge'), [members[0]!]);
+  for (const r of readers) {
+    r.refresh();
+    t.is(r.members('huge')[0], members[1]);
+  }
+});
+
+test('once a version has lasted, reads of it come from a map of its arrays, which the next version never sees', (t) => {
+  const { w, readers } = open();
+  const groups = 64;
+  for (let g = 0; g < groups; g++) w.join(key(`v-${g}`), pids(1, 1 + g, 4));
+  for (const r of readers) {
+    r.refresh();
+    for (let round = 0; round < 3; round++) {
+      // Enough reads of one version to start its map (lookup.ts, LIST_AFTER).
+      for (let i = 0; i < 4096; i++) {
+        const g = i % groups;
+        const read = r.members(`v-${g}`);
+        if (read[0] !== pid(1, 1 + g + round) || read.length !== 4)
+          t.fail(`round ${round}: v-${g} read ${read.join()}`);
+        if (r.memberAt(`v-${g}`, 0) !== read[0]) t.fail(`round ${round}: memberAt of v-${g}`);
+      }
+      // Every group loses its first member and gains one: the next version.
+      w.batch(() => {
+        for (let g = 0; g < groups; g++) {
+          w.leave(key(`v-${g}`), [pid(1, 1 + g + round)]);
+          w.join(key(`v-${g}`), [pid(1, 5 + g + round)]);
+        }
+      });
+      r.refresh();
+      for (let g = 0; g < groups; g++)
+        t.deepEqual(r.members(`v-${g}`), pids(1, 2 + g + round, 4), `round ${round}, v-${g}`);
+    }
+    // Put the groups back for the next reader.
+    w.batch(() => {
+      w.syncNode(1, []);
+      for (let g = 0; g < groups; g++) w.join(key(`v-${g}`), pids(1, 1 + g, 4));
+    });
+  }
+});
+
+test('dropping the held arrays in the middle of a version leaves every read right', (t) => {
+  const { w, readers } = open({ initialBytes: 1 << 24 });
+  const size = 512;
+  // One version whose arrays together pass the bound.
+  const groups = Math.ceil((1.5 * HELD_PIDS) / size);
+  w.batch(() => {
+    for (let g = 0; g < groups; g++) w.join(key(`d-${g}`), pids(1 + (g % 7), 1 + g, size));
+  });
+  for (const r of readers) {
+    r.refresh();
+    for (let pass = 0; pass < 3; pass++) {
+      for (let g = 0; g < groups; g++) {
+        const read = r.members(`d-${g}`);
+        if (read.length !== size || read[size - 1] !== pid(1 + (g % 7), g + size))
+          t.fail(`pass ${pass}: d-${g}`);
+        if (r.memberAt(`d-${g}`, 1) !== pid(1 + (g % 7), 2 + g)) t.fail(`memberAt d-${g}`);
+      }
+      t.true(r.heldMembers <= HELD_PIDS);
+    }
+  }
+  t.pass();
+});
