@@ -18,7 +18,7 @@ import { type Command, SIDE_SERIAL } from './commands.js';
 import type { Kind } from './processes.js';
 import { outcome } from './wait.js';
 import { fixture } from './workers.js';
-import { coordinatorOf } from '../../src/coordinator/cluster.js';
+import { barrierOf } from '../../src/coordinator/cluster.js';
 
 /** The worker node every suite drives by commands (test/fixtures/agent.ts). */
 export const AGENT = fixture('agent');
@@ -88,7 +88,7 @@ export function spawnLocal(node: Node, n = 1): Pid[] {
  * Immediate for a node that is gone.
  */
 export function barrier(cluster: Cluster, node: number): Promise<void> {
-  return coordinatorOf(cluster).barrier(node);
+  return barrierOf(cluster, node);
 }
 
 /** A barrier to every node that is up. */
