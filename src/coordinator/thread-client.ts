@@ -8,7 +8,12 @@
  * died or does not answer within SYNC_TIMEOUT, they throw CoordinatorThreadError rather
  * than hang.
  */
-import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import {
+  MessageChannel,
+  type MessagePort,
+  receiveMessageOnPort,
+  Worker,
+} from 'node:worker_threads';
 import { CoordinatorThreadError } from '../core/errors.js';
 import { fromWire } from '../core/wire-error.js';
 import type { IndexOptions } from '../shared-index/types.js';
