@@ -5,6 +5,7 @@
  * `npm run bench -- --report` only regenerates the report.
  */
 import { bursts } from './bursts.js';
+import { busyMain } from './busy-main.js';
 import { calls } from './calls.js';
 import { dispatch } from './dispatch.js';
 import { indexRead } from './index-read.js';
@@ -33,6 +34,7 @@ const benches: Record<string, Bench> = {
   services,
   jobs,
   bursts,
+  'busy-main': busyMain,
   scale,
   nats,
 };

@@ -25,6 +25,7 @@ export {
 } from './dispatch/options.js';
 export {
   CallTimeoutError,
+  CoordinatorThreadError,
   IndexFullError,
   IndexLayoutError,
   InvalidGroupError,

@@ -1,7 +1,8 @@
 /**
  * Starting a cluster and attaching threads to it.
  *
- * `startCluster()` makes the calling thread the coordinator and node 0. `cluster.spawn()`
+ * `startCluster()` makes the calling thread node 0, and the coordinator too unless it is
+ * given a thread of its own (`{ coordinator: 'thread' }`). `cluster.spawn()`
  * starts a worker thread whose script calls `connect()`. Any other thread — a piscina or
  * tinypool worker, say — joins with `connect(port)`, given a port from
  * `cluster.connectPort()`.
@@ -9,7 +10,12 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, type MessagePort, Worker, type WorkerOptions } from 'node:worker_threads';
-import { checkNumber, describe, NotConnectedError } from '../core/errors.js';
+import {
+  checkNumber,
+  CoordinatorThreadError,
+  describe,
+  NotConnectedError,
+} from '../core/errors.js';
 import { checkScopeName } from '../core/scope-name.js';
 import { after } from '../core/timer.js';
 import { HANDSHAKE } from '../protocol/messages.js';
@@ -17,7 +23,9 @@ import { attach, type ConnectOptions } from '../runtime/connect.js';
 import type { Node } from '../runtime/node.js';
 import type { Handler } from '../runtime/process.js';
 import type { IndexOptions } from '../shared-index/types.js';
+import type { CoordinatorBackend } from './backend.js';
 import { Coordinator, type CoordinatorStats } from './coordinator.js';
+import { ThreadCoordinator } from './thread-client.js';
 import type { PeerInfo } from '../peering/peering.js';
 import type { Transport } from '../peering/transport.js';
 
@@ -36,6 +44,16 @@ export interface ClusterOptions {
    * `dispatch` like local ones. Without it, nothing leaves this process.
    */
   transport?: Transport;
+  /**
+   * Where the coordinator (the single writer of the membership index, the node registry
+   * and the link broker) runs. `'main'` (default): on this thread, which is also node 0;
+   * every join, leave and node-down of every node waits while this thread runs code.
+   * `'thread'`: in a thread of its own, so that other nodes' writes and node-downs go
+   * through however long this thread is busy; this thread stays node 0, and its own
+   * writes take a hop to that thread and back. Not with `transport` (it throws
+   * CoordinatorThreadError).
+   */
+  coordinator?: 'main' | 'thread';
 }
 
 /** Options of `cluster.stop()`. */
@@ -92,7 +110,7 @@ export interface WorkerNode {
  * scopes, and stops the whole cluster. Only the thread that started it has it.
  */
 export class Cluster {
-  readonly #coordinator: Coordinator;
+  readonly #coordinator: CoordinatorBackend;
   readonly #workers = new Map<number, Worker>();
   readonly #exits = new Map<number, Promise<void>>();
   /** Spawns not ready yet: a stop fails them and waits for their workers to end. */
@@ -101,7 +119,7 @@ export class Cluster {
   #stopping: Promise<void> | undefined;
 
   /** @internal Use `startCluster()`. */
-  constructor(coordinator: Coordinator, node: Node) {
+  constructor(coordinator: CoordinatorBackend, node: Node) {
     this.#coordinator = coordinator;
     this.#node = node;
     coordinators.set(this, coordinator);
@@ -230,7 +248,7 @@ export class Cluster {
   async startScope(name: string, index?: IndexOptions): Promise<boolean> {
     this.#assertRunning();
     checkScopeName(name);
-    const started = this.#coordinator.startScope(name, index);
+    const started = await this.#coordinator.startScope(name, index);
     await this.#coordinator.barrier(this.#node.id);
     return started;
   }
@@ -244,7 +262,7 @@ export class Cluster {
   async stopScope(name: string): Promise<boolean> {
     this.#assertRunning();
     checkScopeName(name);
-    const stopped = this.#coordinator.stopScope(name);
+    const stopped = await this.#coordinator.stopScope(name);
     await this.#coordinator.barrier(this.#node.id);
     return stopped;
   }
@@ -316,7 +334,7 @@ export class Cluster {
       for (const worker of this.#workers.values()) void worker.terminate();
       await Promise.all([...exits, ...starting]);
       this.#node.close();
-      this.#coordinator.stop();
+      await this.#coordinator.stop();
     })();
     return this.#stopping;
   }
@@ -329,22 +347,62 @@ export class Cluster {
 /**
  * The coordinator behind a cluster, for tests and benchmarks that craft protocol
  * messages or read its tables. Not part of the public API (index.ts does not export it).
+ * Only for a cluster whose coordinator runs on this thread (the default): a coordinator
+ * thread's tables are in that thread.
  */
 export function coordinatorOf(cluster: Cluster): Coordinator {
-  return coordinators.get(cluster)!;
+  const c = coordinators.get(cluster);
+  if (!(c instanceof Coordinator))
+    throw new CoordinatorThreadError(
+      "coordinatorOf() needs the coordinator on this thread: start the cluster without { coordinator: 'thread' }",
+    );
+  return c;
 }
 
-const coordinators = new WeakMap<Cluster, Coordinator>();
+/** Resolves once `node` has handled everything the coordinator sent it so far (tests), in either mode. */
+export function barrierOf(cluster: Cluster, node: number): Promise<void> {
+  return coordinators.get(cluster)!.barrier(node);
+}
 
-/** Makes this thread the coordinator of a new cluster, and node 0 of it. */
+const coordinators = new WeakMap<Cluster, CoordinatorBackend>();
+
+/** Where the coordinator runs when `startCluster()` is not told. */
+const DEFAULT_COORDINATOR = 'main';
+
+/**
+ * Starts a cluster: this thread becomes node 0, and the coordinator runs here or, with
+ * `{ coordinator: 'thread' }`, in a thread of its own.
+ */
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
-  const coordinator = new Coordinator(options.index ?? {}, options.transport);
-  coordinator.startScope('pg');
-  for (const name of options.scopes ?? []) coordinator.startScope(name);
-  await coordinator.open();
+  const where = options.coordinator ?? DEFAULT_COORDINATOR;
+  if (where !== 'main' && where !== 'thread')
+    throw new TypeError(`coordinator must be 'main' or 'thread', got ${describe(where)}`);
+  let coordinator: CoordinatorBackend;
+  if (where === 'thread') {
+    if (options.transport !== undefined)
+      throw new CoordinatorThreadError(
+        "a transport cannot be used with { coordinator: 'thread' }: the coordinator peers over it, " +
+          'and a transport (functions, an open connection) cannot be sent to another thread. ' +
+          'Leave the coordinator on this thread to peer processes',
+      );
+    coordinator = await ThreadCoordinator.start(options.index ?? {}, options.scopes ?? []);
+  } else {
+    const local = new Coordinator(options.index ?? {}, options.transport);
+    local.startScope('pg');
+    for (const name of options.scopes ?? []) local.startScope(name);
+    await local.open();
+    coordinator = local;
+  }
   const { port1, port2 } = new MessageChannel();
   coordinator.accept(port1);
   const connectOptions: ConnectOptions = { name: 'coordinator' };
   if (options.handler !== undefined) connectOptions.handler = options.handler;
-  return new Cluster(coordinator, await attach(port2, connectOptions));
+  let node: Node;
+  try {
+    node = await attach(port2, connectOptions);
+  } catch (e) {
+    await coordinator.stop();
+    throw e;
+  }
+  return new Cluster(coordinator, node);
 }

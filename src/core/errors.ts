@@ -249,3 +249,13 @@ export class ServiceCallError extends TypeError {
   override readonly name = 'ServiceCallError';
   readonly code = 'ERR_PG_SERVICE_CALL';
 }
+
+/**
+ * The coordinator thread of `startCluster({ coordinator: 'thread' })` cannot do what was
+ * asked: an option it does not support (a `transport`: its functions cannot be sent to
+ * another thread), or the thread died or stopped answering.
+ */
+export class CoordinatorThreadError extends Error {
+  override readonly name = 'CoordinatorThreadError';
+  readonly code = 'ERR_PG_COORDINATOR_THREAD';
+}

@@ -18,14 +18,26 @@ import { type Command, SIDE_SERIAL } from './commands.js';
 import type { Kind } from './processes.js';
 import { outcome } from './wait.js';
 import { fixture } from './workers.js';
-import { coordinatorOf } from '../../src/coordinator/cluster.js';
+import { barrierOf } from '../../src/coordinator/cluster.js';
 
 /** The worker node every suite drives by commands (test/fixtures/agent.ts). */
 export const AGENT = fixture('agent');
 
+/**
+ * Where `start()` puts the coordinator when the test does not say:
+ * `PROCGROUPS_TEST_COORDINATOR=thread` runs a suite with a coordinator thread
+ * (test/coordinator-thread/ imports suites that way).
+ */
+export function withTestCoordinator(options: ClusterOptions = {}): ClusterOptions {
+  const where = process.env['PROCGROUPS_TEST_COORDINATOR'];
+  if (where !== 'thread' || options.coordinator !== undefined || options.transport !== undefined)
+    return options;
+  return { ...options, coordinator: 'thread' };
+}
+
 /** Starts a cluster that is stopped when the test ends, whatever happens. */
 export async function start(t: ExecutionContext, options?: ClusterOptions): Promise<Cluster> {
-  const cluster = await startCluster(options);
+  const cluster = await startCluster(withTestCoordinator(options));
   t.teardown(() => cluster.stop());
   return cluster;
 }
@@ -88,7 +100,7 @@ export function spawnLocal(node: Node, n = 1): Pid[] {
  * Immediate for a node that is gone.
  */
 export function barrier(cluster: Cluster, node: number): Promise<void> {
-  return coordinatorOf(cluster).barrier(node);
+  return barrierOf(cluster, node);
 }
 
 /** A barrier to every node that is up. */

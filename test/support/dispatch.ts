@@ -22,7 +22,7 @@ import {
   type Scope,
   startCluster,
 } from '../../src/index.js';
-import { type Agent, spawnAgent } from './cluster.js';
+import { type Agent, spawnAgent, withTestCoordinator } from './cluster.js';
 import type { Command } from './commands.js';
 import { type Arrival, type MemberKind, Members } from './processes.js';
 import { Condition } from './wait.js';
@@ -113,7 +113,7 @@ export interface Rig {
 
 /** Starts a cluster with `workers` worker nodes (spawned one after another, so node ids are 1, 2, …); stopped when the test ends. */
 export async function rig(t: ExecutionContext, workers = 0): Promise<Rig> {
-  const cluster = await startCluster();
+  const cluster = await startCluster(withTestCoordinator());
   t.teardown(() => cluster.stop());
   const node = cluster.node;
   const probe = new Probe(node);

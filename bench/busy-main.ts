@@ -1,0 +1,185 @@
+/**
+ * A busy main thread (issue 17 §3): the main thread runs its own work in synchronous
+ * chunks of 20 ms (a web server parsing JSON, say) while worker nodes write. With the
+ * coordinator on the main thread (the default), every write that arrives during a chunk
+ * waits for it; with `startCluster({ coordinator: 'thread' })` it does not. Measured with
+ * both, in the same run, the mode order rotated between trials:
+ * - a worker's sequential joins, from the call to the ack, p50 and p99;
+ * - a worker thread ending (from its last `exit` handler) until a reader on another
+ *   worker sees its members gone, p99;
+ * - the price of the extra hop: the main thread's own sequential joins on an idle main.
+ */
+import type { Worker } from 'node:worker_threads';
+import { type Cluster, type ClusterOptions, startCluster } from '../src/index.js';
+import type { BusyCommand } from './workers/busy-worker.js';
+import { type Percentiles, sequential } from './lib/pipeline.js';
+import { type BenchOptions, type Distribution, paired, result } from './lib/report.js';
+import { next } from './lib/threads.js';
+
+const workerUrl = new URL('./workers/busy-worker.js', import.meta.url);
+const CHUNK_MS = 20;
+
+type Mode = NonNullable<ClusterOptions['coordinator']>;
+
+/** The main thread's own work: 20 ms synchronous chunks, a turn of the event loop between them, until `done[0]`. */
+async function busyUntil(done: Int32Array): Promise<void> {
+  while (Atomics.load(done, 0) === 0) {
+    const end = performance.now() + CHUNK_MS;
+    while (performance.now() < end && Atomics.load(done, 0) === 0);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+async function spawn(cluster: Cluster): Promise<Worker> {
+  const w = await cluster.spawn(workerUrl, { ready: 'connected' });
+  await next(w.worker, 'ready');
+  return w.worker;
+}
+
+const post = (w: Worker, m: BusyCommand) => w.postMessage(m);
+
+interface Trial {
+  joins: Percentiles;
+  downs: Percentiles;
+  mainJoins: Percentiles;
+}
+
+async function trial(mode: Mode, joins: number, victims: number, ms: number): Promise<Trial> {
+  const cluster = await startCluster({ coordinator: mode });
+  try {
+    const joiner = await spawn(cluster);
+    const watcher = await spawn(cluster);
+    const go = new Int32Array(new SharedArrayBuffer(4 * victims));
+    const ended = new BigInt64Array(new SharedArrayBuffer(8 * victims));
+    for (let slot = 0; slot < victims; slot++) {
+      const v = await spawn(cluster);
+      const armed = next(v, 'armed');
+      post(v, { cmd: 'victim', slot, perVictim: 100, go, ended });
+      await armed;
+    }
+
+    let done = new Int32Array(new SharedArrayBuffer(4));
+    const joined = next<{ type: string; percentiles: Percentiles }>(joiner, 'joined');
+    post(joiner, { cmd: 'joins', n: joins, done });
+    await busyUntil(done);
+    const j = (await joined).percentiles;
+
+    done = new Int32Array(new SharedArrayBuffer(4));
+    const downs = next<{ type: string; percentiles: Percentiles }>(watcher, 'downs');
+    post(watcher, { cmd: 'watch-downs', slots: victims, go, ended, done });
+    await busyUntil(done);
+    const d = (await downs).percentiles;
+
+    // The extra hop: the main thread's own joins, main idle.
+    const self = cluster.node.self();
+    let i = 0;
+    const mainJoins = await sequential(() => cluster.node.pg.join(`m${i++ % 1000}`, self), ms);
+    return { joins: j, downs: d, mainJoins };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+export async function busyMain(opts: BenchOptions) {
+  const trials = opts.quick ? 3 : 5;
+  const joins = opts.quick ? 500 : 2000;
+  const victims = opts.quick ? 20 : 60;
+  const ms = opts.quick ? 200 : 500;
+  const modes: Mode[] = ['main', 'thread'];
+  const runs: Record<Mode, Trial[]> = { main: [], thread: [] };
+  for (let t = 0; t < trials; t++) {
+    for (const mode of t % 2 === 0 ? modes : [...modes].reverse())
+      runs[mode].push(await trial(mode, joins, victims, ms));
+    opts.progress(t + 1, trials, 'busy main');
+  }
+  const ms_ = (us: number) => us / 1000;
+  const of = (mode: Mode, f: (r: Trial) => number) => runs[mode].map(f);
+  const target = (limit: number) => ({ on: 'value' as const, op: '<=' as const, limit });
+  const figures = [
+    paired(
+      {
+        id: 'busy-main-join-p99',
+        label: "a worker's join acked, main busy in 20 ms chunks, p99, coordinator: 'thread'",
+        unit: 'ms',
+        target: target(2),
+      },
+      of('thread', (r) => ms_(r.joins.p99)),
+      'coordinator on main (default), same scenario',
+      of('main', (r) => ms_(r.joins.p99)),
+    ),
+    paired(
+      {
+        id: 'busy-main-join-median',
+        label: "a worker's join acked, main busy in 20 ms chunks, median, coordinator: 'thread'",
+        unit: 'ms',
+      },
+      of('thread', (r) => ms_(r.joins.p50)),
+      'coordinator on main (default), same scenario',
+      of('main', (r) => ms_(r.joins.p50)),
+    ),
+    paired(
+      {
+        id: 'busy-main-nodedown-p99',
+        label:
+          "a worker ends → its members gone for a reader, main busy in 20 ms chunks, p99, coordinator: 'thread'",
+        unit: 'ms',
+        target: target(2),
+      },
+      of('thread', (r) => ms_(r.downs.p99)),
+      'coordinator on main (default), same scenario',
+      of('main', (r) => ms_(r.downs.p99)),
+    ),
+    paired(
+      {
+        id: 'busy-main-nodedown-median',
+        label:
+          "a worker ends → its members gone for a reader, main busy in 20 ms chunks, median, coordinator: 'thread'",
+        unit: 'ms',
+      },
+      of('thread', (r) => ms_(r.downs.p50)),
+      'coordinator on main (default), same scenario',
+      of('main', (r) => ms_(r.downs.p50)),
+    ),
+    paired(
+      {
+        id: 'busy-main-own-join-median',
+        label: "the main thread's own join, main idle, median, coordinator: 'thread'",
+        unit: 'µs',
+        note: 'the price of the extra hop (ratio > 1: slower than on main)',
+      },
+      of('thread', (r) => r.mainJoins.p50),
+      'coordinator on main (default)',
+      of('main', (r) => r.mainJoins.p50),
+    ),
+    paired(
+      {
+        id: 'busy-main-own-join-p99',
+        label: "the main thread's own join, main idle, p99, coordinator: 'thread'",
+        unit: 'µs',
+      },
+      of('thread', (r) => r.mainJoins.p99),
+      'coordinator on main (default)',
+      of('main', (r) => r.mainJoins.p99),
+    ),
+  ];
+  const last = (mode: Mode) => runs[mode].at(-1)!;
+  const distributions: Distribution[] = [
+    {
+      id: 'busy-main-joins',
+      label: "A worker's join acked while main runs 20 ms chunks (last trial)",
+      unit: 'µs',
+      series: [
+        { name: "coordinator: 'thread'", percentiles: last('thread').joins },
+        { name: 'coordinator on main', percentiles: last('main').joins },
+      ],
+    },
+  ];
+  return result(
+    'busy-main',
+    'A busy main thread: the coordinator on main or in its own thread',
+    opts.quick,
+    trials,
+    figures,
+    distributions,
+  );
+}

@@ -1,0 +1,3 @@
+// test/pg-basic.test.ts again, with the coordinator in a thread of its own (support/cluster.ts start()).
+process.env['PROCGROUPS_TEST_COORDINATOR'] = 'thread';
+await import('../pg-basic.test.js');
