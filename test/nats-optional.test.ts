@@ -15,8 +15,12 @@ const dist = fileURLToPath(new URL('../src/', import.meta.url));
 function runIn(dir: string, code: string): Promise<string> {
   writeFileSync(join(dir, 'main.mjs'), code);
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['main.mjs'], { cwd: dir, timeout: 60_000 }, (error, stdout, stderr) =>
-      error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout),
+    execFile(
+      process.execPath,
+      ['main.mjs'],
+      { cwd: dir, timeout: 60_000 },
+      (error, stdout, stderr) =>
+        error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout),
     );
   });
 }
