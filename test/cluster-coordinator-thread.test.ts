@@ -58,8 +58,9 @@ test("a dead worker's members are gone for a reader while the main thread is blo
   const victim = await peer(cluster);
   const watcher = await peer(cluster);
   const flag = newFlag();
-  watcher.postMessage({ cmd: 'watch-gone', flag });
-  victim.postMessage({ cmd: 'join-and-exit' });
+  const joined = newFlag();
+  watcher.postMessage({ cmd: 'watch-gone', flag, joined });
+  victim.postMessage({ cmd: 'join-and-exit', joined });
   // Main never turns its event loop here: it cannot see the worker's exit, so the
   // coordinator thread dropped the node on its own (its control port closed).
   t.true(blockUntil(flag), 'the node went down while main was blocked');

@@ -489,3 +489,21 @@ natsTest('two cluster names on one broker never see each other', async (t) => {
     sorted(inY),
   );
 });
+
+natsTest(
+  'NATS authentication passes through: token holders peer, a wrong token is a TransportError',
+  async (t) => {
+    const server = await natsServer(t, ['--auth', 's3cret']);
+    const cluster = clusterName(t);
+    const [a, b] = (await Promise.all(
+      ['a', 'b'].map((name) => Peer.start(t, { nats: server.url, cluster, name, token: 's3cret' })),
+    )) as [Peer, Peer];
+    const pids = await spawnJoin(a, 0, 'g', 1);
+    t.deepEqual(await b.op({ op: 'waitCount', group: 'g', n: 1 }), pids);
+    const refused = await Peer.start(t, { nats: server.url, cluster, token: 'wrong' }).catch(
+      (e: Error) => e,
+    );
+    t.like(refused, { name: 'TransportError', code: 'ERR_PG_TRANSPORT' });
+    t.regex((refused as Error).message, /Authorization|authorization/);
+  },
+);

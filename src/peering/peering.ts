@@ -185,7 +185,10 @@ export class Peering {
         },
       });
     } catch (error) {
-      throw error instanceof TransportError
+      // Ours (TransportError, MissingPackageError) as they are; anything else says where it came from.
+      const ours =
+        error instanceof Error && String((error as { code?: unknown }).code).startsWith('ERR_PG_');
+      throw ours
         ? error
         : new TransportError(`could not open the transport: ${String(error)}`, { cause: error });
     }

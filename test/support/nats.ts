@@ -26,6 +26,7 @@ export interface PeerOptions {
   heartbeatMs?: number;
   peerTimeoutMs?: number;
   name?: string;
+  token?: string;
 }
 
 interface Reply {
@@ -80,6 +81,7 @@ export class Peer {
         PG_HB: String(o.heartbeatMs ?? 250),
         PG_TIMEOUT: String(o.peerTimeoutMs ?? 2_000),
         PG_NAME: o.name ?? 'peer',
+        ...(o.token !== undefined && { PG_TOKEN: o.token }),
       },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       // Structured-clone semantics over IPC, so that Maps and typed arrays survive.
@@ -90,6 +92,8 @@ export class Peer {
     await new Promise<void>((resolve, reject) => {
       proc.on('message', (m) => {
         if ((m as Reply).ready === true) resolve();
+        const failed = (m as { failed?: Reply['error'] }).failed;
+        if (failed !== undefined) reject(new PeerError(failed));
       });
       proc.once('exit', (code) =>
         reject(new Error(`peer process exited (${code}) before it was ready`)),
