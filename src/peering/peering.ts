@@ -43,6 +43,8 @@ import { after } from '../core/timer.js';
 import { TransportError } from '../core/errors.js';
 import type { ToNode } from '../protocol/messages.js';
 import { NodeIds, tagOf } from './node-ids.js';
+import { Outbox } from './outbox.js';
+import { pidSlices, syncParts } from './parts.js';
 import { Relay } from './relay.js';
 import type { Transport, TransportLink } from './transport.js';
 import {
@@ -143,8 +145,17 @@ export class Peering {
   #started = false;
   #closed = false;
   #timer: ReturnType<typeof setInterval> | undefined;
-  readonly #out = new Map<PeerId, Frames['frames']>();
-  #flushing = false;
+  readonly #outbox = new Outbox({
+    send: (to, frames) => {
+      const link = this.#link;
+      if (link === undefined || this.#closed) return true;
+      const bytes = encode({ t: 'frames', from: this.self, to, frames });
+      if (bytes.byteLength > link.maxPayload) return false;
+      link.sendTo(to, bytes);
+      return true;
+    },
+    oversize: () => this.stats.oversize++,
+  });
   readonly stats: PeeringStats = {
     peers: 0,
     malformed: 0,
@@ -261,7 +272,7 @@ export class Peering {
   async close(): Promise<void> {
     if (this.#closed) return;
     clearInterval(this.#timer);
-    this.#flush();
+    this.#outbox.flush();
     if (this.#started) this.#broadcast({ t: 'bye', from: this.self });
     // Nothing more leaves: the nodes going down next are part of the bye.
     this.#closed = true;
@@ -540,44 +551,25 @@ export class Peering {
   /** A change made by a local node: every peer hears of it. Changes by peers are theirs to tell. */
   #changed(scope: string, kind: 'join' | 'leave', key: GroupKey, pids: Pid[]): void {
     if (!this.#started || pids.length === 0 || !this.ids.owns(nodeOf(pids[0]!))) return;
-    const step = Math.max(1, Math.floor((this.maxFrame * PART_FILL) / 9));
-    for (let i = 0; i < pids.length; i += step) {
-      const part = i === 0 && pids.length <= step ? pids : pids.slice(i, i + step);
+    for (const part of pidSlices(pids, this.maxFrame * PART_FILL))
       this.#broadcast({ t: kind, from: this.self, seq: ++this.#seq, scope, key, pids: part });
-    }
   }
 
   /** Broadcasts this process's members of `scope`, in parts that fit the broker. */
   #sync(name: string): void {
     const scope = this.#host.scope(name);
     if (scope === undefined || !this.#started) return;
-    const budget = this.maxFrame * PART_FILL;
-    const parts: [GroupKey, Pid[]][][] = [[]];
-    let size = 0;
-    for (const [key, pids] of scope.contributionOf((n) => this.ids.owns(n))) {
-      // A pid costs 9 bytes serialized, a key about its length.
-      for (let i = 0; i < pids.length || i === 0;) {
-        const room = Math.max(1, Math.floor((budget - size - key.length - 16) / 9));
-        const slice = pids.slice(i, i + room);
-        parts[parts.length - 1]!.push([key, slice]);
-        size += key.length + 16 + slice.length * 9;
-        i += Math.max(slice.length, 1);
-        if (size >= budget) {
-          parts.push([]);
-          size = 0;
-        }
-      }
-    }
-    if (parts.length > 1 && parts[parts.length - 1]!.length === 0) parts.pop();
-    parts.forEach((groups, part) =>
+    const groups = scope.contributionOf((n) => this.ids.owns(n));
+    const parts = syncParts(groups, this.maxFrame * PART_FILL);
+    parts.forEach((part, i) =>
       this.#broadcast({
         t: 'sync',
         from: this.self,
         seq: ++this.#seq,
         scope: name,
-        part,
+        part: i,
         parts: parts.length,
-        groups,
+        groups: part,
       }),
     );
   }
@@ -587,7 +579,7 @@ export class Peering {
     this.#link.broadcast(encode(m));
   }
 
-  /** Frames a local node posted for a node of another process: batched per peer, per job. */
+  /** Frames a local node posted for a node of another process: off to its process. */
   #forward(local: number, remote: number, batch: Uint8Array): void {
     const owner = this.#owner.get(tagOf(remote));
     if (owner === undefined) {
@@ -596,38 +588,6 @@ export class Peering {
       this.#host.toNode(local, { t: 'nodedown', id: remote });
       return;
     }
-    let list = this.#out.get(owner);
-    if (list === undefined) this.#out.set(owner, (list = []));
-    list.push([local, remote, batch]);
-    if (!this.#flushing) {
-      this.#flushing = true;
-      queueMicrotask(() => this.#flush());
-    }
-  }
-
-  #flush(): void {
-    this.#flushing = false;
-    for (const [to, frames] of this.#out) this.#sendFrames(to, frames);
-    this.#out.clear();
-  }
-
-  /** Sends frames to one peer, split in halves until each message fits the broker. */
-  #sendFrames(to: PeerId, frames: Frames['frames']): void {
-    const link = this.#link;
-    if (link === undefined || this.#closed || frames.length === 0) return;
-    const bytes = encode({ t: 'frames', from: this.self, to, frames });
-    if (bytes.byteLength <= link.maxPayload) {
-      link.sendTo(to, bytes);
-      return;
-    }
-    if (frames.length > 1) {
-      const half = frames.length >> 1;
-      this.#sendFrames(to, frames.slice(0, half));
-      this.#sendFrames(to, frames.slice(half));
-      return;
-    }
-    // One node's buffer over the limit: the node splits its batches below it, so only a
-    // forged or broken node gets here.
-    this.stats.oversize++;
+    this.#outbox.add(owner, local, remote, batch);
   }
 }
