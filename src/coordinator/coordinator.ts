@@ -87,6 +87,7 @@ export class Coordinator {
         scope: (name) => this.#scopes.get(name),
         scopeNames: () => [...this.#scopes.keys()],
         localNodes: () => [...this.#nodes.keys()],
+        isLocalNode: (node) => this.#nodes.has(node),
         toNode: (node, m, port) => this.#nodes.get(node)?.out.post(m, port && [port]),
       });
     }

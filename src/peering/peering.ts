@@ -78,6 +78,8 @@ export interface PeeringHost {
   scopeNames(): string[];
   /** Local nodes that are up. */
   localNodes(): number[];
+  /** True when `node` is a local node that is up (asked per frame: no list built). */
+  isLocalNode(node: number): boolean;
   /** Posts a control message to a local node (transferring `port` when given). */
   toNode(node: number, m: ToNode, port?: MessagePort): void;
 }
@@ -492,14 +494,13 @@ export class Peering {
   }
 
   #frames(peer: Peer, m: Frames): void {
-    const local = new Set(this.#host.localNodes());
     for (const [src, dst, batch] of m.frames) {
       if (!peer.tags.has(tagOf(src))) {
         this.stats.forged++;
         continue;
       }
       // For a node that is gone, the sender hears `nodedown` and fails what it sent.
-      if (!local.has(dst)) continue;
+      if (!this.#host.isLocalNode(dst)) continue;
       this.#remoteNodeUp(peer, src);
       this.#relay.deliver(dst, src, batch);
     }
