@@ -11,18 +11,10 @@
  * scope stops or the group loses its last member.
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
-import {
-  CallTimeoutError,
-  describe,
-  NoMembersError,
-  NoScopeError,
-  QueueFullError,
-} from '../core/errors.js';
+import { describe, NoMembersError, NoScopeError, QueueFullError } from '../core/errors.js';
 import { encodeGroup, type Group } from '../core/group.js';
 import type { MembershipView } from '../core/membership-view.js';
 import type { Pid } from '../core/pid.js';
-import { after } from '../core/timer.js';
-import { DEFAULT_MAX_QUEUE, type DispatchOptions } from './options.js';
 import { Windows } from './window.js';
 
 /** What backpressure needs of its scope: a monitor on a group, to hear joins. */
@@ -31,17 +23,23 @@ export interface GroupWatcher {
   demonitor(ref: number): Promise<void>;
 }
 
-/** A dispatch waiting for a member with room. */
-interface Waiter {
-  /** Picks a member with room for this dispatch, or undefined. */
+/**
+ * A dispatch waiting for a member with room (a `Job`, job.ts). The queue calls it back
+ * synchronously, from whatever freed a slot: a settled call, a join, a stop.
+ */
+export interface Waiter {
+  readonly group: Group;
+  readonly state: GroupState;
+  /** Waits for its own member ('hash', a function strategy) rather than for any. */
+  readonly sticky: boolean;
+  /** True while it waits here; the queue clears it before calling `start` or `fail`. */
+  queued: boolean;
+  /** A member with room for it, or undefined. May throw (a strategy function). */
   pick(): Pid | undefined;
-  /** Hands it the member picked (its slot is already taken), or fails it. */
-  resolve(pid: Pid): void;
-  reject(error: unknown): void;
-  /** Settled (started, timed out, aborted): skipped and dropped by the pumps. */
-  done: boolean;
-  state: GroupState;
-  group: Group;
+  /** Goes to `pid` (and takes its slot). */
+  start(pid: Pid): void;
+  /** Can never go: the scope stopped, the group emptied, or its pick threw. */
+  fail(error: unknown): void;
 }
 
 export interface GroupState {
@@ -54,10 +52,12 @@ export interface GroupState {
   queueHead: number;
   /** Dispatches waiting for one member in particular ('hash', or a function strategy). */
   sticky: Waiter[];
-  /** Waiting dispatches of this group, in every queue (the bound `maxQueue` applies to). */
+  /** Waiting dispatches of this group, in both lists (the bound `maxQueue` applies to). */
   waiting: number;
   /** The monitor on the group while dispatches wait (see `#watchJoins`), if any. */
   joins: JoinWatch | undefined;
+  /** In `#waitingIn`. */
+  listed: boolean;
 }
 
 /** One monitor of `#watchJoins`; its ref is known once the coordinator has answered. */
@@ -74,10 +74,20 @@ export class Backpressure {
   readonly #byString = new Map<string | number, GroupState>();
   readonly #byNumber = new Map<string | number, GroupState>();
   readonly #byTuple = new Map<string | number, GroupState>();
-  /** Every group state, for the pumps. */
-  readonly #groups = new Set<GroupState>();
-  /** Dispatches of this thread waiting, in all groups. */
-  #waiting = 0;
+  /**
+   * The groups that have dispatches waiting: what a freed slot looks at. An array
+   * walked by index (a freed slot is the hottest path here, and a Set's iterator is an
+   * allocation); a group whose queue drained leaves it when the pumps next pass.
+   */
+  #waitingIn: GroupState[] = [];
+  /**
+   * Set while the pumps run. A waiter the pump starts can come straight back into it:
+   * its call fails at once (its node just went down), it frees its slot, and a freed
+   * slot pumps. That inner pump only marks `#again`, and the running one goes round once
+   * more, so that one queue is never walked by two loops at once.
+   */
+  #pumping = false;
+  #again = false;
 
   constructor(
     scope: string,
@@ -112,9 +122,9 @@ export class Backpressure {
         sticky: [],
         waiting: 0,
         joins: undefined,
+        listed: false,
       };
       map.set(k, s);
-      this.#groups.add(s);
     }
     return s;
   }
@@ -124,13 +134,80 @@ export class Backpressure {
     this.windows.take(pid);
   }
 
-  /** Gives a slot of `pid` back, and lets waiting dispatches that can now go, go. */
-  release(pid: Pid): void {
-    this.windows.release(pid);
-    // A member may belong to several groups, and a sticky dispatch can only use its own
-    // member: every group with waiters gets a look, not only the one this call was for.
-    if (this.#waiting > 0)
-      for (const state of this.#groups.values()) if (state.waiting > 0) this.#pump(state);
+  /** Gives a slot of `pid` back at `now`, and starts the waiting dispatches that can now go. */
+  release(pid: Pid, now: number): void {
+    this.windows.release(pid, now);
+    if (this.#waitingIn.length > 0) this.#pumpAll();
+  }
+
+  /**
+   * Puts `w` in its group's queue; returns `QueueFullError` (and queues nothing) when
+   * `maxQueue` dispatches of the group already wait.
+   */
+  add(w: Waiter, maxQueue: number): QueueFullError | undefined {
+    const state = w.state;
+    if (state.waiting >= maxQueue) {
+      return new QueueFullError(
+        `every member of group ${describe(w.group)} is at its in-flight bound and ${maxQueue} dispatches already wait; ` +
+          'add members, raise maxInFlight or maxQueue, or slow down',
+      );
+    }
+    (w.sticky ? state.sticky : state.queue).push(w);
+    w.queued = true;
+    state.waiting++;
+    if (!state.listed) {
+      state.listed = true;
+      this.#waitingIn.push(state);
+    }
+    if (state.joins === undefined) this.#watchJoins(state, w.group);
+    return undefined;
+  }
+
+  /**
+   * Takes `w` out of the queue (it timed out or was aborted). It stays in its list, and
+   * the pumps skip it and drop it when they pass.
+   */
+  remove(w: Waiter): void {
+    if (!w.queued) return;
+    w.queued = false;
+    w.state.waiting--;
+  }
+
+  /**
+   * The scope stopped, or this node left: every waiting dispatch fails now
+   * rather than when (if ever) a call in flight settles.
+   */
+  detach(): void {
+    if (this.#waitingIn.length > 0) this.#pumpAll();
+  }
+
+  #pumpAll(): void {
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = true;
+    try {
+      do {
+        this.#again = false;
+        // A member may belong to several groups, and a sticky dispatch can only use its
+        // own member: every group with waiters gets a look, not only the freed call's.
+        const groups = this.#waitingIn;
+        for (let i = 0; i < groups.length; i++) {
+          const state = groups[i]!;
+          if (state.waiting > 0) this.#pump(state);
+        }
+      } while (this.#again);
+    } finally {
+      this.#pumping = false;
+      if (this.#waitingIn.some((state) => state.waiting === 0)) {
+        this.#waitingIn = this.#waitingIn.filter((state) => {
+          if (state.waiting > 0) return true;
+          state.listed = false;
+          return false;
+        });
+      }
+    }
   }
 
   /**
@@ -144,20 +221,16 @@ export class Backpressure {
     let head = state.queueHead;
     while (head < q.length) {
       const w = q[head]!;
-      if (!w.done) {
+      if (w.queued) {
         const pid = this.#pickFor(w);
-        if (w.done) {
-          head++;
-          continue;
-        }
-        if (pid === undefined) {
+        if (pid === undefined && w.queued) {
           const hopeless = this.#hopeless(w.group);
           if (hopeless === undefined) break;
-          w.reject(hopeless);
-          head++;
-          continue;
+          this.#fail(w, hopeless);
+        } else if (pid !== undefined) {
+          this.remove(w);
+          w.start(pid);
         }
-        this.#start(w, pid);
       }
       head++;
     }
@@ -172,19 +245,25 @@ export class Backpressure {
       state.queueHead = head;
     }
     if (state.sticky.length > 0) {
+      const sticky = state.sticky;
+      state.sticky = [];
       let kept = 0;
-      for (const w of state.sticky) {
-        if (w.done) continue;
+      for (const w of sticky) {
+        if (!w.queued) continue;
         const pid = this.#pickFor(w);
-        if (w.done) continue;
-        if (pid !== undefined) this.#start(w, pid);
-        else {
+        if (!w.queued) continue;
+        if (pid !== undefined) {
+          this.remove(w);
+          w.start(pid);
+        } else {
           const hopeless = this.#hopeless(w.group);
-          if (hopeless === undefined) state.sticky[kept++] = w;
-          else w.reject(hopeless);
+          if (hopeless === undefined) sticky[kept++] = w;
+          else this.#fail(w, hopeless);
         }
       }
-      state.sticky.length = kept;
+      sticky.length = kept;
+      // Sticky waiters queued while this ran (a retry) go after those kept.
+      state.sticky = state.sticky.length === 0 ? sticky : sticky.concat(state.sticky);
     }
   }
 
@@ -196,9 +275,14 @@ export class Backpressure {
     try {
       return w.pick();
     } catch (error) {
-      w.reject(error);
+      this.#fail(w, error);
       return undefined;
     }
+  }
+
+  #fail(w: Waiter, error: unknown): void {
+    this.remove(w);
+    w.fail(error);
   }
 
   /**
@@ -215,88 +299,6 @@ export class Backpressure {
         `group ${describe(group)} lost its last member while dispatches waited`,
       );
     return undefined;
-  }
-
-  /**
-   * The scope stopped, or this node left: every waiting dispatch fails now
-   * rather than when (if ever) a call in flight settles.
-   */
-  detach(): void {
-    if (this.#waiting === 0) return;
-    for (const state of this.#groups) if (state.waiting > 0) this.#pump(state);
-  }
-
-  #start(w: Waiter, pid: Pid): void {
-    this.take(pid);
-    this.#settleWaiter(w);
-    w.resolve(pid);
-  }
-
-  #settleWaiter(w: Waiter): void {
-    w.done = true;
-    w.state.waiting--;
-    this.#waiting--;
-  }
-
-  /** Waits for a member with room, within `maxQueue`, the deadline and the signal. */
-  wait(
-    state: GroupState,
-    group: Group,
-    options: DispatchOptions,
-    deadline: number | undefined,
-    pick: () => Pid | undefined,
-    sticky: boolean,
-  ): Promise<Pid> {
-    const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
-    if (state.waiting >= maxQueue) {
-      return Promise.reject(
-        new QueueFullError(
-          `every member of group ${describe(group)} is at its in-flight bound and ${maxQueue} dispatches already wait; ` +
-            'add members, raise maxInFlight or maxQueue, or slow down',
-        ),
-      );
-    }
-    const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<Pid>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const onAbort = () => fail(signal!.reason);
-      const cleanup = () => {
-        if (timer !== undefined) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const fail = (error: unknown) => {
-        if (w.done) return;
-        this.#settleWaiter(w);
-        cleanup();
-        reject(error);
-      };
-      const w: Waiter = {
-        pick,
-        resolve: (pid) => {
-          cleanup();
-          resolve(pid);
-        },
-        reject: fail,
-        done: false,
-        state,
-        group,
-      };
-      if (deadline !== undefined) {
-        timer = after(Math.max(0, deadline - performance.now()), () =>
-          fail(
-            new CallTimeoutError(
-              `dispatch to group ${describe(group)} waited ${options.timeout} ms for a member with room`,
-            ),
-          ),
-        );
-      }
-      signal?.addEventListener('abort', onAbort, { once: true });
-      (sticky ? state.sticky : state.queue).push(w);
-      state.waiting++;
-      this.#waiting++;
-      if (state.joins === undefined) this.#watchJoins(state, group);
-    });
   }
 
   /**
@@ -318,7 +320,7 @@ export class Backpressure {
         onEvent: () => {
           if (state.joins !== watch) return;
           if (state.waiting > 0) {
-            this.#pump(state); // a join brings room; a leave may empty the group
+            this.#pumpAll(); // a join brings room; a leave may empty the group
             return;
           }
           state.joins = undefined;
@@ -338,7 +340,7 @@ export class Backpressure {
           watch.ref = m.ref;
           // A member may have joined between the last pick and the snapshot. If the
           // queue has drained already, the monitor stays until the next event.
-          if (state.waiting > 0) this.#pump(state);
+          if (state.waiting > 0) this.#pumpAll();
         },
         () => {
           if (state.joins === watch) state.joins = undefined;

@@ -4,20 +4,13 @@
  * the calling thread (strategies.ts); the call then goes straight to the member's
  * node. Backpressure and waiting are backpressure.ts's.
  */
-import {
-  CallTimeoutError,
-  describe,
-  NodeDownError,
-  NoMembersError,
-  NoProcessError,
-  NoScopeError,
-  ProcessExitError,
-} from '../core/errors.js';
+import { NoScopeError } from '../core/errors.js';
 import { checkGroup, type Group } from '../core/group.js';
 import type { MembershipView } from '../core/membership-view.js';
 import type { Pid } from '../core/pid.js';
 import { type CallOptions, checkCallOptions } from '../runtime/pending-calls.js';
-import { Backpressure, type GroupWatcher } from './backpressure.js';
+import { Backpressure, type GroupState, type GroupWatcher } from './backpressure.js';
+import { Job, type JobContext } from './job.js';
 import {
   type Caller,
   checkDispatchOptions,
@@ -30,11 +23,6 @@ import {
 } from './options.js';
 import { Picker } from './strategies.js';
 
-/** A member that died under a call: the only failures `retries` applies to. */
-function memberGone(e: unknown): boolean {
-  return e instanceof ProcessExitError || e instanceof NodeDownError || e instanceof NoProcessError;
-}
-
 /** What dispatch needs of its scope: monitors (for backpressure) and `waitForMembers`. */
 export interface DispatchScope extends GroupWatcher {
   waitForMembers(group: Group, options: { timeout: number; signal?: AbortSignal }): Promise<Pid[]>;
@@ -42,11 +30,11 @@ export interface DispatchScope extends GroupWatcher {
 
 export class Dispatcher {
   readonly #node: Caller;
-  readonly #scopeApi: DispatchScope;
   readonly #reader: () => MembershipView | undefined;
   readonly #scope: string;
   readonly #picker: Picker;
   readonly #queue: Backpressure;
+  readonly #jobs: JobContext;
 
   constructor(
     node: Caller,
@@ -55,11 +43,18 @@ export class Dispatcher {
     reader: () => MembershipView | undefined,
   ) {
     this.#node = node;
-    this.#scopeApi = scopeApi;
     this.#scope = scope;
     this.#reader = reader;
     this.#queue = new Backpressure(scope, reader, scopeApi, DEFAULT_MAX_IN_FLIGHT);
-    this.#picker = new Picker(node, reader, this.#queue.windows);
+    this.#picker = new Picker(node.node, reader, this.#queue.windows);
+    this.#jobs = {
+      scope,
+      caller: node,
+      picker: this.#picker,
+      queue: this.#queue,
+      reader,
+      waitForMembers: (group, options) => scopeApi.waitForMembers(group, options),
+    };
   }
 
   /**
@@ -73,93 +68,29 @@ export class Dispatcher {
   }
 
   /**
-   * Calls a member picked by `options.strategy`. Rejects with `NoMembersError` for an
-   * empty group (after `waitForMembers` ms if given), `QueueFullError` when every
-   * member is saturated and the queue is full, or whatever the call rejects with.
+   * Calls a member picked by `options.strategy` (a `Job`, job.ts). Rejects with
+   * `NoMembersError` for an empty group (after `waitForMembers` ms if given),
+   * `QueueFullError` when every member is saturated and the queue is full, or whatever
+   * the call rejects with.
    */
-  async dispatch<R>(group: Group, message: unknown, options: DispatchOptions = {}): Promise<R> {
-    checkDispatchOptions(options);
-    const strategy = options.strategy ?? 'random';
-    // Undefined: each member's adaptive window (window.ts).
-    const maxInFlight = options.maxInFlight;
-    if (this.#reader() === undefined) {
-      checkGroup(group);
-      throw new NoScopeError(`cannot dispatch: scope '${this.#scope}' is not running`);
-    }
-    // `timeout` bounds the whole dispatch: waiting in a queue, then each attempt.
-    const deadline =
-      options.timeout === undefined ? undefined : performance.now() + options.timeout;
-    const state = this.#queue.state(group);
-    let retriesLeft = options.retries ?? 0;
-    let tried: Set<Pid> | undefined;
-    let waited = false;
-    for (;;) {
-      let pid = this.#picker.pick(group, strategy, options.key, tried, maxInFlight);
-      if (pid !== undefined) {
-        this.#queue.take(pid);
-      } else {
-        const reader = this.#reader();
-        if (reader === undefined)
-          throw new NoScopeError(`scope '${this.#scope}' stopped during the dispatch`);
-        if (
-          reader.count(group) === 0 ||
-          (tried !== undefined && this.#picker.allTried(group, tried))
-        ) {
-          if (!waited && (options.waitForMembers ?? 0) > 0) {
-            waited = true;
-            await this.#waitForMembers(group, options, deadline);
-            continue;
-          }
-          throw new NoMembersError(
-            tried === undefined
-              ? `group ${describe(group)} of scope '${this.#scope}' has no members; ` +
-                  'to wait for one, pass { waitForMembers: ms } or await pg.waitForMembers(group) first'
-              : `every member of group ${describe(group)} tried failed, and no other is left`,
-          );
-        }
-        // Every usable member is at its bound: wait for one (the waiter takes its slot).
-        const t = tried;
-        try {
-          pid = await this.#queue.wait(
-            state,
-            group,
-            options,
-            deadline,
-            () => this.#picker.pick(group, strategy, options.key, t, maxInFlight),
-            strategy === 'hash' || typeof strategy === 'function',
-          );
-        } catch (error) {
-          // The group emptied while this dispatch waited: it still has its
-          // `waitForMembers` to spend, as a dispatch that found the group empty would.
-          if (error instanceof NoMembersError && !waited && (options.waitForMembers ?? 0) > 0)
-            continue;
-          throw error;
-        }
+  dispatch<R>(group: Group, message: unknown, options: DispatchOptions = {}): Promise<R> {
+    let state: GroupState;
+    try {
+      checkDispatchOptions(options);
+      if (this.#reader() === undefined) {
+        checkGroup(group);
+        throw new NoScopeError(`cannot dispatch: scope '${this.#scope}' is not running`);
       }
-      state.calls++;
-      const start = process.hrtime.bigint();
-      try {
-        const left = deadline === undefined ? undefined : Math.max(0, deadline - performance.now());
-        return await this.#node.call<R>(
-          pid,
-          message,
-          left === undefined ? options : { ...options, timeout: left },
-        );
-      } catch (error) {
-        state.failures++;
-        if (retriesLeft > 0 && memberGone(error)) {
-          retriesLeft--;
-          state.retries++;
-          tried ??= new Set();
-          tried.add(pid);
-          continue;
-        }
-        throw error;
-      } finally {
-        state.histogram.record(Math.max(1, Number(process.hrtime.bigint() - start)));
-        this.#queue.release(pid);
-      }
+      state = this.#queue.state(group);
+    } catch (error) {
+      return Promise.reject(error);
     }
+    let job!: Job<R>;
+    const promise = new Promise<R>((resolve, reject) => {
+      job = new Job<R>(this.#jobs, group, message, options, state, resolve, reject);
+    });
+    job.run();
+    return promise;
   }
 
   /** Sends `message` to every member of `group`; returns how many (syn's `publish`). */
@@ -224,34 +155,5 @@ export class Dispatcher {
    */
   detach(): void {
     this.#queue.detach();
-  }
-
-  /**
-   * Resolves when `group` has a member. Rejects with `NoMembersError` after
-   * `waitForMembers` ms, or with `CallTimeoutError` when the dispatch's own `timeout`
-   * comes first: `timeout` bounds the whole dispatch, this wait included.
-   */
-  async #waitForMembers(
-    group: Group,
-    options: DispatchOptions,
-    deadline: number | undefined,
-  ): Promise<void> {
-    const wanted = options.waitForMembers!;
-    const left = deadline === undefined ? wanted : Math.max(0, deadline - performance.now());
-    const ms = Math.min(wanted, left);
-    const { signal } = options;
-    try {
-      await this.#scopeApi.waitForMembers(
-        group,
-        signal === undefined ? { timeout: ms } : { timeout: ms, signal },
-      );
-    } catch (error) {
-      if (error instanceof NoMembersError && left < wanted) {
-        throw new CallTimeoutError(
-          `dispatch to group ${describe(group)} found no member within its timeout of ${options.timeout} ms`,
-        );
-      }
-      throw error;
-    }
   }
 }

@@ -5,7 +5,7 @@
  */
 import { checkNumber, describe } from '../core/errors.js';
 import type { Pid } from '../core/pid.js';
-import { type CallOptions, checkCallOptions } from '../runtime/pending-calls.js';
+import { type CallOptions, type CallSink, checkCallOptions } from '../runtime/pending-calls.js';
 
 /** What a strategy function learns of the node it runs on. */
 export interface PickNode {
@@ -19,9 +19,22 @@ export interface PickNode {
   nodes(): number[];
 }
 
-/** What dispatch needs of its node: a `PickNode` that also calls and sends. */
-export interface Caller extends PickNode {
+/** What dispatch needs of its node: calls, sends, and the node that strategy functions see. */
+export interface Caller {
+  /** The node, as strategy functions get it (`ctx.node`). */
+  readonly node: PickNode;
   call<R>(pid: Pid, message: unknown, options?: CallOptions): Promise<R>;
+  /**
+   * A call whose outcome goes to `sink`, with `timeout` in place of `options.timeout`.
+   * Returns the error when nothing was sent (the sink is then not told), else undefined.
+   */
+  callInto(
+    pid: Pid,
+    message: unknown,
+    options: CallOptions,
+    timeout: number | undefined,
+    sink: CallSink,
+  ): unknown;
   send(pid: Pid, message: unknown): boolean;
 }
 

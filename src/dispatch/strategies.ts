@@ -91,15 +91,13 @@ export class Picker {
     }
     if (n === 0) return undefined;
     const members = this.#scratch;
-    const usable = (pid: Pid) =>
-      windows.hasRoom(pid, maxInFlight) && (tried === undefined || !tried.has(pid));
     if (typeof strategy === 'function') {
       const list = Array.from(members.subarray(0, n)) as Pid[];
       const pid = strategy(
-        list.filter((p) => usable(p)),
+        list.filter((p) => this.#usable(p, tried, maxInFlight)),
         { node: this.#node, key },
       );
-      return pid !== undefined && usable(pid) ? pid : undefined;
+      return pid !== undefined && this.#usable(pid, tried, maxInFlight) ? pid : undefined;
     }
     switch (strategy) {
       case 'hash': {
@@ -120,36 +118,54 @@ export class Picker {
         return best !== undefined && windows.hasRoom(best, maxInFlight) ? best : undefined;
       }
       case 'local-first': {
+        // Round-robin over the usable members of this node; over all usable ones if none.
         const self = this.#node.id;
-        const local = (pid: Pid) => nodeOf(pid) === self && usable(pid);
         let pool = 0;
-        for (let i = 0; i < n; i++) if (local(members[i] as Pid)) pool++;
-        const take = pool > 0 ? local : usable;
-        if (pool === 0) for (let i = 0; i < n; i++) if (usable(members[i] as Pid)) pool++;
+        for (let i = 0; i < n; i++) {
+          const pid = members[i] as Pid;
+          if (nodeOf(pid) === self && this.#usable(pid, tried, maxInFlight)) pool++;
+        }
+        const local = pool > 0;
+        if (!local)
+          for (let i = 0; i < n; i++)
+            if (this.#usable(members[i] as Pid, tried, maxInFlight)) pool++;
         if (pool === 0) return undefined;
         let k = this.#localRr++ % pool;
         for (let i = 0; i < n; i++) {
           const pid = members[i] as Pid;
-          if (take(pid) && k-- === 0) return pid;
+          if (
+            (!local || nodeOf(pid) === self) &&
+            this.#usable(pid, tried, maxInFlight) &&
+            k-- === 0
+          )
+            return pid;
         }
         return undefined;
       }
-      case 'least-loaded':
-        return this.#least(members, n, usable);
       default:
-        // random or round-robin whose first pick was saturated or already tried.
-        return this.#least(members, n, usable);
+        // least-loaded; or random or round-robin whose first pick was saturated or tried.
+        return this.#least(members, n, tried, maxInFlight);
     }
   }
 
+  /** True when `pid` has room for one more call from this thread and was not tried. */
+  #usable(pid: Pid, tried: Set<Pid> | undefined, maxInFlight: number | undefined): boolean {
+    return this.#windows.hasRoom(pid, maxInFlight) && (tried === undefined || !tried.has(pid));
+  }
+
   /** The usable member with the least load (its node's published load plus this thread's calls to it). */
-  #least(members: Float64Array, n: number, usable: (pid: Pid) => boolean): Pid | undefined {
+  #least(
+    members: Float64Array,
+    n: number,
+    tried: Set<Pid> | undefined,
+    maxInFlight: number | undefined,
+  ): Pid | undefined {
     let best: Pid | undefined;
     let bestLoad = Number.POSITIVE_INFINITY;
     const start = random32() % n;
     for (let k = 0; k < n; k++) {
       const pid = members[(start + k) % n] as Pid;
-      if (!usable(pid)) continue;
+      if (!this.#usable(pid, tried, maxInFlight)) continue;
       const load = this.#node.loadOf(pid) + this.#windows.inFlight(pid);
       if (load < bestLoad) {
         bestLoad = load;

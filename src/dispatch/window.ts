@@ -8,7 +8,7 @@
  * no-op calls pay a round trip each instead of riding in batches.
  *
  * So the window adapts, per member, to hold about `TARGET_MS` of that member's work:
- * enough to hide the round trip, no more. Each busy period is measured in periods of
+ * enough to hide the round trip, no more. Completions are counted in periods of
  * `TARGET_MS`; at the end of one, the window becomes the calls completed per ms times
  * `TARGET_MS`, plus one. That is a latency target (Little's law: calls in flight =
  * rate × latency): while calls come back faster than `TARGET_MS`, the window grows
@@ -16,6 +16,13 @@
  * the member, it shrinks (1 ms jobs settle at about 5: one running, the next ones
  * queued behind it), and the rest wait in this thread's queue for whichever member
  * frees up first, a member that joins included.
+ *
+ * A period starts at the first completion of a busy period, not at its first call: the
+ * time before that first answer is one round trip plus whatever kept this thread busy
+ * (submitting the rest of a burst, a collection), and says nothing of the member's
+ * rate. Counting it collapsed the window of no-op calls to 2 now and then, and the
+ * dispatches behind it queued. For the same reason a window shrinks at most by half
+ * per period: one bad period does not undo a hundred good ones.
  *
  * An explicit `maxInFlight` in the dispatch options fixes the window instead.
  */
@@ -35,6 +42,7 @@ interface Member {
   size: number;
   /** Calls completed since `since`. */
   done: number;
+  /** When the period started (performance.now()), or -1 before the busy period's first completion. */
   since: number;
 }
 
@@ -63,30 +71,30 @@ export class Windows {
   take(pid: Pid): void {
     let m = this.#members.get(pid);
     if (m === undefined) {
-      m = { inFlight: 0, size: INITIAL, done: 0, since: 0 };
+      m = { inFlight: 0, size: INITIAL, done: 0, since: -1 };
       this.#members.set(pid, m);
     }
-    if (m.inFlight === 0) {
-      // A busy period starts: idle time says nothing of the member's speed.
-      m.since = performance.now();
-      m.done = 0;
-    }
-    m.inFlight++;
+    // A busy period starts: idle time says nothing of the member's speed.
+    if (m.inFlight++ === 0) m.since = -1;
   }
 
-  /** A call to `pid` ended, either way. */
-  release(pid: Pid): void {
+  /** A call to `pid` ended, either way, at `now` (performance.now()). */
+  release(pid: Pid, now: number): void {
     const m = this.#members.get(pid);
     if (m === undefined) return;
     m.inFlight--;
-    m.done++;
-    const now = performance.now();
-    const elapsed = now - m.since;
-    if (elapsed >= TARGET_MS) {
-      const size = Math.ceil((m.done / elapsed) * TARGET_MS) + 1;
-      m.size = Math.min(this.#max, Math.max(MIN, size));
+    if (m.since < 0) {
       m.since = now;
       m.done = 0;
+    } else {
+      m.done++;
+      const elapsed = now - m.since;
+      if (elapsed >= TARGET_MS) {
+        const size = Math.ceil((m.done / elapsed) * TARGET_MS) + 1;
+        m.size = Math.min(this.#max, Math.max(MIN, size, m.size >> 1));
+        m.since = now;
+        m.done = 0;
+      }
     }
     if (m.inFlight === 0 && this.#members.size > REMEMBERED) this.#members.delete(pid);
   }

@@ -15,8 +15,9 @@ import { formatPid, makePid, nodeOf, type Pid, serialOf, toPid } from '../core/p
 import { checkScopeName } from '../core/scope-name.js';
 import { fromWire, type WireError } from '../core/wire-error.js';
 import { BatchPort } from '../protocol/batch-port.js';
-import { CALL, type ChannelHost, cloneLocal, SEND } from '../protocol/channel.js';
+import { CALL, type Channel, type ChannelHost, cloneLocal, SEND } from '../protocol/channel.js';
 import { type Endpoint, parseToNode, type ToNode } from '../protocol/messages.js';
+import type { Caller } from '../dispatch/options.js';
 import type { Scope, ScopeHost } from '../pg/scope.js';
 import { serve, type ServeOptions, type Served } from '../services/index.js';
 import type { Group } from '../core/group.js';
@@ -24,9 +25,15 @@ import { NodeScopes } from './node-scopes.js';
 import { Control } from './control.js';
 import { Drain } from './drain.js';
 import { LoadTable } from './load-table.js';
-import { type CallOptions, Calls, checkCallOptions, type Transferable } from './pending-calls.js';
+import {
+  type CallOptions,
+  Calls,
+  type CallSink,
+  checkCallOptions,
+  type Transferable,
+} from './pending-calls.js';
 import { Peers } from './peers.js';
-import type { Handler, SpawnOptions } from './process.js';
+import { type Handler, Process, type SpawnOptions } from './process.js';
 import { exitError, noProc, Processes } from './processes.js';
 import { type ExitReason, type ProcessMonitor, ProcessMonitors } from './process-monitors.js';
 
@@ -77,7 +84,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.id = welcome.id;
     this.#control = new Control(control);
     this.#monitors = new ProcessMonitors(this.id);
-    this.#scopes = new NodeScopes(this.#scopeHost(), this);
+    this.#scopes = new NodeScopes(this.#scopeHost(), this.#caller());
     this.#home = welcome.home === true;
     this.#peers = new Peers(
       this.#channelHost,
@@ -205,21 +212,17 @@ export class Node extends EventEmitter<NodeEvents> {
       const p = toPid(pid);
       checkCallOptions(options);
       if (options?.signal?.aborted) return Promise.reject(options.signal.reason);
-      const node = nodeOf(p);
-      if (node === this.id) {
-        const proc = this.#processes.alive(serialOf(p));
-        if (proc === undefined) return Promise.reject(noProc(p));
+      const to = this.#route(p);
+      if (to instanceof Error) return Promise.reject(to);
+      if (to instanceof Process) {
         const copy = cloneLocal(message, options?.transfer);
-        const [id, promise] = this.#calls.open<R>(node, p, options);
-        proc.deliver({ message: copy, from: this.self(), id, replyTo: this.#calls.local });
+        const [id, promise] = this.#calls.open<R>(this.id, p, options);
+        to.deliver({ message: copy, from: this.self(), id, replyTo: this.#calls.local });
         return promise;
       }
-      const channel = this.#peers.channel(node);
-      if (channel === undefined)
-        return Promise.reject(new NodeDownError(`node ${node} of ${formatPid(p)} is down`, node));
-      const [id, promise] = this.#calls.open<R>(node, p, options);
+      const [id, promise] = this.#calls.open<R>(to.peer, p, options);
       try {
-        channel.post([CALL, id, serialOf(p), this.self(), message], options?.transfer);
+        to.post([CALL, id, serialOf(p), this.self(), message], options?.transfer);
       } catch (error) {
         this.#calls.settle(id, false, error);
       }
@@ -227,6 +230,52 @@ export class Node extends EventEmitter<NodeEvents> {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Dispatch's call: the outcome goes to `sink` rather than to a promise, so that a
+   * dispatch costs one promise (the one it returns) however it waits and retries.
+   * Returns the error when nothing was sent (the sink is then not told), else undefined.
+   */
+  #callInto(
+    p: Pid,
+    message: unknown,
+    options: CallOptions,
+    timeout: number | undefined,
+    sink: CallSink,
+  ): unknown {
+    if (!this.#connected) return this.#notConnected();
+    const { signal, transfer } = options;
+    if (signal?.aborted) return signal.reason;
+    const to = this.#route(p);
+    if (to instanceof Error) return to;
+    try {
+      if (to instanceof Process) {
+        const copy = cloneLocal(message, transfer);
+        const id = this.#calls.openInto(this.id, p, timeout, signal, sink);
+        to.deliver({ message: copy, from: this.self(), id, replyTo: this.#calls.local });
+        return undefined;
+      }
+      const id = this.#calls.openInto(to.peer, p, timeout, signal, sink);
+      try {
+        to.post([CALL, id, serialOf(p), this.self(), message], transfer);
+      } catch (error) {
+        this.#calls.forget(id);
+        return error;
+      }
+      return undefined;
+    } catch (error) {
+      return error;
+    }
+  }
+
+  /** Where a call to `p` goes: its live local process, the channel to its node, or why neither. */
+  #route(p: Pid): Process | Channel | Error {
+    const node = nodeOf(p);
+    if (node === this.id) return this.#processes.alive(serialOf(p)) ?? noProc(p);
+    return (
+      this.#peers.channel(node) ?? new NodeDownError(`node ${node} of ${formatPid(p)} is down`, node)
+    );
   }
 
   // Process monitors ----------------------------------------------------------------------
@@ -300,6 +349,17 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /** What a scope needs of its node: the coordinator, and which local pids are alive. */
+  /** What dispatch sees of this node; strategy functions get the node itself, as `ctx.node`. */
+  #caller(): Caller {
+    return {
+      node: this,
+      call: (pid, message, options) => this.call(pid, message, options),
+      callInto: (pid, message, options, timeout, sink) =>
+        this.#callInto(pid, message, options, timeout, sink),
+      send: (pid, message) => this.send(pid, message),
+    };
+  }
+
   #scopeHost(): ScopeHost {
     return {
       id: this.id,
@@ -461,10 +521,13 @@ export class Node extends EventEmitter<NodeEvents> {
   };
 
   #assertConnected(): void {
-    if (!this.#connected)
-      throw new NotConnectedError(
-        `node ${this.id} is not in a cluster any more: the cluster was stopped, or the node left it (node.close())`,
-      );
+    if (!this.#connected) throw this.#notConnected();
+  }
+
+  #notConnected(): NotConnectedError {
+    return new NotConnectedError(
+      `node ${this.id} is not in a cluster any more: the cluster was stopped, or the node left it (node.close())`,
+    );
   }
 
   #shutdown(): void {

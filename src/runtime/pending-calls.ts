@@ -1,6 +1,6 @@
 /**
- * The calls a node is waiting on: one promise each, settled by a reply, a failure, a
- * timeout, an abort, or the target's node going down.
+ * The calls a node is waiting on: one promise each (or a sink, for dispatch), settled by
+ * a reply, a failure, a timeout, an abort, or the target's node going down.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { CallTimeoutError, checkNumber, describe } from '../core/errors.js';
@@ -38,9 +38,19 @@ export function checkCallOptions(options: CallOptions | undefined): void {
   }
 }
 
+/**
+ * Where a call's outcome goes when its caller wants no promise of its own: dispatch,
+ * which would otherwise await one promise per attempt inside the one it returns.
+ */
+export interface CallSink {
+  settled(ok: boolean, value: unknown): void;
+}
+
 interface Pending {
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
+  /** A plain call's promise, or undefined for a call into a sink. */
+  resolve: ((value: unknown) => void) | undefined;
+  reject: ((error: unknown) => void) | undefined;
+  sink: CallSink | undefined;
   node: number;
   pid: Pid;
   timer: ReturnType<typeof setTimeout> | undefined;
@@ -77,12 +87,12 @@ export class Calls {
 
   /** Registers a call to `pid` on `node`; returns its id and promise. */
   open<R>(node: number, pid: Pid, options: CallOptions | undefined): [number, Promise<R>] {
-    const id = ++this.#seq;
     let entry!: Pending;
     const promise = new Promise<R>((resolve, reject) => {
       entry = {
         resolve: resolve as (v: unknown) => void,
         reject,
+        sink: undefined,
         node,
         pid,
         timer: undefined,
@@ -90,25 +100,58 @@ export class Calls {
         onAbort: undefined,
       };
     });
+    return [this.#register(entry, options?.timeout, options?.signal), promise];
+  }
+
+  /** Registers a call to `pid` on `node` whose outcome goes to `sink`; returns its id. */
+  openInto(
+    node: number,
+    pid: Pid,
+    timeout: number | undefined,
+    signal: AbortSignal | undefined,
+    sink: CallSink,
+  ): number {
+    const entry: Pending = {
+      resolve: undefined,
+      reject: undefined,
+      sink,
+      node,
+      pid,
+      timer: undefined,
+      signal: undefined,
+      onAbort: undefined,
+    };
+    return this.#register(entry, timeout, signal);
+  }
+
+  #register(entry: Pending, timeout: number | undefined, signal: AbortSignal | undefined): number {
+    const id = ++this.#seq;
     this.#pending.set(id, entry);
-    const timeout = options?.timeout;
     entry.timer = after(timeout, () => {
       this.settle(
         id,
         false,
         new CallTimeoutError(
-          `call to ${formatPid(pid)} got no answer within ${Math.ceil(timeout!)} ms: its handler is still busy, ` +
+          `call to ${formatPid(entry.pid)} got no answer within ${Math.ceil(timeout!)} ms: its handler is still busy, ` +
             "or its thread is blocked (a piscina or tinypool thread must be created with atomics: 'disabled' or useAtomics: false to answer calls)",
         ),
       );
     });
-    const signal = options?.signal;
     if (signal !== undefined) {
       entry.signal = signal;
       entry.onAbort = () => this.settle(id, false, signal.reason);
       signal.addEventListener('abort', entry.onAbort, { once: true });
     }
-    return [id, promise];
+    return id;
+  }
+
+  /** Drops call `id` without settling it: it could not be sent, and its caller is told so directly. */
+  forget(id: number): void {
+    const entry = this.#pending.get(id);
+    if (entry === undefined) return;
+    this.#pending.delete(id);
+    this.#unhook(entry);
+    this.#emptied();
   }
 
   /** Settles call `id` (a no-op if it was settled already, e.g. after a timeout). */
@@ -116,10 +159,19 @@ export class Calls {
     const entry = this.#pending.get(id);
     if (entry === undefined) return;
     this.#pending.delete(id);
+    this.#unhook(entry);
+    if (entry.sink !== undefined) entry.sink.settled(ok, value);
+    else if (ok) entry.resolve!(value);
+    else entry.reject!(value);
+    this.#emptied();
+  }
+
+  #unhook(entry: Pending): void {
     if (entry.timer !== undefined) clearTimeout(entry.timer);
     if (entry.onAbort !== undefined) entry.signal!.removeEventListener('abort', entry.onAbort);
-    if (ok) entry.resolve(value);
-    else entry.reject(value);
+  }
+
+  #emptied(): void {
     if (this.#empty.length > 0 && this.#pending.size === 0) {
       const waiting = this.#empty;
       this.#empty = [];
@@ -133,14 +185,18 @@ export class Calls {
     return new Promise((resolve) => this.#empty.push(resolve));
   }
 
-  /** Fails every call to a pid of `node` (it went down). */
+  /**
+   * Fails every call to a pid of `node` (it went down). The calls are listed first: a
+   * sink (dispatch) may start a retry while it is told, and that call is not this one.
+   */
   failNode(node: number, error: (pid: Pid) => unknown): void {
-    for (const [id, entry] of this.#pending)
-      if (entry.node === node) this.settle(id, false, error(entry.pid));
+    const down: [number, Pid][] = [];
+    for (const [id, entry] of this.#pending) if (entry.node === node) down.push([id, entry.pid]);
+    for (const [id, pid] of down) this.settle(id, false, error(pid));
   }
 
   /** Fails every call (the node is closing). */
   failAll(error: (pid: Pid) => unknown): void {
-    for (const [id, entry] of this.#pending) this.settle(id, false, error(entry.pid));
+    for (const [id, entry] of [...this.#pending]) this.settle(id, false, error(entry.pid));
   }
 }
