@@ -19,6 +19,7 @@ import {
   type DispatchOptions,
   type DispatchStats,
   type MultiCallResult,
+  NO_OPTIONS,
   type Strategy,
 } from './options.js';
 import { Picker } from './strategies.js';
@@ -73,10 +74,10 @@ export class Dispatcher {
    * `QueueFullError` when every member is saturated and the queue is full, or whatever
    * the call rejects with.
    */
-  dispatch<R>(group: Group, message: unknown, options: DispatchOptions = {}): Promise<R> {
+  dispatch<R>(group: Group, message: unknown, options: DispatchOptions = NO_OPTIONS): Promise<R> {
     let state: GroupState;
     try {
-      checkDispatchOptions(options);
+      if (options !== NO_OPTIONS) checkDispatchOptions(options);
       if (this.#reader() === undefined) {
         checkGroup(group);
         throw new NoScopeError(`cannot dispatch: scope '${this.#scope}' is not running`);

@@ -30,6 +30,7 @@ import {
 import type { Group } from '../core/group.js';
 import type { MembershipView } from '../core/membership-view.js';
 import type { Pid } from '../core/pid.js';
+import { jobClock } from '../core/clock.js';
 import { after } from '../core/timer.js';
 import type { CallSink } from '../runtime/pending-calls.js';
 import type { Backpressure, GroupState, Waiter } from './backpressure.js';
@@ -65,7 +66,7 @@ export class Job<R> implements Waiter, CallSink {
   #retriesLeft: number;
   #tried: Set<Pid> | undefined;
   #waited = false;
-  /** The member of the attempt in flight, and when it started (performance.now()). */
+  /** The member of the attempt in flight, and when it started (`jobClock()`). */
   #pid: Pid = 0 as Pid;
   #started = 0;
   /** While queued with a deadline or a signal. */
@@ -151,9 +152,9 @@ export class Job<R> implements Waiter, CallSink {
     ctx.queue.take(pid);
     this.state.calls++;
     this.#pid = pid;
-    this.#started = performance.now();
+    this.#started = jobClock();
     const deadline = this.#deadline;
-    const left = deadline === undefined ? undefined : Math.max(0, deadline - this.#started);
+    const left = deadline === undefined ? undefined : Math.max(0, deadline - performance.now());
     const failed = ctx.caller.callInto(pid, this.#message, this.#options, left, this);
     // Nothing was sent (the node went down, the message cannot be cloned…): the same
     // path as a call that failed, retries included.
@@ -164,7 +165,7 @@ export class Job<R> implements Waiter, CallSink {
   settled(ok: boolean, value: unknown): void {
     const pid = this.#pid;
     const state = this.state;
-    const now = performance.now();
+    const now = jobClock();
     state.histogram.record(Math.max(1, Math.round((now - this.#started) * 1e6)));
     if (ok) {
       this.#resolve(value as R);

@@ -101,7 +101,11 @@ export interface DispatchStats {
   retries: number;
   /** Dispatches waiting now for a member with room. */
   queued: number;
-  /** Latency percentiles in microseconds (of calls that completed, either way). */
+  /**
+   * Latency percentiles in microseconds (of calls that completed, either way), from
+   * the job that made the call to the job that handled its answer: calls made or
+   * answered in one job share one clock reading (see core/clock.ts).
+   */
   p50: number;
   /** 90th percentile latency, µs. */
   p90: number;
@@ -140,6 +144,9 @@ export function checkStrategy(strategy: unknown, key: unknown): void {
   if (strategy === 'hash' && key === undefined)
     throw new TypeError("the 'hash' strategy needs a `key` to route by");
 }
+
+/** The options of a dispatch given none: known good, so never checked. */
+export const NO_OPTIONS: DispatchOptions = Object.freeze({});
 
 /** Throws a TypeError or RangeError naming the bad field of dispatch options. */
 export function checkDispatchOptions(o: DispatchOptions): void {

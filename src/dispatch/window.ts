@@ -42,7 +42,7 @@ interface Member {
   size: number;
   /** Calls completed since `since`. */
   done: number;
-  /** When the period started (performance.now()), or -1 before the busy period's first completion. */
+  /** When the period started (`jobClock()`), or -1 before the busy period's first completion. */
   since: number;
 }
 
@@ -78,7 +78,7 @@ export class Windows {
     if (m.inFlight++ === 0) m.since = -1;
   }
 
-  /** A call to `pid` ended, either way, at `now` (performance.now()). */
+  /** A call to `pid` ended, either way, at `now` (`jobClock()`). */
   release(pid: Pid, now: number): void {
     const m = this.#members.get(pid);
     if (m === undefined) return;

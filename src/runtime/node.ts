@@ -274,7 +274,8 @@ export class Node extends EventEmitter<NodeEvents> {
     const node = nodeOf(p);
     if (node === this.id) return this.#processes.alive(serialOf(p)) ?? noProc(p);
     return (
-      this.#peers.channel(node) ?? new NodeDownError(`node ${node} of ${formatPid(p)} is down`, node)
+      this.#peers.channel(node) ??
+      new NodeDownError(`node ${node} of ${formatPid(p)} is down`, node)
     );
   }
 
