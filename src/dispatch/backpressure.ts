@@ -15,7 +15,7 @@ import { describe, NoMembersError, NoScopeError, QueueFullError } from '../core/
 import { encodeGroup, type Group } from '../core/group.js';
 import type { MembershipView } from '../core/membership-view.js';
 import type { Pid } from '../core/pid.js';
-import { Windows } from './window.js';
+import { type Slot, Windows } from './window.js';
 
 /** What backpressure needs of its scope: a monitor on a group, to hear joins. */
 export interface GroupWatcher {
@@ -130,13 +130,13 @@ export class Backpressure {
   }
 
   /** Takes a slot of `pid` for a call from this thread. */
-  take(pid: Pid): void {
-    this.windows.take(pid);
+  take(pid: Pid): Slot {
+    return this.windows.take(pid);
   }
 
-  /** Gives a slot of `pid` back at `now`, and starts the waiting dispatches that can now go. */
-  release(pid: Pid, now: number): void {
-    this.windows.release(pid, now);
+  /** Gives a slot back at `now`, and starts the waiting dispatches that can now go. */
+  release(slot: Slot, now: number): void {
+    this.windows.release(slot, now);
     if (this.#waitingIn.length > 0) this.#pumpAll();
   }
 

@@ -36,6 +36,7 @@ import type { CallSink } from '../runtime/pending-calls.js';
 import type { Backpressure, GroupState, Waiter } from './backpressure.js';
 import { type Caller, DEFAULT_MAX_QUEUE, type DispatchOptions, type Strategy } from './options.js';
 import type { Picker } from './strategies.js';
+import type { Slot } from './window.js';
 
 /** What every job of a scope shares: one object per dispatcher, not per dispatch. */
 export interface JobContext {
@@ -66,8 +67,8 @@ export class Job<R> implements Waiter, CallSink {
   #retriesLeft: number;
   #tried: Set<Pid> | undefined;
   #waited = false;
-  /** The member of the attempt in flight, and when it started (`jobClock()`). */
-  #pid: Pid = 0 as Pid;
+  /** The slot of the member of the attempt in flight, and when it started (`jobClock()`). */
+  #slot: Slot | undefined;
   #started = 0;
   /** While queued with a deadline or a signal. */
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -149,9 +150,8 @@ export class Job<R> implements Waiter, CallSink {
   start(pid: Pid): void {
     if (this.#timer !== undefined || this.#onAbort !== undefined) this.#unhook();
     const ctx = this.#ctx;
-    ctx.queue.take(pid);
+    this.#slot = ctx.queue.take(pid);
     this.state.calls++;
-    this.#pid = pid;
     this.#started = jobClock();
     const deadline = this.#deadline;
     const left = deadline === undefined ? undefined : Math.max(0, deadline - performance.now());
@@ -163,7 +163,7 @@ export class Job<R> implements Waiter, CallSink {
 
   /** The call of this attempt ended (CallSink): free its slot, then answer or retry. */
   settled(ok: boolean, value: unknown): void {
-    const pid = this.#pid;
+    const slot = this.#slot!;
     const state = this.state;
     const now = jobClock();
     state.histogram.record(Math.max(1, Math.round((now - this.#started) * 1e6)));
@@ -174,15 +174,15 @@ export class Job<R> implements Waiter, CallSink {
       if (this.#retriesLeft > 0 && memberGone(value)) {
         this.#retriesLeft--;
         state.retries++;
-        (this.#tried ??= new Set()).add(pid);
-        this.#ctx.queue.release(pid, now);
+        (this.#tried ??= new Set()).add(slot.pid);
+        this.#ctx.queue.release(slot, now);
         this.run();
         return;
       }
       this.#reject(value);
     }
     // After the answer: the dispatches this frees go out in this same job.
-    this.#ctx.queue.release(pid, now);
+    this.#ctx.queue.release(slot, now);
   }
 
   /** From the queue: this dispatch can never go. */

@@ -34,10 +34,12 @@ const TARGET_MS = 4;
 const INITIAL = 4;
 /** The smallest window: one call running, one waiting behind it to hide the round trip. */
 const MIN = 2;
-/** Members remembered while idle; past this, an idle member's window is forgotten. */
+/** Slots remembered while idle; past this, an idle member's window is forgotten. */
 const REMEMBERED = 4096;
 
-interface Member {
+/** One member's window: what a dispatch holds while its call is in flight. */
+export interface Slot {
+  readonly pid: Pid;
   inFlight: number;
   size: number;
   /** Calls completed since `since`. */
@@ -48,7 +50,7 @@ interface Member {
 
 export class Windows {
   readonly #max: number;
-  readonly #members = new Map<Pid, Member>();
+  readonly #members = new Map<Pid, Slot>();
 
   /** `max`: the largest adaptive window. */
   constructor(max: number) {
@@ -67,21 +69,23 @@ export class Windows {
     return m.inFlight < (fixed ?? m.size);
   }
 
-  /** A call to `pid` starts. */
-  take(pid: Pid): void {
+  /**
+   * A call to `pid` starts; returns the slot it holds, to give back with `release` (one
+   * map lookup per call, not one per step).
+   */
+  take(pid: Pid): Slot {
     let m = this.#members.get(pid);
     if (m === undefined) {
-      m = { inFlight: 0, size: INITIAL, done: 0, since: -1 };
+      m = { pid, inFlight: 0, size: INITIAL, done: 0, since: -1 };
       this.#members.set(pid, m);
     }
     // A busy period starts: idle time says nothing of the member's speed.
     if (m.inFlight++ === 0) m.since = -1;
+    return m;
   }
 
-  /** A call to `pid` ended, either way, at `now` (`jobClock()`). */
-  release(pid: Pid, now: number): void {
-    const m = this.#members.get(pid);
-    if (m === undefined) return;
+  /** A call that held `m` ended, either way, at `now` (`jobClock()`). */
+  release(m: Slot, now: number): void {
     m.inFlight--;
     if (m.since < 0) {
       m.since = now;
@@ -96,6 +100,6 @@ export class Windows {
         m.done = 0;
       }
     }
-    if (m.inFlight === 0 && this.#members.size > REMEMBERED) this.#members.delete(pid);
+    if (m.inFlight === 0 && this.#members.size > REMEMBERED) this.#members.delete(m.pid);
   }
 }
