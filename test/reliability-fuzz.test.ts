@@ -24,6 +24,7 @@ import {
   startCluster,
 } from '../src/index.js';
 import { parseToCoordinator, parseToNode } from '../src/protocol/messages.js';
+import { FRAME_LENGTH } from '../src/protocol/frames.js';
 import { type Agent, barrierAll, spawnAgent } from './support/cluster.js';
 import { Commands, SIDE_SERIAL } from './support/commands.js';
 import { LONG, seedFromEnv } from './support/reliability.js';
@@ -593,16 +594,17 @@ test.serial('malformed frames on a peer link are counted by the node and dropped
     fc.tuple(fc.integer({ min: 0, max: 6 })), // too short for any kind
   );
   // A real call over the same link: its answer comes after a handled every frame before it.
+  // (A batch is one flat array of frames end to end; the answer's batch is read the same way.)
   let nextId = 1;
   const linkStats = (): Promise<number> => {
     const id = nextId++;
     return new Promise((resolve) => {
       const on = (raw: unknown) => {
-        const frames = (Array.isArray(raw) && Array.isArray(raw[0]) ? raw : [raw]) as unknown[][];
-        for (const fr of frames) {
-          if (fr[0] === 2 && fr[1] === id) {
+        const f = raw as unknown[];
+        for (let at = 0; at < f.length; at += FRAME_LENGTH[f[at] as number]!) {
+          if (f[at] === 2 && f[at + 1] === id) {
             port1.off('message', on);
-            resolve((fr[2] as { malformed: number }).malformed);
+            resolve((f[at + 2] as { malformed: number }).malformed);
           }
         }
       };
@@ -618,13 +620,22 @@ test.serial('malformed frames on a peer link are counted by the node and dropped
       async (frames, batch) => {
         fc.pre(frames.every((x) => isCloneable(x)));
         const m0 = await linkStats();
-        // A batch is an array of frames; a lone frame goes as it is.
-        if (batch || frames.length > 1)
-          port1.postMessage(frames.map((x) => (Array.isArray(x) ? x : [x])));
-        else port1.postMessage(frames[0]);
+        // Each alone: every one is counted. In one batch behind a well-formed frame (a
+        // SEND to no process, dropped as Erlang drops it): that frame is handled, and the
+        // first malformed one ends the batch, counted once.
+        if (batch)
+          port1.postMessage([
+            0,
+            999_999,
+            0,
+            'before',
+            ...(Array.isArray(frames[0]) ? frames[0] : [frames[0]]),
+          ]);
+        else for (const x of frames) port1.postMessage(Array.isArray(x) ? x : [x]);
         const m1 = await linkStats();
-        if (m1 - m0 !== frames.length) return false;
-        total += frames.length;
+        const expected = batch ? 1 : frames.length;
+        if (m1 - m0 !== expected) return false;
+        total += expected;
         return true;
       },
     ),

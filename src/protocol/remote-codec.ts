@@ -7,19 +7,13 @@
  *   to the coordinator: one serializer pass per job, not one per message;
  * - a payload that is not surely small and cloneable (`boundedSize`) is serialized alone
  *   when it is sent, so that a value that cannot cross a process, or is over the broker's
- *   limit, throws at the sender with a named error; its frame is marked `ENCODED` and
+ *   limit, throws at the sender with a named error; its kind is marked `ENCODED` and
  *   the receiver deserializes that payload on its own.
  */
 import { DefaultSerializer, deserialize } from 'node:v8';
 import { boundedSize } from '../core/cloneable.js';
 import { MessageCloneError, RemoteMessageError } from '../core/errors.js';
-
-/** Frame kinds whose last element is a payload: SEND, CALL, REPLY, FAIL, DOWN. */
-const HAS_PAYLOAD = [true, true, true, true, false, false, true, false, false];
-/** Length of each kind of frame (channel.ts checks them). */
-const LENGTH = [4, 5, 3, 3, 3, 3, 3, 2, 2];
-/** Appended to a frame whose payload was serialized alone. */
-const ENCODED = -1;
+import { ENCODED, FRAME_LENGTH, HAS_PAYLOAD } from './frames.js';
 
 /**
  * One serializer, reused: making one costs about as much as serializing a small value.
@@ -62,20 +56,21 @@ function encodePayload(payload: unknown, maxFrame: number): Uint8Array {
 
 /** Readies a frame for a remote channel; throws (having changed nothing) when its payload cannot go. */
 export function prepareRemote(frame: unknown[], maxFrame: number): void {
-  if (HAS_PAYLOAD[frame[0] as number] !== true) return;
+  const kind = frame[0] as number;
+  if (HAS_PAYLOAD[kind] !== true) return;
   const last = frame.length - 1;
   const size = boundedSize(frame[last]);
   if (size >= 0 && size <= maxFrame / 4) return;
   frame[last] = encodePayload(frame[last], maxFrame);
-  frame.push(ENCODED);
+  frame[0] = kind | ENCODED;
 }
 
-/** A batch (or one frame) as one buffer to transfer. */
+/** A batch of frames as one buffer to transfer. */
 export function encodeBatch(batch: unknown): Uint8Array {
   return serialize(batch);
 }
 
-/** The batch (or frame) in `bytes`; `undefined` when it does not decode. */
+/** The batch in `bytes`; `undefined` when it does not decode. */
 export function decodeBatch(bytes: unknown): unknown {
   if (!(bytes instanceof Uint8Array)) return undefined;
   try {
@@ -85,18 +80,24 @@ export function decodeBatch(bytes: unknown): unknown {
   }
 }
 
-/** Undoes `prepareRemote` on a frame that arrived; false when it is malformed. */
-export function restoreRemote(f: unknown[]): boolean {
-  const kind = f[0] as number;
-  if (HAS_PAYLOAD[kind] !== true || f.length !== LENGTH[kind]! + 1) return true;
-  if (f[f.length - 1] !== ENCODED) return false;
-  f.pop();
-  const bytes = f[f.length - 1];
-  if (!(bytes instanceof Uint8Array)) return false;
+/**
+ * Undoes `prepareRemote` on the frame at `f[at]` of a batch that arrived, in place;
+ * returns its kind, or -1 when it is malformed.
+ */
+export function restoreRemote(f: unknown[], at: number): number {
+  const marked = f[at];
+  if (typeof marked !== 'number') return -1;
+  if ((marked & ENCODED) === 0) return marked;
+  const kind = marked & ~ENCODED;
+  if (marked !== (kind | ENCODED) || HAS_PAYLOAD[kind] !== true) return -1;
+  const last = at + FRAME_LENGTH[kind]! - 1;
+  const bytes = f[last];
+  if (!(bytes instanceof Uint8Array)) return -1;
   try {
-    f[f.length - 1] = deserialize(bytes);
-    return true;
+    f[last] = deserialize(bytes);
   } catch {
-    return false;
+    return -1;
   }
+  f[at] = kind;
+  return kind;
 }
