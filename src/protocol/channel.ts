@@ -210,17 +210,8 @@ export class Channel implements ReplyTo {
     payload: unknown,
     transfer: readonly Transferable[] | undefined,
   ): void {
-    if (
-      this.remote === undefined &&
-      (transfer === undefined || transfer.length === 0) &&
-      surelyCloneable(payload)
-    ) {
-      const b = this.#batch;
-      if (b.length === 0) queueMicrotask(this.#flush);
-      b.push(SEND, serial, from, payload);
-      return;
-    }
-    this.post([SEND, serial, from, payload], transfer);
+    if (this.#batchable(payload, transfer)) this.#tail().push(SEND, serial, from, payload);
+    else this.post([SEND, serial, from, payload], transfer);
   }
 
   /** A CALL frame, as `send` (the hot path of pipelined calls and dispatch). */
@@ -231,25 +222,30 @@ export class Channel implements ReplyTo {
     payload: unknown,
     transfer: readonly Transferable[] | undefined,
   ): void {
-    if (
+    if (this.#batchable(payload, transfer)) this.#tail().push(CALL, id, serial, from, payload);
+    else this.post([CALL, id, serial, from, payload], transfer);
+  }
+
+  /** True when a frame with `payload` can wait in the batch as plain values. */
+  #batchable(payload: unknown, transfer: readonly Transferable[] | undefined): boolean {
+    return (
       this.remote === undefined &&
       (transfer === undefined || transfer.length === 0) &&
       surelyCloneable(payload)
-    ) {
-      const b = this.#batch;
-      if (b.length === 0) queueMicrotask(this.#flush);
-      b.push(CALL, id, serial, from, payload);
-      return;
-    }
-    this.post([CALL, id, serial, from, payload], transfer);
+    );
+  }
+
+  /** The batch, to push a frame's values onto; its flush is queued with its first frame. */
+  #tail(): unknown[] {
+    const b = this.#batch;
+    if (b.length === 0) queueMicrotask(this.#flush);
+    return b;
   }
 
   reply(id: number, value: unknown): void {
     if (!this.#open) return;
-    if (this.remote === undefined && surelyCloneable(value)) {
-      const b = this.#batch;
-      if (b.length === 0) queueMicrotask(this.#flush);
-      b.push(REPLY, id, value);
+    if (this.#batchable(value, undefined)) {
+      this.#tail().push(REPLY, id, value);
       return;
     }
     try {
@@ -269,8 +265,7 @@ export class Channel implements ReplyTo {
   }
 
   #enqueue(frame: unknown[]): void {
-    const b = this.#batch;
-    if (b.length === 0) queueMicrotask(this.#flush);
+    const b = this.#tail();
     for (let i = 0; i < frame.length; i++) b.push(frame[i]);
   }
 
