@@ -142,9 +142,19 @@ export class Picker {
         }
         return undefined;
       }
-      default:
-        // least-loaded; or random or round-robin whose first pick was saturated or tried.
+      case 'least-loaded':
         return this.#least(members, n, tried, maxInFlight);
+      default: {
+        // random or round-robin whose first pick was saturated or tried: the first usable
+        // member from a random place. No load reads: under a burst every dispatch past the
+        // windows comes here, and the queue's pump too, once per freed slot.
+        const start = random31() % n;
+        for (let k = 0; k < n; k++) {
+          const pid = members[(start + k) % n] as Pid;
+          if (this.#usable(pid, tried, maxInFlight)) return pid;
+        }
+        return undefined;
+      }
     }
   }
 
