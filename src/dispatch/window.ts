@@ -8,8 +8,8 @@
  * no-op calls pay a round trip each instead of riding in batches.
  *
  * So the window adapts, per member, to hold about `TARGET_MS` of that member's work:
- * enough to hide the round trip, no more. Completions are counted in periods of
- * `TARGET_MS`; at the end of one, the window becomes the calls completed per ms times
+ * enough to hide the round trip, no more. Completions are counted over `TARGET_MS` of
+ * the member's busy time; then the window becomes the calls completed per ms times
  * `TARGET_MS`, plus one. That is a latency target (Little's law: calls in flight =
  * rate × latency): while calls come back faster than `TARGET_MS`, the window grows
  * (no-op calls reach the cap, 1,024, within a few periods); when they queue longer at
@@ -17,12 +17,16 @@
  * queued behind it), and the rest wait in this thread's queue for whichever member
  * frees up first, a member that joins included.
  *
- * A period starts at the first completion of a busy period, not at its first call: the
- * time before that first answer is one round trip plus whatever kept this thread busy
- * (submitting the rest of a burst, a collection), and says nothing of the member's
- * rate. Counting it collapsed the window of no-op calls to 2 now and then, and the
- * dispatches behind it queued. For the same reason a window shrinks at most by half
- * per period: one bad period does not undo a hundred good ones.
+ * What counts as busy time: from the first completion of a busy period (calls in flight)
+ * to its last, summed over busy periods. Not from its first call: the time before the
+ * first answer is one round trip plus whatever kept this thread busy (submitting the rest
+ * of a burst, a collection), and says nothing of the member's rate; counting it collapsed
+ * the window of no-op calls to 2 now and then. And summed, because bursts of no-op calls
+ * are over in a millisecond or two: a period that had to fit in one of them was never
+ * measured, and the window stayed where it was, a tenth of what the member takes. When a
+ * member answers 4 windows' worth within less than that time, the window is updated at
+ * once. A window shrinks at most by half per period: one bad period does not undo a
+ * hundred good ones.
  *
  * An explicit `maxInFlight` in the dispatch options fixes the window instead.
  */
@@ -42,9 +46,11 @@ export interface Slot {
   readonly pid: Pid;
   inFlight: number;
   size: number;
-  /** Calls completed since `since`. */
+  /** Calls completed in the current period (the first of each busy period not counted). */
   done: number;
-  /** When the period started (`jobClock()`), or -1 before the busy period's first completion. */
+  /** Busy time of the current period, in ms, from the busy periods that ended. */
+  busy: number;
+  /** The first completion of the current busy period (`jobClock()`), or -1 before it. */
   since: number;
 }
 
@@ -76,30 +82,32 @@ export class Windows {
   take(pid: Pid): Slot {
     let m = this.#members.get(pid);
     if (m === undefined) {
-      m = { pid, inFlight: 0, size: INITIAL, done: 0, since: -1 };
+      m = { pid, inFlight: 0, size: INITIAL, done: 0, busy: 0, since: -1 };
       this.#members.set(pid, m);
     }
-    // A busy period starts: idle time says nothing of the member's speed.
-    if (m.inFlight++ === 0) m.since = -1;
+    m.inFlight++;
     return m;
   }
 
   /** A call that held `m` ended, either way, at `now` (`jobClock()`). */
   release(m: Slot, now: number): void {
     m.inFlight--;
-    if (m.since < 0) {
-      m.since = now;
+    if (m.since < 0) m.since = now;
+    else m.done++;
+    const elapsed = m.busy + (now - m.since);
+    if (elapsed >= TARGET_MS || m.done >= 4 * m.size) {
+      // (A period of no time at all: everything came back in one batch. The cap, then.)
+      const size = elapsed > 0 ? Math.ceil((m.done / elapsed) * TARGET_MS) + 1 : this.#max;
+      m.size = Math.min(this.#max, Math.max(MIN, size, m.size >> 1));
       m.done = 0;
-    } else {
-      m.done++;
-      const elapsed = now - m.since;
-      if (elapsed >= TARGET_MS) {
-        const size = Math.ceil((m.done / elapsed) * TARGET_MS) + 1;
-        m.size = Math.min(this.#max, Math.max(MIN, size, m.size >> 1));
-        m.since = now;
-        m.done = 0;
-      }
+      m.busy = 0;
+      m.since = now;
     }
-    if (m.inFlight === 0 && this.#members.size > REMEMBERED) this.#members.delete(m.pid);
+    if (m.inFlight === 0) {
+      // The busy period ends; idle time is not the member's.
+      m.busy += now - m.since;
+      m.since = -1;
+      if (this.#members.size > REMEMBERED) this.#members.delete(m.pid);
+    }
   }
 }
