@@ -102,30 +102,38 @@ export class Backpressure {
   }
 
   /** The group's state map and key: strings, numbers and tuples (by their encoding) apart. */
-  stateOf(group: Group): [Map<string | number, GroupState>, string | number] {
+  #mapOf(group: Group): [Map<string | number, GroupState>, string | number] {
     if (typeof group === 'string') return [this.#byString, group];
     if (typeof group === 'number') return [this.#byNumber, group];
     return [this.#byTuple, encodeGroup(group)];
   }
 
+  /** The group's state, if it has one yet. */
+  existing(group: Group): GroupState | undefined {
+    // A string group, the common case, without the pair `#mapOf` allocates.
+    if (typeof group === 'string') return this.#byString.get(group);
+    const [map, k] = this.#mapOf(group);
+    return map.get(k);
+  }
+
+  /** The group's state, made on first use. */
   state(group: Group): GroupState {
-    const [map, k] = this.stateOf(group);
-    let s = map.get(k);
-    if (s === undefined) {
-      s = {
-        calls: 0,
-        failures: 0,
-        retries: 0,
-        histogram: createHistogram(),
-        queue: [],
-        queueHead: 0,
-        sticky: [],
-        waiting: 0,
-        joins: undefined,
-        listed: false,
-      };
-      map.set(k, s);
-    }
+    const found = this.existing(group);
+    if (found !== undefined) return found;
+    const s: GroupState = {
+      calls: 0,
+      failures: 0,
+      retries: 0,
+      histogram: createHistogram(),
+      queue: [],
+      queueHead: 0,
+      sticky: [],
+      waiting: 0,
+      joins: undefined,
+      listed: false,
+    };
+    const [map, k] = this.#mapOf(group);
+    map.set(k, s);
     return s;
   }
 

@@ -132,8 +132,7 @@ export class Dispatcher {
 
   /** This thread's dispatch statistics for `group`. */
   stats(group: Group): DispatchStats {
-    const [map, k] = this.#queue.stateOf(group);
-    const s = map.get(k);
+    const s = this.#queue.existing(group);
     if (s === undefined)
       return { calls: 0, failures: 0, retries: 0, queued: 0, p50: 0, p90: 0, p99: 0, max: 0 };
     const h = s.histogram;

@@ -57,6 +57,12 @@ export interface Slot {
 export class Windows {
   readonly #max: number;
   readonly #members = new Map<Pid, Slot>();
+  /**
+   * The slot `hasRoom` last found: a dispatch asks whether its member has room, then
+   * takes a slot of it, and this spares the second lookup (pids are not small integers,
+   * and a map lookup by one costs more than the rest of `take`).
+   */
+  #last: Slot | undefined;
 
   /** `max`: the largest adaptive window. */
   constructor(max: number) {
@@ -72,6 +78,7 @@ export class Windows {
   hasRoom(pid: Pid, fixed: number | undefined): boolean {
     const m = this.#members.get(pid);
     if (m === undefined) return true;
+    this.#last = m;
     return m.inFlight < (fixed ?? m.size);
   }
 
@@ -80,7 +87,8 @@ export class Windows {
    * map lookup per call, not one per step).
    */
   take(pid: Pid): Slot {
-    let m = this.#members.get(pid);
+    const last = this.#last;
+    let m = last !== undefined && last.pid === pid ? last : this.#members.get(pid);
     if (m === undefined) {
       m = { pid, inFlight: 0, size: INITIAL, done: 0, busy: 0, since: -1 };
       this.#members.set(pid, m);
@@ -107,7 +115,10 @@ export class Windows {
       // The busy period ends; idle time is not the member's.
       m.busy += now - m.since;
       m.since = -1;
-      if (this.#members.size > REMEMBERED) this.#members.delete(m.pid);
+      if (this.#members.size > REMEMBERED) {
+        this.#members.delete(m.pid);
+        if (this.#last === m) this.#last = undefined;
+      }
     }
   }
 }
