@@ -4,7 +4,7 @@
  */
 import { MessageChannel } from 'node:worker_threads';
 import test from 'ava';
-import type { Pid } from '../src/index.js';
+import { type Pid, transfer } from '../src/index.js';
 import { type Agent, spawnAgent, start } from './support/cluster.js';
 import { filled, isFilled } from './support/commands.js';
 
@@ -97,6 +97,25 @@ test('a transferred ArrayBuffer to a local process is detached at the sender', a
   t.is(await node.call(pid, { buf }, { transfer: [buf] }), 1024);
   t.is(buf.byteLength, 0);
   t.true(isFilled(got[0], 1024));
+});
+
+test('a handler that returns transfer(value, [buffers]) moves them to its caller, on the same thread and from another', async (t) => {
+  const cluster = await start(t);
+  const node = cluster.node;
+  const kept: ArrayBuffer[] = [];
+  const pid = node.spawn((n: number) => {
+    const buf = filled(n);
+    kept.push(buf);
+    return transfer({ buf }, [buf]);
+  });
+  const local = await node.call<{ buf: ArrayBuffer }>(pid, 1024);
+  t.true(isFilled(local.buf, 1024));
+  t.is(kept[0]!.byteLength, 0, 'moved out of the handler, not copied');
+  // From a worker: the answer crosses a channel with its buffer moved.
+  const a = await spawnAgent(cluster);
+  const remote = (await a.cmd({ cmd: 'call', pid, msg: 2048 })) as { buf: ArrayBuffer };
+  t.true(isFilled(remote.buf, 2048));
+  t.is(kept[1]!.byteLength, 0);
 });
 
 test('a transferred MessagePort works at the receiver', async (t) => {

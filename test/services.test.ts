@@ -87,7 +87,11 @@ test('errors: a thrown error keeps its class, code, message and stack; unknown m
   });
 
   // An answer that cannot be cloned, and an argument that cannot (nothing is sent).
-  await rejects(t, images.bad(), { instanceOf: MessageCloneError, code: 'ERR_PG_CLONE' });
+  await rejects(t, images.bad(), {
+    instanceOf: MessageCloneError,
+    code: 'ERR_PG_CLONE',
+    message: /^the answer cannot be sent to another thread: .*Return plain data/,
+  });
   await rejects(t, images.size((() => 1) as unknown as Uint8Array), {
     instanceOf: MessageCloneError,
   });
@@ -185,6 +189,19 @@ test('options per service and per call: hash key from the arguments, timeout, si
   const kept = new Uint8Array(8);
   t.is(await images.size(kept), 8);
   t.is(kept.byteLength, 8);
+});
+
+test('a method that returns transfer(value, [buffers]) moves them to the caller: they arrive, and the server holds them no more', async (t) => {
+  const cluster = await start(t);
+  await servers(cluster, 'images', 1);
+  const images = cluster.node.pg.service<Images>('images');
+  const out = await images.thumbnail(1024);
+  t.true(out instanceof Uint8Array);
+  t.is(out.byteLength, 1024);
+  t.true(out.every((b) => b === 7));
+  t.is(await images.lastThumbnail(), 0, "the server's buffer was moved, not copied");
+  // The mark is taken with the answer: the next answer is plain again.
+  t.is(await images.size(new Uint8Array(3)), 3);
 });
 
 test('all and tell: call or tell every member, typed', async (t) => {

@@ -65,7 +65,8 @@ export { CALL, DEMONITOR, DOWN, DRAIN, DRAINED, FAIL, MONITOR, REPLY, SEND } fro
 
 /** Where the answer to a message goes. Implemented by the node (local calls) and by peer links. */
 export interface ReplyTo {
-  reply(id: number, value: unknown): void;
+  /** `transfer`: buffers of `value` to move (a handler returned `transfer(value, list)`). */
+  reply(id: number, value: unknown, transfer?: Transferable[]): void;
   fail(id: number, error: unknown): void;
 }
 
@@ -92,14 +93,19 @@ export interface ChannelHost {
   onMalformed(channel: Channel): void;
 }
 
-/** Turns a DataCloneError into a MessageCloneError that says what to do. */
-export function cloneError(error: unknown): unknown {
+/**
+ * Turns a DataCloneError into a MessageCloneError that says what to do; `what` is
+ * 'the message' (a send or a call) or 'the answer' (a handler's value).
+ */
+export function cloneError(error: unknown, what = 'the message'): unknown {
   const tooDeep = error instanceof RangeError && /call stack/i.test(error.message);
   if ((error instanceof Error && error.name === 'DataCloneError') || tooDeep) {
     return new MessageCloneError(
-      `the message cannot be sent to another thread: ${error.message.replace(/\.$/, '')}. ` +
-        'Send plain data (objects, arrays, strings, numbers, typed arrays, Maps, Sets, errors); ' +
-        'list MessagePorts and ArrayBuffers to move in `transfer`.',
+      `${what} cannot be sent to another thread: ${error.message.replace(/\.$/, '')}. ` +
+        `${what === 'the answer' ? 'Return' : 'Send'} plain data (objects, arrays, strings, numbers, typed arrays, Maps, Sets, errors); ` +
+        (what === 'the answer'
+          ? 'to move MessagePorts and ArrayBuffers, return transfer(value, [them]).'
+          : 'list MessagePorts and ArrayBuffers to move in `transfer`.'),
       { cause: error },
     );
   }
@@ -172,7 +178,7 @@ export class Channel implements ReplyTo {
    * Posts a frame whose payload (if any) is its last element. Throws
    * `MessageCloneError`, having sent nothing, when the payload cannot be cloned.
    */
-  post(frame: unknown[], transfer?: readonly Transferable[]): void {
+  post(frame: unknown[], transfer?: readonly Transferable[], what?: string): void {
     if (this.remote !== undefined) {
       if (transfer !== undefined && transfer.length > 0) {
         throw new RemoteMessageError(
@@ -196,7 +202,7 @@ export class Channel implements ReplyTo {
       if (transfer === undefined || transfer.length === 0) this.#port.postMessage(frame);
       else this.#port.postMessage(frame, transfer as Transferable[]);
     } catch (error) {
-      throw cloneError(error);
+      throw cloneError(error, what);
     }
   }
 
@@ -242,14 +248,15 @@ export class Channel implements ReplyTo {
     return b;
   }
 
-  reply(id: number, value: unknown): void {
+  reply(id: number, value: unknown, transfer?: Transferable[]): void {
     if (!this.#open) return;
-    if (this.#batchable(value, undefined)) {
+    if (transfer === undefined && this.#batchable(value, undefined)) {
       this.#tail().push(REPLY, id, value);
       return;
     }
     try {
-      this.post([REPLY, id, value]);
+      // To another OS process the answer is copied: its buffers stay (see core/transfer.ts).
+      this.post([REPLY, id, value], this.remote === undefined ? transfer : undefined, 'the answer');
     } catch (error) {
       // The answer itself cannot cross: fail the call with that, rather than leave it hanging.
       this.fail(id, error);

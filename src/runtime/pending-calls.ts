@@ -2,9 +2,9 @@
  * The calls a node is waiting on: one promise each (or a sink, for dispatch), settled by
  * a reply, a failure, a timeout, an abort, or the target's node going down.
  */
-import type { MessagePort } from 'node:worker_threads';
 import { CallTimeoutError, checkNumber, describe } from '../core/errors.js';
 import { formatPid, type Pid } from '../core/pid.js';
+import type { Transferable } from '../core/transfer.js';
 import { after } from '../core/timer.js';
 import { cloneError, type ReplyTo } from '../protocol/channel.js';
 
@@ -17,8 +17,7 @@ export interface CallOptions {
   transfer?: readonly Transferable[];
 }
 
-/** What a message can move instead of copying. */
-export type Transferable = ArrayBuffer | MessagePort;
+export type { Transferable } from '../core/transfer.js';
 
 /** Throws a TypeError or RangeError naming the bad field of call options. */
 export function checkCallOptions(options: CallOptions | undefined): void {
@@ -64,12 +63,13 @@ export class Calls {
    * had crossed a channel (an answer that cannot be cloned fails the call).
    */
   readonly local: ReplyTo = {
-    reply: (id, value) => {
+    reply: (id, value, transfer) => {
       let copy: unknown;
       try {
-        copy = structuredClone(value);
+        copy =
+          transfer === undefined ? structuredClone(value) : structuredClone(value, { transfer });
       } catch (error) {
-        this.settle(id, false, cloneError(error));
+        this.settle(id, false, cloneError(error, 'the answer'));
         return;
       }
       this.settle(id, true, copy);

@@ -11,6 +11,7 @@
  */
 import type { LoadTable } from './load-table.js';
 import { type Pid, serialOf } from '../core/pid.js';
+import { takeTransfer } from '../core/transfer.js';
 import type { ReplyTo } from '../protocol/channel.js';
 
 /** What a handler gets with each message. */
@@ -198,7 +199,7 @@ export class Process {
     if (this.#alive) {
       if (env.id !== 0) {
         this.#running.delete(env);
-        if (ok) env.replyTo?.reply(env.id, value);
+        if (ok) env.replyTo?.reply(env.id, value, takeTransfer(value));
         else env.replyTo?.fail(env.id, value);
       } else if (!ok) {
         this.#onSendError(this.pid, value);

@@ -18,7 +18,7 @@ import {
 } from '../dispatch/options.js';
 import type { CallOptions, Transferable } from '../runtime/pending-calls.js';
 import { isRemoteName } from './names.js';
-import { anyMarked, takeTransfers } from './transfer.js';
+import { anyMarked, takeTransfers } from '../core/transfer.js';
 import type { Service, ServiceCallOptions, ServiceKey, ServiceOptions } from './types.js';
 
 /** What a service proxy needs of its scope (`Scope` has it; the proxy never sees more). */

@@ -5,7 +5,7 @@
  */
 export { createService, type ServiceScope } from './client.js';
 export { serve, type ServeHost } from './server.js';
-export { transfer } from './transfer.js';
+export { transfer } from '../core/transfer.js';
 export type {
   MethodArgs,
   MethodNames,
