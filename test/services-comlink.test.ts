@@ -63,3 +63,33 @@ test('Comlink.expose on this node, two wrapping callers, a callback through Coml
   exposed.close();
   t.false(node.isAlive(exposed.pid));
 });
+
+test('a wrapped process that is gone fails the calls waiting on it and every later one, by name, where a closed port would hang', async (t) => {
+  const cluster = await start(t);
+  const node = cluster.node;
+  const exposed = processEndpoint(node);
+  let started!: () => void;
+  const hanging = new Promise<void>((resolve) => (started = resolve));
+  Comlink.expose(
+    {
+      twice: (n: number) => n * 2,
+      hang: () => {
+        started();
+        return new Promise(() => {});
+      },
+    },
+    exposed,
+  );
+  type Api = { twice(n: number): number; hang(): void };
+  const api = Comlink.wrap<Api>(pidEndpoint(node, exposed.pid));
+  t.is(await api.twice(4), 8);
+  const waiting = api.hang();
+  await hanging;
+  node.exit(exposed.pid, 'shutdown');
+  await t.throwsAsync(waiting, { name: 'ProcessExitError', message: /exited \(shutdown\)/ });
+  await t.throwsAsync(api.twice(1), { name: 'ProcessExitError' });
+
+  // A pid that never existed: the first call fails, it does not wait.
+  const never = Comlink.wrap<Api>(pidEndpoint(node, (node.self() + 999_999) as typeof exposed.pid));
+  await t.throwsAsync(never.twice(1), { name: 'NoProcessError' });
+});

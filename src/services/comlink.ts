@@ -11,15 +11,22 @@
  * optional peer dependency that only its users install, and the core has no runtime
  * dependency at all.
  *
+ * When the wrapped process ends (it exits, its node goes down, or it never existed), the
+ * requests still waiting, and any made afterwards, are answered the way comlink answers a
+ * method that threw: the call rejects with an error named `NoProcessError`,
+ * `ProcessExitError` or `NodeDownError`, where comlink over a closed port waits for ever.
+ * The endpoint watches the process with a monitor from its first request.
+ *
  * How the answers find their caller: comlink's `expose` answers on the endpoint it
  * listens on, with the id of the request and nothing about who asked. Each wrapping
  * endpoint has a process of its own for its answers, whose pid travels with every
  * request; the exposing endpoint remembers it by request id (comlink's ids are unique
  * random strings) until the answer goes out.
  */
-import type { Pid } from '../core/pid.js';
+import { formatPid, nodeOf, type Pid } from '../core/pid.js';
+import type { Transferable } from '../core/transfer.js';
+import type { ExitReason, ProcessMonitor } from '../runtime/process-monitors.js';
 import type { Handler } from '../runtime/process.js';
-import type { Transferable } from '../runtime/pending-calls.js';
 
 /** Marks the messages of this adapter, so that a process tells them from others. */
 const TAG = '@procgroups/comlink';
@@ -29,6 +36,8 @@ export interface EndpointHost {
   spawn(handler: Handler): Pid;
   send(pid: Pid, message: unknown, transfer?: readonly Transferable[]): boolean;
   exit(pid: Pid): boolean;
+  monitor(pid: Pid): ProcessMonitor;
+  demonitor(monitor: ProcessMonitor): void;
 }
 
 /** The event comlink's listeners get: the message in `data`, as a `MessageEvent` has it. */
@@ -85,6 +94,27 @@ function idOf(data: unknown): unknown {
 }
 
 /**
+ * comlink's answer to request `id` when the wrapped process is gone: the shape comlink's
+ * own `expose` posts for a method that threw (its "throw" transfer handler), so that
+ * `Comlink.wrap` rejects the call with an error of that name and message.
+ */
+function goneAnswer(id: unknown, pid: Pid, reason: ExitReason): unknown {
+  const [name, why] =
+    reason === 'noproc'
+      ? ['NoProcessError', 'it exited or never existed']
+      : reason === 'nodedown'
+        ? ['NodeDownError', `its node ${nodeOf(pid)} is down`]
+        : ['ProcessExitError', `it exited (${String(reason)})`];
+  const message = `no answer from ${formatPid(pid)} through comlink: ${why}`;
+  return {
+    id,
+    type: 'HANDLER',
+    name: 'throw',
+    value: { isError: true, value: { name, message, stack: `${name}: ${message}` } },
+  };
+}
+
+/**
  * An endpoint that talks to process `pid` (which `Comlink.expose`d an object through
  * `processEndpoint`): `const api = Comlink.wrap<Api>(pidEndpoint(node, pid))`.
  * Its answers come to a process it spawns on first use; `close()` ends it.
@@ -93,13 +123,41 @@ export function pidEndpoint(node: EndpointHost, pid: Pid): ProcessEndpointBase {
   const listeners = new Listeners();
   let self: Pid | undefined;
   let closed = false;
+  /** Ids of the requests not answered yet; and why the process is gone, once it is. */
+  const waiting = new Set<unknown>();
+  let gone: { reason: ExitReason } | undefined;
+  let watch: ProcessMonitor | undefined;
   const own = (): Pid =>
     (self ??= node.spawn((m: unknown) => {
-      if (isTagged(m)) listeners.emit(m[2]);
+      if (!isTagged(m)) return;
+      waiting.delete(idOf(m[2]));
+      listeners.emit(m[2]);
     }));
+  const fail = (id: unknown) => {
+    waiting.delete(id);
+    listeners.emit(goneAnswer(id, pid, gone!.reason));
+  };
+  const watchTarget = () => {
+    watch = node.monitor(pid);
+    void watch.down.then((reason) => {
+      if (closed) return;
+      gone = { reason };
+      for (const id of [...waiting]) fail(id);
+    });
+  };
   return {
     postMessage(message, transfer) {
       if (closed) return;
+      const id = idOf(message);
+      if (id !== undefined) {
+        if (gone !== undefined) {
+          // As an answer would: after this call returns, never inside it.
+          queueMicrotask(() => fail(id));
+          return;
+        }
+        waiting.add(id);
+      }
+      if (watch === undefined) watchTarget();
       node.send(pid, [TAG, own(), message], transfer);
     },
     addEventListener(type, listener) {
@@ -109,6 +167,8 @@ export function pidEndpoint(node: EndpointHost, pid: Pid): ProcessEndpointBase {
     removeEventListener: (type, listener) => listeners.remove(type, listener),
     close() {
       closed = true;
+      waiting.clear();
+      if (watch !== undefined) node.demonitor(watch);
       if (self !== undefined) node.exit(self);
     },
   };
