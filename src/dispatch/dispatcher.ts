@@ -18,6 +18,7 @@ import {
   DEFAULT_MAX_IN_FLIGHT,
   type DispatchOptions,
   type DispatchStats,
+  isChecked,
   type MultiCallResult,
   NO_OPTIONS,
   type Strategy,
@@ -77,7 +78,7 @@ export class Dispatcher {
   dispatch<R>(group: Group, message: unknown, options: DispatchOptions = NO_OPTIONS): Promise<R> {
     let state: GroupState;
     try {
-      if (options !== NO_OPTIONS) checkDispatchOptions(options);
+      if (!isChecked(options)) checkDispatchOptions(options);
       if (this.#reader() === undefined) {
         checkGroup(group);
         throw new NoScopeError(`cannot dispatch: scope '${this.#scope}' is not running`);

@@ -148,6 +148,26 @@ export function checkStrategy(strategy: unknown, key: unknown): void {
 /** The options of a dispatch given none: known good, so never checked. */
 export const NO_OPTIONS: DispatchOptions = Object.freeze({});
 
+/** Options checked once and frozen (`checkedOptions`): good for ever, so never checked again. */
+const checked = new WeakSet<DispatchOptions>([NO_OPTIONS]);
+
+/**
+ * A frozen copy of `o`, checked now (throws as `checkDispatchOptions` does): for options
+ * used again and again, such as a service proxy's, so that each dispatch with them
+ * skips the checks. A frozen object cannot change after its check.
+ */
+export function checkedOptions(o: DispatchOptions): DispatchOptions {
+  checkDispatchOptions(o);
+  const copy = Object.freeze({ ...o });
+  checked.add(copy);
+  return copy;
+}
+
+/** True for options that need no check: none given, or made by `checkedOptions`. */
+export function isChecked(o: DispatchOptions): boolean {
+  return o === NO_OPTIONS || checked.has(o);
+}
+
 /** Throws a TypeError or RangeError naming the bad field of dispatch options. */
 export function checkDispatchOptions(o: DispatchOptions): void {
   if (typeof o !== 'object' || o === null)

@@ -13,6 +13,7 @@ import { describe } from '../core/errors.js';
 import { checkGroup, type Group } from '../core/group.js';
 import {
   checkDispatchOptions,
+  checkedOptions,
   type DispatchOptions,
   type MultiCallResult,
 } from '../dispatch/options.js';
@@ -57,11 +58,18 @@ function makeRoute(scope: ServiceScope, group: Group, given: ServiceCallOptions<
       `key must be a string, a number or a function (method, args) => key, got ${describe(key)}`,
     );
   const keyOf = typeof key === 'function' ? (key as KeyFunction) : undefined;
-  const base: DispatchOptions =
-    typeof key === 'string' || typeof key === 'number' ? { ...rest, key } : rest;
   // Checked now, so that a bad option fails where the service is made, not at each call
-  // (a key function stands for the key it will return).
-  checkDispatchOptions(keyOf === undefined ? base : { ...base, key: 'k' });
+  // (a key function stands for the key it will return); frozen, so that no dispatch
+  // checks them again.
+  let base: DispatchOptions;
+  if (keyOf === undefined)
+    base = checkedOptions(
+      typeof key === 'string' || typeof key === 'number' ? { ...rest, key } : rest,
+    );
+  else {
+    checkDispatchOptions({ ...rest, key: 'k' });
+    base = rest; // each call adds its key (optionsFor), and that copy is checked
+  }
   if (transfer !== undefined) checkDispatchOptions({ transfer });
   const callOptions: CallOptions = {};
   if (rest.timeout !== undefined) callOptions.timeout = rest.timeout;
