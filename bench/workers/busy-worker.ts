@@ -8,8 +8,9 @@
  *   blocking) for `go[slot]` and ends its thread at once, stamping `ended[slot]` in its
  *   last `exit` handler;
  * - `watch-downs`: for each victim slot in turn, sets `go[slot]`, reads `gone-<slot>`
- *   until it is empty, and records the time since `ended[slot]`; answers `downs` with
- *   the percentiles (µs) and sets `done[0]`.
+ *   until it is empty, and records the time since `ended[slot]` (none when the members
+ *   were gone before it was stamped); answers `downs` with the percentiles (µs) and sets
+ *   `done[0]`.
  */
 import { createHistogram } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
@@ -72,7 +73,10 @@ async function watchDowns(
     // A read per turn of the event loop. (Not asleep in Atomics.wait between reads: a
     // thread blocked there holds up the teardown of the ending worker by 100+ ms.)
     while (node.pg.count(group) > 0) await tick();
-    h.record(Math.max(1, Number(process.hrtime.bigint() - Atomics.load(ended, slot))));
+    // Gone before the victim's last `exit` handler ran (its node says bye from an earlier
+    // one): no time at all after it ended.
+    const end = Atomics.load(ended, slot);
+    h.record(end === 0n ? 1 : Math.max(1, Number(process.hrtime.bigint() - end)));
   }
   finish(done);
   port.postMessage({ type: 'downs', percentiles: percentiles(h) });
