@@ -14,12 +14,14 @@
  * and the held array once built. No atomic operation, no loads down the slot table,
  * no decoding of pids.
  *
- * The cached entry is renewed only when the thread reads a newer version, so a read
- * within a version costs the same whatever the writer does meanwhile. The three
- * atomics that open a section (reclamation.ts, argued in layout.ts) are paid on the
- * first read of each synchronous job and every `READ_BUDGET` reads after that; a new
- * version then costs each group one walk down the slot table on its next read, and a
- * new array only if its own block changed (layout.ts, "Per-thread copies").
+ * The cached entry is renewed only when the thread reads a newer version that changed
+ * its group's slot, so a read costs the same whatever the writer does to other groups
+ * meanwhile. The three atomics that open a section (reclamation.ts, argued in
+ * layout.ts) are paid on the first read of each synchronous job and every
+ * `READ_BUDGET` reads after that; a new version then costs one walk down the chain of
+ * root records back to the version read before (lookup.ts, `#catchUp`), a walk down the
+ * slot table for each group it changed, on its next read, and a new array only if the
+ * group's own block changed (layout.ts, "Catching up" and "Per-thread copies").
  *
  * The way from a group to its block, with the key cache, is in lookup.ts.
  */
