@@ -200,7 +200,7 @@ export class Lookup {
       return;
     }
     const epoch = i32[root + ROOT_EPOCH]!;
-    if (epoch !== this.#epoch && !this.#catchUp(root, this.#epoch)) this.#forget();
+    const known = epoch === this.#epoch || this.#catchUp(root, this.#epoch);
     this.#epoch = epoch;
     this.#slots = i32[root + ROOT_SLOTS]!;
     this.#slotsDepth = depth;
@@ -209,6 +209,8 @@ export class Lookup {
     this.#bucketsDepth = i32[root + ROOT_BUCKETS_DEPTH]!;
     this.#bucketMask = (1 << (i32[root + ROOT_BUCKET_BITS]! & 31)) - 1;
     this.#groupCount = i32[root + ROOT_GROUPS]!;
+    // Last: it checks the listed arrays against this version's slot table.
+    if (!known) this.#forget();
   }
 
   /**
@@ -255,11 +257,30 @@ export class Lookup {
     }
   }
 
-  /** Every entry must be checked again, and no array is listed any more. */
+  /**
+   * What this thread knew can no longer be related to the version read: every entry
+   * must be checked again, on its next read. The listed arrays are checked at once
+   * instead, as their reads check nothing; those whose slot still leads to the block
+   * they were built from stay listed. Emptying the map would do, but a reader that
+   * falls behind a busy writer now and then would then read without it for
+   * `LIST_AFTER` reads each time.
+   */
   #forget(): void {
     this.#gen++;
+    const before = this.#bySlot;
     this.#bySlot = [];
-    this.#unlist();
+    const listed = this.#listed;
+    const arrays = this.arrays;
+    for (let slot = 0; slot < listed.length; slot++) {
+      const group = listed[slot];
+      if (group === undefined) continue;
+      const entry = before[slot];
+      const pids = arrays.get(group);
+      if (entry === undefined || !this.#follow(entry) || entry.pids !== pids) {
+        arrays.delete(group);
+        listed[slot] = undefined;
+      }
+    }
   }
 
   /** Member count of a block, bounded by the view. */
