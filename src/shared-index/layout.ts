@@ -60,8 +60,8 @@
  * version pointed at another block (or at none), up to `ROOT_MAX_CHANGED` (-1 beyond,
  * or when the writer is short of room). A reader that adopts a newer root follows this
  * chain back to the root it read before, and forgets only what it knew of the slots
- * listed on the way; when it cannot get there it forgets everything, as if it had
- * never read the index.
+ * listed on the way; when it cannot get there it checks all it knows again (each
+ * entry on its next read, the listed arrays at once: lookup.ts, `#forget`).
  *
  * The chain is read like any other block, with plain loads, so it must obey the same
  * rule: no reader may read a root record that can have been reused. Root records are
