@@ -14,6 +14,7 @@ import {
   makePid,
   type Pid,
 } from '../src/index.js';
+import { ROOT_CHAIN, ROOT_MAX_CHANGED } from '../src/shared-index/layout.js';
 import { HELD_PIDS } from '../src/shared-index/lookup.js';
 
 const key = encodeGroup;
@@ -243,6 +244,89 @@ test('dropping the held arrays in the middle of a version leaves every read righ
       }
       t.true(r.heldMembers <= HELD_PIDS);
     }
+  }
+  t.pass();
+});
+
+test('a reader that reads a newer version keeps what it knows of the groups that did not change, and of no group that did', (t) => {
+  // Readers relate a new version to the one they read through the chain of root records
+  // (lookup.ts, `#catchUp`): only what changed in between is checked again. Every way
+  // the chain can be cut is here: a reader further back than ROOT_CHAIN versions, a
+  // version that changed more than ROOT_MAX_CHANGED slots, slots that change hands.
+  const { w, readers } = open();
+  const names = Array.from({ length: 48 }, (_, i) => `c-${i}`);
+  const model = new Map<string, Pid[]>();
+  let seed = 12345;
+  const random = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) | 0;
+    return (seed >>> 8) % n;
+  };
+  let serial = 1;
+  /** One change to a random group, published as a version of its own. */
+  const change = () => {
+    const name = names[random(names.length)]!;
+    const members = model.get(name) ?? [];
+    if (members.length > 0 && random(3) === 0) {
+      // Empty it: its slot is freed, and the next new group may take it.
+      w.leave(key(name), members);
+      model.delete(name);
+    } else if (members.length > 0 && random(2) === 0) {
+      w.leave(key(name), [members[0]!]);
+      model.set(name, members.slice(1));
+      if (members.length === 1) model.delete(name);
+    } else {
+      const p = pid(1 + random(3), serial++);
+      w.join(key(name), [p]);
+      model.set(name, [...members, p]);
+    }
+  };
+  const check = (what: string) => {
+    for (const r of readers) {
+      r.refresh();
+      // Reads enough to list arrays (LIST_AFTER), so that the next version starts
+      // with a full map of them.
+      for (let pass = 0; pass < 30; pass++) {
+        for (const name of names) {
+          const expected = model.get(name) ?? [];
+          const read = r.members(name);
+          if (read.length !== expected.length || read.some((p, i) => p !== expected[i]))
+            return t.fail(`${what}: ${name} read [${read.join()}], not [${expected.join()}]`);
+          if (r.count(name) !== expected.length) return t.fail(`${what}: count of ${name}`);
+          if (r.memberAt(name, pass) !== expected[pass % expected.length])
+            return t.fail(`${what}: memberAt of ${name}`);
+        }
+      }
+    }
+  };
+  for (const name of names) {
+    w.join(key(name), [pid(1, serial)]);
+    model.set(name, [pid(1, serial++)]);
+  }
+  check('at first');
+  for (const versions of [
+    1,
+    2,
+    7,
+    31,
+    ROOT_CHAIN - 2,
+    ROOT_CHAIN - 1,
+    ROOT_CHAIN,
+    ROOT_CHAIN + 1,
+    3,
+  ]) {
+    for (let round = 0; round < 4; round++) {
+      for (let v = 0; v < versions; v++) change();
+      check(`${versions} versions later, round ${round}`);
+    }
+  }
+  // One version that changes more slots than a root record lists.
+  w.batch(() => {
+    for (let i = 0; i < ROOT_MAX_CHANGED + 5; i++) change();
+  });
+  check('after a version with too many changes to list');
+  for (let i = 0; i < 200; i++) {
+    change();
+    if (i % 9 === 0) check(`after change ${i}`);
   }
   t.pass();
 });

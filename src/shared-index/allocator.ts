@@ -95,6 +95,14 @@ export class Allocator {
     }
   }
 
+  /** True when one block of `words` can be allocated now: `fits([words])`, without an array. */
+  fitsOne(words: number): boolean {
+    const c = classOf(words);
+    if (this.#bump + classWords(c) <= this.#maxWords) return true;
+    for (let k = c; k < this.#free.length; k++) if ((this.#free[k]?.length ?? 0) > 0) return true;
+    return false;
+  }
+
   /**
    * True when blocks of all these sizes can be allocated now, one after the other, the
    * way `alloc` would. The writer asks before an operation so that it never fails half

@@ -7,6 +7,10 @@
  * adding or removing a group writes a new block for its bucket and gives up the old
  * one. The table doubles when groups outnumber buckets two to one and halves when
  * they fall to an eighth, so that probes stay short without thrashing.
+ *
+ * The resize waits for the writer's next publish (`settle`), when the operation has
+ * allocated everything it reserved room for but its root record: done in the middle of
+ * the operation, it could take room that the rest of the operation had counted on.
  */
 import type { GroupKey } from '../core/group.js';
 import type { GroupState } from './group-state.js';
@@ -27,6 +31,8 @@ export class BucketTable {
   #root = 0;
   #depth = 1;
   #bits = MIN_BUCKET_BITS;
+  /** The group count crossed a resize threshold since the last `settle`. */
+  #unsettled = false;
 
   constructor(blocks: WriterBlocks, groups: ReadonlyMap<GroupKey, GroupState>) {
     this.#blocks = blocks;
@@ -55,7 +61,7 @@ export class BucketTable {
 
   /** Adds `g`, which must already be among the writer's groups. */
   insert(g: GroupState): void {
-    if (this.#groups.size > 2 << this.#bits && this.#rebuild(this.#bits + 1)) return;
+    if (this.#groups.size > 2 << this.#bits) this.#unsettled = true;
     const blocks = this.#blocks;
     const index = this.#of(g.hash);
     const old = this.#get(index);
@@ -72,13 +78,8 @@ export class BucketTable {
 
   /** Removes `g`, which must already be gone from the writer's groups. */
   remove(g: GroupState): void {
-    if (
-      this.#bits > MIN_BUCKET_BITS &&
-      this.#groups.size < 1 << (this.#bits - 3) &&
-      this.#rebuild(this.#bits - 1)
-    ) {
-      return;
-    }
+    if (this.#bits > MIN_BUCKET_BITS && this.#groups.size < 1 << (this.#bits - 3))
+      this.#unsettled = true;
     const blocks = this.#blocks;
     const index = this.#of(g.hash);
     const old = this.#get(index);
@@ -100,6 +101,22 @@ export class BucketTable {
     }
     this.#put(index, bucket);
     blocks.discard(old, 1 + 2 * n);
+  }
+
+  /**
+   * Resizes the table if the group count crossed a threshold since the last call. The
+   * writer calls it right before it writes a root record, so that the rebuild takes
+   * only room that is free after everything else the operation allocated; without room,
+   * the table keeps its size (`#rebuild`).
+   */
+  settle(): void {
+    if (!this.#unsettled) return;
+    this.#unsettled = false;
+    const n = this.#groups.size;
+    let bits = this.#bits;
+    while (n > 2 << bits) bits++;
+    while (bits > MIN_BUCKET_BITS && n < 1 << (bits - 3)) bits--;
+    if (bits !== this.#bits) this.#rebuild(bits);
   }
 
   #of(hash: number): number {
@@ -126,9 +143,9 @@ export class BucketTable {
   }
 
   /**
-   * Rebuilds the table with `2^bits` buckets from the writer's own list of groups (the
-   * group being removed is already gone from it). Returns false, changing nothing,
-   * when there is no room for the new table; lookups then just probe longer.
+   * Rebuilds the table with `2^bits` buckets from the writer's own list of groups.
+   * Returns false, changing nothing, when there is no room for the new table; lookups
+   * then just probe longer.
    */
   #rebuild(bits: number): boolean {
     const blocks = this.#blocks;

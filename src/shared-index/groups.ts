@@ -22,7 +22,18 @@ import type { WriterBlocks } from './reclamation.js';
 
 // Module-local copies of the layout constants: V8 folds a module's own constants into
 // optimized code but loads an imported binding on every use, which the hot paths feel.
-const { B_GID, B_KEY, B_LEN, B_PIDS, B_TAG, K_CHARS, K_HASH, K_UNITS, RADIX_FANOUT } = layout;
+const {
+  B_GID,
+  B_KEY,
+  B_LEN,
+  B_PIDS,
+  B_TAG,
+  K_CHARS,
+  K_HASH,
+  K_UNITS,
+  RADIX_FANOUT,
+  ROOT_MAX_CHANGED,
+} = layout;
 
 function pidAt(i32: Int32Array, at: number): Pid {
   return (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;
@@ -48,6 +59,13 @@ export class GroupTable {
   readonly #drop: number[] = [];
   #slots = 0;
   #slotsDepth = 1;
+  /**
+   * The slots pointed at another block since the last publish, for the next root record
+   * (layout.ts, `ROOT_CHANGED`): the first `#changedCount` entries, or too many to list
+   * when `#changedCount` is -1.
+   */
+  readonly #changed = new Int32Array(ROOT_MAX_CHANGED);
+  #changedCount = 0;
   #members = 0;
   #nextGid = 1;
 
@@ -69,6 +87,23 @@ export class GroupTable {
   /** One more than the highest slot ever used: readers look no further. */
   get slotLimit(): number {
     return this.#bySlot.length;
+  }
+
+  /**
+   * Writes the slots changed since the last publish at `at` in `i32` (at most
+   * `ROOT_MAX_CHANGED`), starts a new list, and returns how many it wrote, or -1 when
+   * there were too many to list or `list` is false (and it wrote none).
+   */
+  takeChanged(i32: Int32Array, at: number, list: boolean): number {
+    const n = list ? this.#changedCount : -1;
+    for (let k = 0; k < n; k++) i32[at + k] = this.#changed[k]!;
+    this.#changedCount = 0;
+    return n;
+  }
+
+  /** Words the list of changed slots takes in the next root record. */
+  get changedWords(): number {
+    return Math.max(0, this.#changedCount);
   }
 
   /** Memberships, joins counted. */
@@ -302,6 +337,11 @@ export class GroupTable {
   }
 
   #setSlot(slot: number, block: number): void {
+    const n = this.#changedCount;
+    if (n >= 0 && (n === 0 || this.#changed[n - 1] !== slot)) {
+      if (n < ROOT_MAX_CHANGED) this.#changed[this.#changedCount++] = slot;
+      else this.#changedCount = -1;
+    }
     while (slot >= radixCapacity(this.#slotsDepth)) {
       this.#slots = radixDeepen(this.#blocks, this.#slots);
       this.#slotsDepth++;

@@ -7,7 +7,8 @@
  * header, a table of reader records, then an arena of immutable blocks:
  *
  * - a **root record** per published version (epoch): where the slot table and the
- *   bucket table start, their depths, and a few counts;
+ *   bucket table start, their depths, a few counts, the root record of the version
+ *   before, and the slots whose block this version changed (see "Catching up");
  * - the **slot table**, a persistent radix vector (fan-out 32) from a group's slot
  *   number to its **member block** `[gid, keyPtr, len, tag, (node, serial) × len]`,
  *   where `tag` is the epoch of the version that first published the block (see
@@ -53,6 +54,29 @@
  * The code of this protocol: the two publishing stores in writer.ts; reader records,
  * read sections, retirement and reuse, both sides, in reclamation.ts.
  *
+ * ## Catching up
+ *
+ * Each root record points at the one published before it and lists the slots that its
+ * version pointed at another block (or at none), up to `ROOT_MAX_CHANGED` (-1 beyond,
+ * or when the writer is short of room). A reader that adopts a newer root follows this
+ * chain back to the root it read before, and forgets only what it knew of the slots
+ * listed on the way; when it cannot get there it checks all it knows again (each
+ * entry on its next read, the listed arrays at once: lookup.ts, `#forget`).
+ *
+ * The chain is read like any other block, with plain loads, so it must obey the same
+ * rule: no reader may read a root record that can have been reused. Root records are
+ * therefore retired late: the one of the `n`-th publish is retired with the epoch of the
+ * `n + ROOT_CHAIN`-th, not the `n + 1`-th, and a reader follows at most `ROOT_CHAIN`
+ * root records, the one it loaded included. With root `E` loaded (of the `m`-th
+ * publish), it reads root records of publishes `m - ROOT_CHAIN + 1` to `m`, each
+ * retired, if at all, with the epoch of a publish after the `m`-th, so later than `E`:
+ * exactly the case of a block that `E` still references, covered above. The pointer
+ * to the root record before the last one it may read is a number it never follows.
+ *
+ * A slot that no root record on the way lists points at the same block in both
+ * versions, and blocks do not change while referenced, so all that the reader knew of
+ * it (the block's offset, tag, count, and its copy of the members) still holds.
+ *
  * ## Why reads are wait-free
  *
  * A read follows pointers from an immutable root: a bounded number of steps, no retry,
@@ -82,13 +106,16 @@
  * published between them and this thread read neither the group in between, the same
  * bound as gids and epochs themselves, which also wrap at 2^32.
  *
- * The copy is checked only when the thread reads a new version (its cache entry then
- * follows the slot again, and compares offset and tag); within one version the block
- * it stands for cannot change. The arrays checked in the version read are also listed
- * in a map of their own, which the reader empties whenever it adopts another version.
- * So the check costs nothing on the hot path, and a thread still reads its own
- * writes: the acknowledgement ends its read section (`refresh()`), and its next read
- * is of a version at least as new as the write.
+ * The copy is checked only when the thread reads a new version that changed its slot,
+ * or that the thread cannot relate to the one it read before ("Catching up"): its cache
+ * entry then follows the slot again, and compares offset and tag. Within one version
+ * the block it stands for cannot change. The arrays up to date with the version read
+ * are also listed in a map of their own, from which the reader takes the arrays of the
+ * slots a new version changed (all of them, when it cannot tell which). So the check
+ * costs nothing on the hot path, a writer busy with other groups costs a reader only
+ * the walk down the chain, and a thread still reads its own writes: the acknowledgement
+ * ends its read section (`refresh()`), and its next read is of a version at least as
+ * new as the write.
  *
  * ## Bounds
  *
@@ -100,7 +127,7 @@
 /** Magic number in word 0: "pgix". */
 export const MAGIC = 0x70676978;
 /** Layout version in word 1; readers refuse a buffer with another version. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 // Header words.
 export const H_MAGIC = 0;
@@ -139,7 +166,22 @@ export const ROOT_BUCKET_BITS = 5;
 export const ROOT_SLOT_LIMIT = 6;
 export const ROOT_GROUPS = 7;
 export const ROOT_MEMBERS = 8;
-export const ROOT_WORDS = 9;
+/** The root record of the version published before this one (0 for the first). */
+export const ROOT_PREV = 9;
+/**
+ * How many slots this version pointed at another block (or at none), listed right
+ * after the fixed fields; -1 when there were more than `ROOT_MAX_CHANGED`.
+ */
+export const ROOT_CHANGED = 10;
+/** Words of a root record's fixed fields; the changed slots follow them. */
+export const ROOT_WORDS = 11;
+/** Most slots a root record lists; a version that changed more lists none (-1). */
+export const ROOT_MAX_CHANGED = 32;
+/**
+ * Root records a reader may follow back from the one it loaded, that one included:
+ * the writer keeps each root record unretired until this many newer ones are published.
+ */
+export const ROOT_CHAIN = 256;
 
 // Member block fields.
 export const B_GID = 0;

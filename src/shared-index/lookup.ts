@@ -38,8 +38,12 @@ const {
   ROOT_BUCKETS,
   ROOT_BUCKETS_DEPTH,
   ROOT_BUCKET_BITS,
+  ROOT_CHAIN,
+  ROOT_CHANGED,
   ROOT_EPOCH,
   ROOT_GROUPS,
+  ROOT_MAX_CHANGED,
+  ROOT_PREV,
   ROOT_SLOTS,
   ROOT_SLOTS_DEPTH,
   ROOT_WORDS,
@@ -50,19 +54,20 @@ const NODE_FACTOR = 0x1_0000_0000;
 
 /**
  * What this thread knows of one group: its slot and gid (stable while the group
- * exists), and its member block as of version `epoch`, with that block's tag and
- * member count, and (once asked for) its members as a JS array.
+ * exists), and its member block as checked in generation `gen` (see `Lookup`), with
+ * that block's tag and member count, and (once asked for) its members as a JS array.
  */
 export interface CacheEntry {
   readonly slot: number;
   gid: number;
-  /** The member block in version `epoch` (never 0: an empty group has no entry). */
+  /** The member block as of generation `gen` (never 0: an empty group has no entry). */
   block: number;
   /** The block's tag (layout.ts, "Per-thread copies"): with `block`, what `pids` stands for. */
   tag: number;
   /** The block's member count, bounded by the view when the block was checked. */
   len: number;
-  epoch: number;
+  /** The reader's generation in which the entry was checked; 0 once its slot changed. */
+  gen: number;
   /**
    * The members of `block`, built once by `pidsOf` and only ever copied out, never
    * handed out itself. Undefined until asked for, and again whenever the entry moves
@@ -93,9 +98,10 @@ export const MAX_HELD_GROUP = HELD_PIDS >> 2;
 const HELD_OVERHEAD = 16;
 
 /**
- * Reads that miss `Lookup.arrays` in one version before it starts listing arrays: a
- * version that does not last that long (the writer publishes all the time) is not
- * worth a `Map.set` per group.
+ * Reads that miss `Lookup.arrays` after it was emptied before it lists arrays again: a
+ * reader that cannot relate the versions it reads (it falls more than `ROOT_CHAIN`
+ * versions behind a writer that publishes all the time) empties it on every new
+ * version, and a map that does not last that long is not worth a `Map.set` per group.
  */
 const LIST_AFTER = 1024;
 
@@ -104,22 +110,40 @@ export class Lookup {
   readonly #base: number;
   readonly #seed: number;
   /**
-   * The held arrays of string groups, by group, all checked in the version read: the
-   * hot path of `members` and `memberAt`, one `Map.get` from the answer, with no cache
-   * entry in between and no check of a version, because the map belongs to one version.
-   * `adopt` drops it whenever it reads another version, and so does dropping the held
-   * arrays (`pidsOf`), so it holds no array that the bound does not count. An array gets
+   * The held arrays of string groups, by group, all up to date with the version read:
+   * the hot path of `members` and `memberAt`, one `Map.get` from the answer, with no
+   * cache entry in between and no check of a version. When `adopt` reads another
+   * version it takes out the arrays of the slots that changed in between (`#catchUp`),
+   * or all of them when it cannot tell which; dropping the held arrays (`pidsOf`)
+   * empties it too, so it holds no array that the bound does not count. An array gets
    * here only through `arrayOf`, right after `find` brought its entry to the version
-   * read, and only once the version has lasted `LIST_AFTER` misses, so that a writer
-   * that publishes all the time costs readers no `Map.set` per read.
+   * read, and only once `LIST_AFTER` reads have missed the map since it was last
+   * emptied, so that a reader that cannot keep up with the writer costs no `Map.set`
+   * per read. Only non-empty arrays are listed, so that a read of one may take an
+   * element without a check.
+   *
+   * It is one map for the life of the lookup, emptied rather than replaced, so that the
+   * reader keeps it in a field of its own: one load less before the `Map.get` of every
+   * hot read.
    */
-  arrays: Map<Group, Pid[]> | undefined;
-  /** Reads that missed `arrays` in the version read. */
+  readonly arrays = new Map<Group, Pid[]>();
+  /** Reads that missed `arrays` since it was last emptied. */
   #misses = 0;
   /** The arena's views as of the last `adopt`; read them again after each lookup. */
   i32: Int32Array;
   u16: Uint16Array;
   limit: number;
+  /**
+   * Entries checked in this generation are up to date with the version read. It moves
+   * on only when the reader adopts a version it cannot relate to the one before
+   * (`#catchUp`); otherwise a new version makes stale just the entries of the slots it
+   * changed.
+   */
+  #gen = 1;
+  /** The entry that last checked each slot, so that a change of the slot finds it. */
+  #bySlot: (CacheEntry | undefined)[] = [];
+  /** The group whose array `arrays` lists, for each slot (`arrayOf`). */
+  #listed: (string | undefined)[] = [];
   // The version this thread reads (copied from its root record).
   #epoch = 0;
   #slots = 0;
@@ -172,15 +196,11 @@ export class Lookup {
       depth > RADIX_MAX_DEPTH
     ) {
       this.#epoch = this.#slots = this.#buckets = this.#slotCapacity = this.#groupCount = 0;
-      this.arrays = undefined;
-      this.#misses = 0;
+      this.#forget();
       return;
     }
     const epoch = i32[root + ROOT_EPOCH]!;
-    if (epoch !== this.#epoch) {
-      this.arrays = undefined;
-      this.#misses = 0;
-    }
+    const known = epoch === this.#epoch || this.#catchUp(root, this.#epoch);
     this.#epoch = epoch;
     this.#slots = i32[root + ROOT_SLOTS]!;
     this.#slotsDepth = depth;
@@ -189,6 +209,78 @@ export class Lookup {
     this.#bucketsDepth = i32[root + ROOT_BUCKETS_DEPTH]!;
     this.#bucketMask = (1 << (i32[root + ROOT_BUCKET_BITS]! & 31)) - 1;
     this.#groupCount = i32[root + ROOT_GROUPS]!;
+    // Last: it checks the listed arrays against this version's slot table.
+    if (!known) this.#forget();
+  }
+
+  /**
+   * Brings what this thread knows from version `from` to the version of `root`: follows
+   * the chain of root records back from `root` to the one of `from`, and makes stale the
+   * entry and the listed array of every slot that the versions in between changed.
+   * False, having made stale only some, when it cannot get there: `from` is further
+   * back than `ROOT_CHAIN` root records, or a version changed too many slots to list,
+   * or (garbage) the chain leads out of the view.
+   *
+   * Only the last `ROOT_CHAIN` root records are kept from reuse (reclamation.ts,
+   * `published`), so it never reads further back: the root records it reads are the
+   * last `ROOT_CHAIN` published up to `root`, each retired, if at all, with an epoch
+   * after `root`'s, which this thread's announcement holds back (layout.ts, "Catching
+   * up"). Garbage can make it answer true wrongly: wrong answers, never a throw.
+   */
+  #catchUp(root: number, from: number): boolean {
+    if (from === 0) return false;
+    const i32 = this.i32;
+    const end = this.limit - ROOT_WORDS;
+    let at = root;
+    for (let steps = 0; steps < ROOT_CHAIN; steps++) {
+      if (at < this.#base || at > end) return false;
+      if (i32[at + ROOT_EPOCH] === from) return true;
+      const n = i32[at + ROOT_CHANGED]!;
+      if (n < 0 || n > ROOT_MAX_CHANGED || at + ROOT_WORDS + n > this.limit) return false;
+      for (let k = 0; k < n; k++) this.#stale(i32[at + ROOT_WORDS + k]!);
+      at = i32[at + ROOT_PREV]!;
+    }
+    return false;
+  }
+
+  /** `slot` changed: its entry must be checked again, and its array is no longer listed. */
+  #stale(slot: number): void {
+    const entry = this.#bySlot[slot];
+    if (entry !== undefined) {
+      entry.gen = 0;
+      this.#bySlot[slot] = undefined;
+    }
+    const listed = this.#listed[slot];
+    if (listed !== undefined) {
+      this.arrays.delete(listed);
+      this.#listed[slot] = undefined;
+    }
+  }
+
+  /**
+   * What this thread knew can no longer be related to the version read: every entry
+   * must be checked again, on its next read. The listed arrays are checked at once
+   * instead, as their reads check nothing; those whose slot still leads to the block
+   * they were built from stay listed. Emptying the map would do, but a reader that
+   * falls behind a busy writer now and then would then read without it for
+   * `LIST_AFTER` reads each time.
+   */
+  #forget(): void {
+    this.#gen++;
+    const before = this.#bySlot;
+    this.#bySlot = [];
+    const listed = this.#listed;
+    const arrays = this.arrays;
+    for (let slot = 0; slot < listed.length; slot++) {
+      const group = listed[slot];
+      if (group === undefined) continue;
+      const entry = before[slot];
+      const pids = arrays.get(group);
+      if (entry === undefined || !this.#follow(entry) || entry.pids !== pids) {
+        arrays.delete(group);
+        listed[slot] = undefined;
+      }
+    }
   }
 
   /** Member count of a block, bounded by the view. */
@@ -201,8 +293,8 @@ export class Lookup {
    * The cache entry of `group`, up to date with the version read, or undefined for an
    * empty or unknown group.
    *
-   * The hot path, a string group met before and already checked in this version, is
-   * one `Map.get` and one comparison. Everything else is `#miss`, kept in one function
+   * The hot path, a string group met before and up to date with this version, is one
+   * `Map.get` and one comparison. Everything else is `#miss`, kept in one function
    * on purpose: V8 never inlines a function of more than 460 bytes of bytecode, so the
    * miss path stays out of `find`'s compiled code, and `find` stays small enough for
    * V8 to inline it into each read and each read into its caller. (Split in small
@@ -213,7 +305,7 @@ export class Lookup {
     let entry: CacheEntry | undefined;
     if (typeof group === 'string') {
       entry = this.#strings.get(group);
-      if (entry !== undefined && entry.epoch === this.#epoch) return entry;
+      if (entry !== undefined && entry.gen === this.#gen) return entry;
     }
     return this.#miss(group, entry);
   }
@@ -252,21 +344,38 @@ export class Lookup {
     for (let i = 0; i < held.length; i++) held[i]!.pids = undefined;
     this.#held = [];
     this.#heldPids = 0;
-    this.arrays = undefined;
+    this.#unlist();
+  }
+
+  /** Empties `arrays` and starts counting misses again. */
+  #unlist(): void {
+    if (this.arrays.size > 0) {
+      this.arrays.clear();
+      this.#listed = [];
+    }
+    this.#misses = 0;
   }
 
   /**
    * The held array of `entry` (found for `group` in the version read), built if need
-   * be, and listed in `arrays` for the rest of this version when `group` is a string
-   * and the version has lasted (`LIST_AFTER`). Never hand it out: copy it, or read one
-   * element.
+   * be, and listed in `arrays` when `group` is a string and enough reads have missed
+   * the map (`LIST_AFTER`), until its slot changes. Never hand it out: copy it, or read
+   * one element.
    */
   arrayOf(group: Group, entry: CacheEntry): Pid[] {
     const pids = entry.pids ?? this.pidsOf(entry);
-    if (typeof group === 'string' && entry.pids === pids && ++this.#misses > LIST_AFTER) {
-      let arrays = this.arrays;
-      if (arrays === undefined || arrays.size >= MAX_CACHE) this.arrays = arrays = new Map();
-      arrays.set(group, pids);
+    if (
+      typeof group === 'string' &&
+      entry.pids === pids &&
+      pids.length > 0 &&
+      ++this.#misses > LIST_AFTER
+    ) {
+      if (this.arrays.size >= MAX_CACHE) this.#unlist();
+      // The group listed for this slot before, if another, has left it.
+      const before = this.#listed[entry.slot];
+      if (before !== undefined && before !== group) this.arrays.delete(before);
+      this.#listed[entry.slot] = group;
+      this.arrays.set(group, pids);
     }
     return pids;
   }
@@ -274,7 +383,8 @@ export class Lookup {
   /**
    * Brings `entry` to the version read if its slot still holds its group; false if the
    * slot changed hands. The held array survives only if the slot still leads to the very
-   * block it was built from: same offset and same tag.
+   * block it was built from: same offset and same tag. The entry is then the one a
+   * change of its slot makes stale.
    */
   #follow(entry: CacheEntry): boolean {
     const block = this.#slotBlock(entry.slot);
@@ -287,7 +397,8 @@ export class Lookup {
       entry.len = this.len(block);
       entry.pids = undefined;
     }
-    entry.epoch = this.#epoch;
+    entry.gen = this.#gen;
+    this.#bySlot[entry.slot] = entry;
     return true;
   }
 
@@ -332,8 +443,7 @@ export class Lookup {
       cacheKey = key = encodeGroup(group);
       cached = cache.get(cacheKey);
     }
-    if (cached !== undefined && (cached.epoch === this.#epoch || this.#follow(cached)))
-      return cached;
+    if (cached !== undefined && (cached.gen === this.#gen || this.#follow(cached))) return cached;
     key ??= encodeGroup(group);
 
     // Find the key in the bucket table.
@@ -370,11 +480,12 @@ export class Lookup {
       block: found,
       tag: i32[found + B_TAG]!,
       len: this.len(found),
-      epoch: this.#epoch,
+      gen: this.#gen,
       pids: undefined,
       rr: 0,
     };
     cache.set(cacheKey, entry);
+    this.#bySlot[slot] = entry;
     return entry;
   }
 

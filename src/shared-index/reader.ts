@@ -14,12 +14,14 @@
  * and the held array once built. No atomic operation, no loads down the slot table,
  * no decoding of pids.
  *
- * The cached entry is renewed only when the thread reads a newer version, so a read
- * within a version costs the same whatever the writer does meanwhile. The three
- * atomics that open a section (reclamation.ts, argued in layout.ts) are paid on the
- * first read of each synchronous job and every `READ_BUDGET` reads after that; a new
- * version then costs each group one walk down the slot table on its next read, and a
- * new array only if its own block changed (layout.ts, "Per-thread copies").
+ * The cached entry is renewed only when the thread reads a newer version that changed
+ * its group's slot, so a read costs the same whatever the writer does to other groups
+ * meanwhile. The three atomics that open a section (reclamation.ts, argued in
+ * layout.ts) are paid on the first read of each synchronous job and every
+ * `READ_BUDGET` reads after that; a new version then costs one walk down the chain of
+ * root records back to the version read before (lookup.ts, `#catchUp`), a walk down the
+ * slot table for each group it changed, on its next read, and a new array only if the
+ * group's own block changed (layout.ts, "Catching up" and "Per-thread copies").
  *
  * The way from a group to its block, with the key cache, is in lookup.ts.
  */
@@ -48,6 +50,8 @@ const LOCAL_BUDGET = 0x3fff_ffff;
  */
 export class IndexReader {
   readonly #lookup: Lookup;
+  /** `Lookup.arrays`, the same map for the reader's life: the hot reads' one `Map.get`. */
+  readonly #arrays: Map<Group, Pid[]>;
   /** This reader's record, on a thread other than the writer's. */
   readonly #record: ReaderRecord | undefined;
   /** The writer, when reading on its own thread. */
@@ -69,6 +73,7 @@ export class IndexReader {
       this.#local = local;
       this.#record = undefined;
       this.#lookup = new Lookup(local.arena);
+      this.#arrays = this.#lookup.arrays;
       this.#unsubscribe = source.onPublish(() => this.#follow());
       this.#follow();
     } else {
@@ -78,6 +83,7 @@ export class IndexReader {
         this.#budget = 0;
       });
       this.#lookup = new Lookup(arena);
+      this.#arrays = this.#lookup.arrays;
     }
   }
 
@@ -94,9 +100,9 @@ export class IndexReader {
    */
   members(group: Group): Pid[] {
     if (--this.#budget < 0) this.#announce();
-    const lookup = this.#lookup;
-    const held = lookup.arrays?.get(group);
+    const held = this.#arrays.get(group);
     if (held !== undefined) return held.slice();
+    const lookup = this.#lookup;
     const entry = lookup.find(group);
     if (entry === undefined) return [];
     return lookup.arrayOf(group, entry).slice();
@@ -144,24 +150,30 @@ export class IndexReader {
    */
   memberAt(group: Group, index: number): Pid | undefined {
     if (--this.#budget < 0) this.#announce();
-    const lookup = this.#lookup;
-    let held = lookup.arrays?.get(group);
-    if (held === undefined) {
-      const entry = lookup.find(group);
-      if (entry === undefined) return undefined;
-      if (entry.pids === undefined && entry.len > MAX_HELD_GROUP) {
-        // Too large to hold: one member straight from the block, not a whole array.
-        let i = index >>> 0;
-        if (i >= entry.len) i %= entry.len;
-        return this.#at(entry.block, i);
-      }
-      held = lookup.arrayOf(group, entry);
-    }
+    const held = this.#arrays.get(group);
+    if (held === undefined) return this.#memberAtMiss(group, index);
+    // A listed array is never empty (`Lookup.arrayOf`).
     const len = held.length;
-    if (len === 0) return undefined;
     let i = index >>> 0;
     if (i >= len) i %= len;
     return held[i];
+  }
+
+  /**
+   * `memberAt` of a group whose array is not listed in the version read: its own
+   * method so that `memberAt`, which V8 inlines into every pick, carries only the hot path.
+   */
+  #memberAtMiss(group: Group, index: number): Pid | undefined {
+    const lookup = this.#lookup;
+    const entry = lookup.find(group);
+    if (entry === undefined) return undefined;
+    const len = entry.len;
+    if (len === 0) return undefined;
+    let i = index >>> 0;
+    if (i >= len) i %= len;
+    // Too large to hold: one member straight from the block, not a whole array.
+    if (entry.pids === undefined && len > MAX_HELD_GROUP) return this.#at(entry.block, i);
+    return lookup.arrayOf(group, entry)[i];
   }
 
   /**

@@ -41,6 +41,7 @@ const {
   H_ROOT,
   READERS_BASE,
   READER_STRIDE,
+  ROOT_CHAIN,
   ROOT_WORDS,
   R_EPOCH,
   R_OWNER,
@@ -66,6 +67,14 @@ export class WriterBlocks implements RadixHost {
   readonly #fresh = new FreshSet();
   #epoch = 0;
   #root = 0;
+  /**
+   * The last `ROOT_CHAIN` root records published, oldest first from `#rootsHead`, with
+   * their sizes: a ring, so that a publish allocates nothing here.
+   */
+  readonly #roots = new Int32Array(ROOT_CHAIN);
+  readonly #rootWords = new Int32Array(ROOT_CHAIN);
+  #rootsHead = 0;
+  #rootsCount = 0;
   #sinceReclaim = 0;
 
   constructor(writer: object, arena: Arena, base: number, maxReaders: number) {
@@ -111,11 +120,24 @@ export class WriterBlocks implements RadixHost {
   }
 
   /**
-   * Called once `root` has been published as version `epoch`: the previous root record
-   * is retired with it, and what was fresh is now reachable.
+   * Called once `root` (of `words` words) has been published as version `epoch`: what
+   * was fresh is now reachable. Root records are retired late: the one published
+   * `ROOT_CHAIN` versions before this one is retired with it, because readers follow the
+   * chain of root records back that far (layout.ts, "Catching up").
    */
-  published(root: number, epoch: number): void {
-    if (this.#root !== 0) this.#alloc.retire(this.#root, ROOT_WORDS, epoch);
+  published(root: number, words: number, epoch: number): void {
+    const ring = this.#roots;
+    if (this.#rootsCount === ROOT_CHAIN) {
+      const oldest = this.#rootsHead;
+      this.#alloc.retire(ring[oldest]!, this.#rootWords[oldest]!, epoch);
+      ring[oldest] = root;
+      this.#rootWords[oldest] = words;
+      this.#rootsHead = (oldest + 1) % ROOT_CHAIN;
+    } else {
+      const at = (this.#rootsHead + this.#rootsCount++) % ROOT_CHAIN;
+      ring[at] = root;
+      this.#rootWords[at] = words;
+    }
     this.#root = root;
     this.#epoch = epoch;
     this.#fresh.clear();
@@ -143,6 +165,11 @@ export class WriterBlocks implements RadixHost {
           'start the scope with a larger maxBytes, or remove members',
       );
     }
+  }
+
+  /** True when a block of `words` can be allocated now, without reclaiming anything. */
+  fits(words: number): boolean {
+    return this.#alloc.fitsOne(words);
   }
 
   /** True when `sizes` fit, reclaiming and coalescing first if they do not; never throws. */

@@ -41,7 +41,9 @@ const {
   ROOT_BUCKET_BITS,
   ROOT_EPOCH,
   ROOT_GROUPS,
+  ROOT_CHANGED,
   ROOT_MEMBERS,
+  ROOT_PREV,
   ROOT_SLOTS,
   ROOT_SLOTS_DEPTH,
   ROOT_SLOT_LIMIT,
@@ -362,8 +364,14 @@ export class IndexWriter {
     const blocks = this.#blocks;
     const groups = this.#groups;
     const buckets = groups.buckets;
+    buckets.settle();
     const next = nextEpoch(blocks.epoch);
-    const rec = blocks.alloc(ROOT_WORDS);
+    // The operation reserved room for a root record without its list of changed slots
+    // (`WriterBlocks.reserve`), so that listing them never makes a write fail: short of
+    // room, the list is left out, and readers just check every group again.
+    const list = blocks.fits(ROOT_WORDS + groups.changedWords);
+    const words = list ? ROOT_WORDS + groups.changedWords : ROOT_WORDS;
+    const rec = blocks.alloc(words);
     const i32 = this.#arena.i32;
     i32[rec + ROOT_EPOCH] = next;
     i32[rec + ROOT_SLOTS] = groups.slots;
@@ -374,10 +382,14 @@ export class IndexWriter {
     i32[rec + ROOT_SLOT_LIMIT] = groups.slotLimit;
     i32[rec + ROOT_GROUPS] = groups.byKey.size;
     i32[rec + ROOT_MEMBERS] = groups.members;
+    // What changed since the version before, so that a reader that read that one keeps
+    // what it knows of every other group (lookup.ts, `#catchUp`).
+    i32[rec + ROOT_PREV] = blocks.root;
+    i32[rec + ROOT_CHANGED] = groups.takeChanged(i32, rec + ROOT_WORDS, list);
     // The two stores that publish: root first, then the epoch that readers announce.
     Atomics.store(i32, H_ROOT, rec);
     Atomics.store(i32, H_EPOCH, next);
-    blocks.published(rec, next);
+    blocks.published(rec, words, next);
     this.#dirty = false;
     const listeners = this.#listeners;
     for (let i = 0; i < listeners.length; i++) listeners[i]!();
