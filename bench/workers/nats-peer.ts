@@ -24,7 +24,11 @@ const cluster = await startCluster({
 });
 const node = cluster.node;
 const pg = node.pg;
-const send = (m: unknown) => process.send!(m);
+// The parent may be done with this process already (it had all it needed): a message it
+// will not read is dropped, not an EPIPE that kills this process mid-stop.
+const send = (m: unknown) => {
+  if (process.connected) process.send!(m, undefined, {}, () => {});
+};
 
 switch (env.PG_ROLE) {
   case 'echo': {
