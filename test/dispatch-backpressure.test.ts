@@ -328,6 +328,33 @@ test('hash: a dispatch waiting for a free owner is not held up behind one waitin
   await Promise.all([d1, d3.promise, d4.promise]);
 });
 
+test('a random dispatch does not wait behind hash dispatches waiting for their busy owner: it goes to the member with room', async (t) => {
+  const r = await rig(t, 2);
+  const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
+  const [a] = await w1.spawn('gate', 1, 'hr');
+  const [b] = await w2.spawn('gate', 1, 'hr');
+  await r.pg.waitForMembers('hr', { count: 2 });
+  const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
+  const ka = keys.find((k) => r.pg.pick('hr', 'hash', k) === a)!;
+  const hashed = { strategy: 'hash' as const, key: ka, maxInFlight: 1 };
+  const d1 = handled(r.pg.dispatch('hr', 'a1', hashed));
+  await r.probe.arrived(1);
+  const d2 = track(r.pg.dispatch('hr', 'a2', hashed)); // waits for a
+  t.is(r.pg.dispatchStats('hr').queued, 1);
+  // The queue's watch on the group (a monitor) is in place: its answer came before this
+  // later request's, so what follows is not started by it.
+  await r.pg.join('barrier', r.node.self());
+  // a is busy and its waiter is sticky; b is idle: a random dispatch goes to b now.
+  const d3 = handled(r.pg.dispatch('hr', 'any', { maxInFlight: 1 }));
+  await r.probe.arrived(2);
+  await w2.ping();
+  t.deepEqual(await w2.received(b!), ['any']);
+  t.deepEqual(await w1.received(a!), ['a1']);
+  t.is(d2.state, 'pending');
+  await r.openAll();
+  await Promise.all([d1, d2.promise, d3]);
+});
+
 test('maxInFlight must be at least 1', async (t) => {
   const r = await rig(t);
   await r.spawnLocal('echo', 1, 'mif');

@@ -54,6 +54,8 @@ export interface GroupState {
   sticky: Waiter[];
   /** Waiting dispatches of this group, in both lists (the bound `maxQueue` applies to). */
   waiting: number;
+  /** Of those, the ones in `queue` (waiting for any member): a new dispatch goes behind them. */
+  waitingForAny: number;
   /** The monitor on the group while dispatches wait (see `#watchJoins`), if any. */
   joins: JoinWatch | undefined;
   /** In `#waitingIn`. */
@@ -129,6 +131,7 @@ export class Backpressure {
       queueHead: 0,
       sticky: [],
       waiting: 0,
+      waitingForAny: 0,
       joins: undefined,
       listed: false,
     };
@@ -163,6 +166,7 @@ export class Backpressure {
     (w.sticky ? state.sticky : state.queue).push(w);
     w.queued = true;
     state.waiting++;
+    if (!w.sticky) state.waitingForAny++;
     if (!state.listed) {
       state.listed = true;
       this.#waitingIn.push(state);
@@ -179,6 +183,7 @@ export class Backpressure {
     if (!w.queued) return;
     w.queued = false;
     w.state.waiting--;
+    if (!w.sticky) w.state.waitingForAny--;
   }
 
   /**

@@ -101,9 +101,11 @@ export class Job<R> implements Waiter, CallSink {
 
   /** Picks a member and calls it, or queues, or waits for members, or fails. */
   run(): void {
-    // Dispatches already wait for this group: this one goes behind them, first come
-    // first served, without a pick that could only find room a waiter is owed.
-    if (!this.sticky && this.state.waiting > 0 && this.#tried === undefined) {
+    // Dispatches already wait for any member of this group: this one goes behind them,
+    // first come first served, without a pick that could only find room a waiter is
+    // owed. (Not behind sticky ones: they wait for their own member, and another may
+    // have room now.)
+    if (!this.sticky && this.state.waitingForAny > 0 && this.#tried === undefined) {
       this.#enqueue();
       return;
     }
