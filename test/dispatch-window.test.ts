@@ -34,6 +34,16 @@ function burst(w: Windows, n: number, batch: number, roundMs: number, start: num
   return windowOf(w);
 }
 
+/** Six bursts of no-op calls, 50 ms apart: a member whose window is at the cap. Returns the time after. */
+function warmed(w: Windows): number {
+  let now = 0;
+  for (let i = 0; i < 6; i++) {
+    burst(w, 1000, MAX, 0.2, now);
+    now += 50;
+  }
+  return now;
+}
+
 /** The window of `pid` now: how many calls it takes before `hasRoom` says no. */
 function windowOf(w: Windows): number {
   const held: Slot[] = [];
@@ -76,11 +86,7 @@ test('1 ms jobs: the window settles near 4 ms of work, a handful of calls', (t) 
 
 test('a stall before the first answer (a busy caller) does not shrink the window', (t) => {
   const w = new Windows(MAX);
-  let now = 0;
-  for (let i = 0; i < 6; i++) {
-    burst(w, 1000, MAX, 0.2, now);
-    now += 50;
-  }
+  let now = warmed(w);
   const before = windowOf(w);
   // The next burst's first answer comes 30 ms late (the caller was blocked), then the
   // rest at the usual pace.
@@ -93,11 +99,7 @@ test('a stall before the first answer (a busy caller) does not shrink the window
 
 test('a window shrinks at most by half per period', (t) => {
   const w = new Windows(MAX);
-  let now = 0;
-  for (let i = 0; i < 6; i++) {
-    burst(w, 1000, MAX, 0.2, now);
-    now += 50;
-  }
+  let now = warmed(w);
   t.is(windowOf(w), MAX);
   // The member turns slow: one answer per 10 ms. Each 10 ms is a period, whose rate
   // alone would give a window of 2; the window comes down by at most half at each.
