@@ -8,9 +8,9 @@
  * one. The table doubles when groups outnumber buckets two to one and halves when
  * they fall to an eighth, so that probes stay short without thrashing.
  *
- * The resize waits for the writer's next publish (`settle`), when the operation has
- * allocated everything it reserved room for but its root record: done in the middle of
- * the operation, it could take room that the rest of the operation had counted on.
+ * The resize happens between operations: at a publish (`settle`), and at the start of
+ * an operation that would leave the table far too small (`keepUp`). Done in the middle
+ * of an operation, it could take room that the rest of the operation had counted on.
  */
 import type { GroupKey } from '../core/group.js';
 import type { GroupState } from './group-state.js';
@@ -112,7 +112,23 @@ export class BucketTable {
   settle(): void {
     if (!this.#unsettled) return;
     this.#unsettled = false;
-    const n = this.#groups.size;
+    this.#resize(this.#groups.size);
+  }
+
+  /**
+   * At the start of an operation that adds `extra` groups, before the writer reserves
+   * room for it: grows the table when it would otherwise be over twice overdue. Within
+   * one version (a batch of joins, a sync) nothing else grows it, and a small table's
+   * buckets grow long, each insert rewriting its whole bucket: that took a fifth more
+   * memory at the high-water mark. A table at most twice overdue is left to `settle`,
+   * so that an index near full keeps the room a leave needs.
+   */
+  keepUp(extra: number): void {
+    const n = this.#groups.size + extra;
+    if (n > 4 << this.#bits) this.#resize(n);
+  }
+
+  #resize(n: number): void {
     let bits = this.#bits;
     while (n > 2 << bits) bits++;
     while (bits > MIN_BUCKET_BITS && n < 1 << (bits - 3)) bits--;

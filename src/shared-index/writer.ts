@@ -200,6 +200,7 @@ export class IndexWriter {
     if (pids.length === 0) return;
     const groups = this.#groups;
     const existing = groups.byKey.get(key);
+    if (existing === undefined) groups.buckets.keepUp(1);
     const sizes: number[] = [];
     groups.sizesFor(key, existing, (existing?.len ?? 0) + pids.length, sizes);
     this.#blocks.reserve(sizes);
@@ -269,6 +270,9 @@ export class IndexWriter {
     const groups = this.#groups;
     const changes: SyncChange[] = [];
     const keys = new Set<GroupKey>(wanted.keys());
+    let added = 0;
+    for (const key of keys) if (!groups.byKey.has(key)) added++;
+    groups.buckets.keepUp(added);
     for (const g of groups.byNode.get(node) ?? []) keys.add(g.key);
     // Room for every group's change first, so that a sync is all or nothing.
     const sizes: number[] = [];
