@@ -5,8 +5,8 @@
  * waits for it; with `startCluster({ coordinator: 'thread' })` it does not. Measured with
  * both, in the same run, the mode order rotated between trials:
  * - a worker's sequential joins, from the call to the ack, p50 and p99;
- * - a worker thread ending (from its last `exit` handler) until a reader on another
- *   worker sees its members gone, p99;
+ * - a worker thread ending (from its call to `process.exit()`) until a reader on another
+ *   worker, woken by a monitor event, reads its members gone; p50 and p99;
  * - the price of the extra hop: the main thread's own sequential joins on an idle main.
  */
 import type { Worker } from 'node:worker_threads';

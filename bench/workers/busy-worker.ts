@@ -5,12 +5,10 @@
  * - `joins`: `n` sequential joins of this node's root process, each timed from the call
  *   to its ack; answers `joined` with the percentiles (µs) and sets `done[0]`;
  * - `victim`: joins `perVictim` memberships to `gone-<slot>`, then waits (without
- *   blocking) for `go[slot]` and ends its thread at once, stamping `ended[slot]` in its
- *   last `exit` handler;
- * - `watch-downs`: for each victim slot in turn, sets `go[slot]`, reads `gone-<slot>`
- *   until it is empty, and records the time since `ended[slot]` (none when the members
- *   were gone before it was stamped); answers `downs` with the percentiles (µs) and sets
- *   `done[0]`.
+ *   blocking) for `go[slot]`, stamps `ended[slot]` and calls `process.exit()`;
+ * - `watch-downs`: for each victim slot in turn, monitors `gone-<slot>`, sets `go[slot]`,
+ *   reads the group after each event until it is empty, and records the time since
+ *   `ended[slot]`; answers `downs` with the percentiles (µs) and sets `done[0]`.
  */
 import { createHistogram } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
@@ -54,8 +52,9 @@ async function victim(
   port.postMessage({ type: 'armed' });
   const w = Atomics.waitAsync(go, slot, 0);
   if (w.async) await w.value;
-  // The last moment this thread runs code: what follows is Node tearing it down.
-  process.once('exit', () => Atomics.store(ended, slot, process.hrtime.bigint()));
+  // The worker ends now: what follows is its `exit` handlers (the node's among them)
+  // and Node tearing the thread down.
+  Atomics.store(ended, slot, process.hrtime.bigint());
   process.exit(0);
 }
 
@@ -68,21 +67,23 @@ async function watchDowns(
   const h = createHistogram();
   for (let slot = 0; slot < slots; slot++) {
     const group = `gone-${slot}`;
+    // Asleep in the event loop until the coordinator says the group changed, as a user
+    // would wait. (This reader used to poll `count` once per turn: a thread spinning like
+    // that holds one of the machine's two cores, and the figure measured its own load.)
+    const m = await node.pg.monitor(group);
+    const events = m.events[Symbol.asyncIterator]();
     Atomics.store(go, slot, 1);
     Atomics.notify(go, slot);
-    // A read per turn of the event loop. (Not asleep in Atomics.wait between reads: a
-    // thread blocked there holds up the teardown of the ending worker by 100+ ms.)
-    while (node.pg.count(group) > 0) await tick();
-    // Gone before the victim's last `exit` handler ran (its node says bye from an earlier
-    // one): no time at all after it ended.
-    const end = Atomics.load(ended, slot);
-    h.record(end === 0n ? 1 : Math.max(1, Number(process.hrtime.bigint() - end)));
+    // The members are gone for a reader when the index read on this thread says so: a
+    // monitor event only says when to look again.
+    while (node.pg.count(group) > 0) await events.next();
+    // Stamped before the victim's exit, so always set by now.
+    h.record(Math.max(1, Number(process.hrtime.bigint() - Atomics.load(ended, slot))));
+    await node.pg.demonitor(m);
   }
   finish(done);
   port.postMessage({ type: 'downs', percentiles: percentiles(h) });
 }
-
-const tick = () => new Promise((r) => setImmediate(r));
 
 port.on('message', (m: BusyCommand) => {
   switch (m.cmd) {
