@@ -4,9 +4,9 @@
  * installed `@nats-io/transport-node` has it, and run real processes there.
  */
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 
@@ -33,8 +33,26 @@ function bareInstall(t: { teardown(fn: () => void): void }): string {
   return dir;
 }
 
+/** Where Node would find `name` from `dir`: a `node_modules` in it or in any folder above. */
+function installedAbove(dir: string, name: string): string | undefined {
+  for (let d = dir; ; d = dirname(d)) {
+    const path = join(d, 'node_modules', name);
+    if (existsSync(path)) return path;
+    if (dirname(d) === d) return undefined;
+  }
+}
+
 test('without the NATS client, a cluster with a NATS transport fails with MissingPackageError naming the package', async (t) => {
   const dir = bareInstall(t);
+  // Node looks for packages in every folder above too: one there would make this test
+  // connect instead, and fail with a TransportError that says nothing of why.
+  const found = installedAbove(dir, '@nats-io/transport-node');
+  if (found !== undefined) {
+    t.fail(
+      `${found} is installed above the temporary folder ${dir}: remove it, or set TMPDIR to a folder without node_modules above it`,
+    );
+    return;
+  }
   const out = await runIn(
     dir,
     `import { startCluster } from './lib/index.js';
