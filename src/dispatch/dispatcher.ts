@@ -32,9 +32,10 @@ import { Picker } from './strategies.js';
  * once, so `captured` holds that promise's resolvers right after `new Promise`.
  * (Measured: 7% less main-thread CPU per 1,000-deep no-op dispatch.)
  */
+const unset = (): void => {};
 const captured: { resolve: (value: never) => void; reject: (error: unknown) => void } = {
-  resolve: () => {},
-  reject: () => {},
+  resolve: unset,
+  reject: unset,
 };
 function capture(resolve: (value: never) => void, reject: (error: unknown) => void): void {
   captured.resolve = resolve;
@@ -105,7 +106,11 @@ export class Dispatcher {
     }
     const promise = new Promise<R>(capture);
     const resolve = captured.resolve as (value: R) => void;
-    new Job<R>(this.#jobs, group, message, options, state, resolve, captured.reject).run();
+    const reject = captured.reject;
+    // Not kept past this call: they would keep this promise, and whatever its callers
+    // chained to it, alive until the next dispatch.
+    captured.resolve = captured.reject = unset;
+    new Job<R>(this.#jobs, group, message, options, state, resolve, reject).run();
     return promise;
   }
 
