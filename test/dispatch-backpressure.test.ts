@@ -23,6 +23,7 @@ import {
   type DispatchNode,
   type DispatchStats,
   orAfter,
+  type Rig,
   rig,
   spawnNode,
   track,
@@ -302,15 +303,29 @@ test('a dispatch queued on one group goes out when a member it shares with anoth
   await orAfter(d1.promise, 2_000, undefined);
 });
 
+/** A gated member of `group` on each of the rig's two workers, both visible here. */
+async function gatePerWorker(r: Rig, group: string) {
+  const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
+  const [a] = await w1.spawn('gate', 1, group);
+  const [b] = await w2.spawn('gate', 1, group);
+  await r.pg.waitForMembers(group, { count: 2 });
+  return { w1, w2, a: a!, b: b! };
+}
+
+/** A key that the 'hash' strategy routes to `pid` in `group`. */
+function keyFor(r: Rig, group: string, pid: Pid): string {
+  const key = Array.from({ length: 200 }, (_, i) => `k${i}`).find(
+    (k) => r.pg.pick(group, 'hash', k) === pid,
+  );
+  if (key === undefined) throw new Error(`no key of 200 hashes to ${pid} in ${group}`);
+  return key;
+}
+
 test('hash: a dispatch waiting for a free owner is not held up behind one waiting for a busy owner', async (t) => {
   const r = await rig(t, 2);
-  const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
-  const [a] = await w1.spawn('gate', 1, 'hh');
-  const [b] = await w2.spawn('gate', 1, 'hh');
-  await r.pg.waitForMembers('hh', { count: 2 });
-  const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
-  const ka = keys.find((k) => r.pg.pick('hh', 'hash', k) === a)!;
-  const kb = keys.find((k) => r.pg.pick('hh', 'hash', k) === b)!;
+  const { w1, w2, a, b } = await gatePerWorker(r, 'hh');
+  const ka = keyFor(r, 'hh', a);
+  const kb = keyFor(r, 'hh', b);
   const opts = (key: string) => ({ strategy: 'hash' as const, key, maxInFlight: 1 });
   const d1 = handled(r.pg.dispatch('hh', 'a1', opts(ka)));
   const d2 = handled(r.pg.dispatch('hh', 'b1', opts(kb)));
@@ -322,20 +337,16 @@ test('hash: a dispatch waiting for a free owner is not held up behind one waitin
   t.is(await w2.open(b, 1), 1);
   await d2;
   await w2.ping();
-  t.deepEqual(await w2.received(b!), ['b1', 'b2'], 'b2 went to b as soon as b had room');
-  t.deepEqual(await w1.received(a!), ['a1']);
+  t.deepEqual(await w2.received(b), ['b1', 'b2'], 'b2 went to b as soon as b had room');
+  t.deepEqual(await w1.received(a), ['a1']);
   await r.openAll();
   await Promise.all([d1, d3.promise, d4.promise]);
 });
 
 test('a random dispatch does not wait behind hash dispatches waiting for their busy owner: it goes to the member with room', async (t) => {
   const r = await rig(t, 2);
-  const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
-  const [a] = await w1.spawn('gate', 1, 'hr');
-  const [b] = await w2.spawn('gate', 1, 'hr');
-  await r.pg.waitForMembers('hr', { count: 2 });
-  const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
-  const ka = keys.find((k) => r.pg.pick('hr', 'hash', k) === a)!;
+  const { w1, w2, a, b } = await gatePerWorker(r, 'hr');
+  const ka = keyFor(r, 'hr', a);
   const hashed = { strategy: 'hash' as const, key: ka, maxInFlight: 1 };
   const d1 = handled(r.pg.dispatch('hr', 'a1', hashed));
   await r.probe.arrived(1);
@@ -348,8 +359,8 @@ test('a random dispatch does not wait behind hash dispatches waiting for their b
   const d3 = handled(r.pg.dispatch('hr', 'any', { maxInFlight: 1 }));
   await r.probe.arrived(2);
   await w2.ping();
-  t.deepEqual(await w2.received(b!), ['any']);
-  t.deepEqual(await w1.received(a!), ['a1']);
+  t.deepEqual(await w2.received(b), ['any']);
+  t.deepEqual(await w1.received(a), ['a1']);
   t.is(d2.state, 'pending');
   await r.openAll();
   await Promise.all([d1, d2.promise, d3]);
