@@ -6,17 +6,23 @@
  * both, in the same run, the mode order rotated between trials:
  * - a worker's sequential joins, from the call to the ack, p50 and p99;
  * - a worker thread ending (from its call to `process.exit()`) until a reader on another
- *   worker, woken by a monitor event, reads its members gone; p50 and p99;
+ *   worker, woken by a monitor event, reads its members gone; p50 and p99. One worker
+ *   ends at a time: the next once the previous one's thread is gone;
+ * - the same with bare worker threads and no procgroups (bench/workers/bare-exit.ts): an
+ *   exit notice relayed by a third thread to the reader, the floor that Node and the
+ *   machine set for two hops between threads while a thread ends;
  * - the price of the extra hop: the main thread's own sequential joins on an idle main.
  */
-import type { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { type Cluster, type ClusterOptions, startCluster } from '../src/index.js';
 import type { BusyCommand } from './workers/busy-worker.js';
+import type { BareExitData } from './workers/bare-exit.js';
 import { type Percentiles, sequential } from './lib/pipeline.js';
 import { type BenchOptions, type Distribution, paired, result } from './lib/report.js';
 import { next } from './lib/threads.js';
 
 const workerUrl = new URL('./workers/busy-worker.js', import.meta.url);
+const bareUrl = new URL('./workers/bare-exit.js', import.meta.url);
 const CHUNK_MS = 20;
 
 type Mode = NonNullable<ClusterOptions['coordinator']>;
@@ -38,6 +44,17 @@ async function spawn(cluster: Cluster): Promise<Worker> {
 
 const post = (w: Worker, m: BusyCommand) => w.postMessage(m);
 
+const shared = <T>(Of: new (b: SharedArrayBuffer) => T, bytes: number) =>
+  new Of(new SharedArrayBuffer(bytes));
+
+/** Sets `gone[slot]` when the victim's thread is gone, for the reader to start the next. */
+function trackGone(victim: Worker, gone: Int32Array, slot: number): void {
+  victim.once('exit', () => {
+    Atomics.store(gone, slot, 1);
+    Atomics.notify(gone, slot);
+  });
+}
+
 interface Trial {
   joins: Percentiles;
   downs: Percentiles;
@@ -49,13 +66,15 @@ async function trial(mode: Mode, joins: number, victims: number, ms: number): Pr
   try {
     const joiner = await spawn(cluster);
     const watcher = await spawn(cluster);
-    const go = new Int32Array(new SharedArrayBuffer(4 * victims));
-    const ended = new BigInt64Array(new SharedArrayBuffer(8 * victims));
+    const go = shared(Int32Array, 4 * victims);
+    const gone = shared(Int32Array, 4 * victims);
+    const ended = shared(BigInt64Array, 8 * victims);
     for (let slot = 0; slot < victims; slot++) {
       const v = await spawn(cluster);
       const armed = next(v, 'armed');
       post(v, { cmd: 'victim', slot, perVictim: 100, go, ended });
       await armed;
+      trackGone(v, gone, slot);
     }
 
     let done = new Int32Array(new SharedArrayBuffer(4));
@@ -66,7 +85,7 @@ async function trial(mode: Mode, joins: number, victims: number, ms: number): Pr
 
     done = new Int32Array(new SharedArrayBuffer(4));
     const downs = next<{ type: string; percentiles: Percentiles }>(watcher, 'downs');
-    post(watcher, { cmd: 'watch-downs', slots: victims, go, ended, done });
+    post(watcher, { cmd: 'watch-downs', slots: victims, go, ended, gone, done });
     await busyUntil(done);
     const d = (await downs).percentiles;
 
@@ -80,16 +99,50 @@ async function trial(mode: Mode, joins: number, victims: number, ms: number): Pr
   }
 }
 
+/** The floor: the same victims, relay and reader as bare worker threads (bare-exit.ts). */
+async function bareTrial(victims: number): Promise<Percentiles> {
+  const bare = (data: BareExitData, transfer: MessagePort[]) =>
+    new Worker(bareUrl, { workerData: data, transferList: transfer });
+  const go = shared(Int32Array, 4 * victims);
+  const gone = shared(Int32Array, 4 * victims);
+  const ended = shared(BigInt64Array, 8 * victims);
+  const done = shared(Int32Array, 4);
+  const hop = new MessageChannel();
+  const relay = bare({ role: 'relay', out: hop.port1 }, [hop.port1]);
+  const reader = bare({ role: 'reader', slots: victims, inp: hop.port2, go, ended, gone, done }, [
+    hop.port2,
+  ]);
+  try {
+    await Promise.all([next(relay, 'ready'), next(reader, 'ready')]);
+    for (let slot = 0; slot < victims; slot++) {
+      const { port1, port2 } = new MessageChannel();
+      relay.postMessage({ port: port1 }, [port1]);
+      const v = bare({ role: 'victim', slot, go, ended, port: port2 }, [port2]);
+      await next(v, 'armed');
+      trackGone(v, gone, slot);
+    }
+    const downs = next<{ type: string; percentiles: Percentiles }>(reader, 'downs');
+    reader.postMessage('start');
+    await busyUntil(done);
+    return (await downs).percentiles;
+  } finally {
+    await Promise.all([relay.terminate(), reader.terminate()]);
+  }
+}
+
 export async function busyMain(opts: BenchOptions) {
   const trials = opts.quick ? 3 : 5;
   const joins = opts.quick ? 500 : 2000;
   const victims = opts.quick ? 20 : 60;
   const ms = opts.quick ? 200 : 500;
-  const modes: Mode[] = ['main', 'thread'];
+  const modes = ['main', 'thread', 'bare'] as const;
   const runs: Record<Mode, Trial[]> = { main: [], thread: [] };
+  const bare: Percentiles[] = [];
   for (let t = 0; t < trials; t++) {
-    for (const mode of t % 2 === 0 ? modes : [...modes].reverse())
-      runs[mode].push(await trial(mode, joins, victims, ms));
+    for (const mode of t % 2 === 0 ? modes : [...modes].reverse()) {
+      if (mode === 'bare') bare.push(await bareTrial(victims));
+      else runs[mode].push(await trial(mode, joins, victims, ms));
+    }
     opts.progress(t + 1, trials, 'busy main');
   }
   const ms_ = (us: number) => us / 1000;
@@ -139,6 +192,29 @@ export async function busyMain(opts: BenchOptions) {
       of('thread', (r) => ms_(r.downs.p50)),
       'coordinator on main (default), same scenario',
       of('main', (r) => ms_(r.downs.p50)),
+    ),
+    paired(
+      {
+        id: 'busy-main-nodedown-p99-bare',
+        label:
+          "a worker ends → its members gone for a reader, p99, coordinator: 'thread', against bare threads",
+        unit: 'ms',
+        note: 'the floor: a bare worker posts an exit notice that a thread relays to a reader',
+      },
+      of('thread', (r) => ms_(r.downs.p99)),
+      'bare worker threads, same scenario',
+      bare.map((p) => ms_(p.p99)),
+    ),
+    paired(
+      {
+        id: 'busy-main-nodedown-median-bare',
+        label:
+          "a worker ends → its members gone for a reader, median, coordinator: 'thread', against bare threads",
+        unit: 'ms',
+      },
+      of('thread', (r) => ms_(r.downs.p50)),
+      'bare worker threads, same scenario',
+      bare.map((p) => ms_(p.p50)),
     ),
     paired(
       {

@@ -6,9 +6,11 @@
  *   to its ack; answers `joined` with the percentiles (µs) and sets `done[0]`;
  * - `victim`: joins `perVictim` memberships to `gone-<slot>`, then waits (without
  *   blocking) for `go[slot]`, stamps `ended[slot]` and calls `process.exit()`;
- * - `watch-downs`: for each victim slot in turn, monitors `gone-<slot>`, sets `go[slot]`,
- *   reads the group after each event until it is empty, and records the time since
- *   `ended[slot]`; answers `downs` with the percentiles (µs) and sets `done[0]`.
+ * - `watch-downs`: for each victim slot in turn, waits until the previous victim's
+ *   thread is gone (`gone`, set by the main thread on the worker's `exit`), monitors
+ *   `gone-<slot>`, sets `go[slot]`, reads the group after each event until it is empty,
+ *   and records the time since `ended[slot]`; answers `downs` with the percentiles (µs)
+ *   and sets `done[0]`.
  */
 import { createHistogram } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
@@ -18,7 +20,14 @@ import { percentiles } from '../lib/pipeline.js';
 export type BusyCommand =
   | { cmd: 'joins'; n: number; done: Int32Array }
   | { cmd: 'victim'; slot: number; perVictim: number; go: Int32Array; ended: BigInt64Array }
-  | { cmd: 'watch-downs'; slots: number; go: Int32Array; ended: BigInt64Array; done: Int32Array };
+  | {
+      cmd: 'watch-downs';
+      slots: number;
+      go: Int32Array;
+      ended: BigInt64Array;
+      gone: Int32Array;
+      done: Int32Array;
+    };
 
 const node = await connect({ name: 'busy-worker' });
 const port = parentPort!;
@@ -62,11 +71,19 @@ async function watchDowns(
   slots: number,
   go: Int32Array,
   ended: BigInt64Array,
+  gone: Int32Array,
   done: Int32Array,
 ): Promise<void> {
   const h = createHistogram();
   for (let slot = 0; slot < slots; slot++) {
     const group = `gone-${slot}`;
+    // One worker ending at a time: the previous one's teardown (2 to 5 ms of CPU) would
+    // otherwise overlap this one on a machine of two cores, a burst of deaths rather than
+    // a worker ending.
+    if (slot > 0) {
+      const w = Atomics.waitAsync(gone, slot - 1, 0);
+      if (w.async) await w.value;
+    }
     // Asleep in the event loop until the coordinator says the group changed, as a user
     // would wait. (This reader used to poll `count` once per turn: a thread spinning like
     // that holds one of the machine's two cores, and the figure measured its own load.)
@@ -94,7 +111,7 @@ port.on('message', (m: BusyCommand) => {
       void victim(m.slot, m.perVictim, m.go, m.ended);
       break;
     case 'watch-downs':
-      void watchDowns(m.slots, m.go, m.ended, m.done);
+      void watchDowns(m.slots, m.go, m.ended, m.gone, m.done);
       break;
   }
 });
