@@ -7,6 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import { type Cluster, makePid, NodeDownError, type Pid } from '../src/index.js';
 import { type Agent, exitOf, nodeEvent, rejects, spawnAgent, start } from './support/cluster.js';
 import { handled } from './support/wait.js';
+import { sorted } from './support/views.js';
 
 /** Starts calls that cannot finish on the agent: to a hanging process, and queued ones behind it. */
 async function callsInFlight(cluster: Cluster, a: Agent) {
@@ -122,4 +123,18 @@ test('monitors and calls on many nodes dying at once all settle', async (t) => {
   for (const c of calls) await rejects(t, c, { instanceOf: NodeDownError });
   t.deepEqual(await Promise.all(monitors), ['nodedown', 'nodedown', 'nodedown', 'nodedown']);
   t.is(makePid(0, 1), cluster.node.self());
+});
+
+test("a node with no 'nodedown' listener and no channel to a node that dies hears of it before the coordinator's next message to it", async (t) => {
+  const cluster = await start(t);
+  const deaf = await spawnAgent(cluster, { workerData: { downs: false } });
+  const b = await spawnAgent(cluster);
+  t.deepEqual(sorted(await deaf.cmd<number[]>({ cmd: 'nodes' })), [0, deaf.id, b.id]);
+  const down = nodeEvent(cluster.node, 'nodedown', b.id);
+  await b.terminate();
+  await down;
+  // The coordinator dropped b before this join reached it: the notice it kept for
+  // `deaf` (told late, see coordinator/down-notices.ts) goes out before the join's ack.
+  await deaf.cmd({ cmd: 'join', group: 'after-the-down' });
+  t.deepEqual(sorted(await deaf.cmd<number[]>({ cmd: 'nodes' })), [0, deaf.id]);
 });

@@ -14,6 +14,7 @@ import {
 } from 'node:worker_threads';
 import { after } from '../core/timer.js';
 import { BatchPort } from '../protocol/batch-port.js';
+import { DownNotices } from './down-notices.js';
 import {
   type Endpoint,
   parseToCoordinator,
@@ -79,6 +80,8 @@ export class Coordinator {
   readonly #peering: Peering | undefined;
   /** The node on this thread (the first to register): it is told so in its welcome. */
   #home: number | undefined;
+  /** Who hears of a node going down, and when (down-notices.ts). */
+  readonly #notices = new DownNotices((node, m) => this.#nodes.get(node)?.out.post(m));
 
   constructor(indexOptions: IndexOptions, transport?: Transport) {
     this.#indexOptions = indexOptions;
@@ -88,7 +91,7 @@ export class Coordinator {
         scopeNames: () => [...this.#scopes.keys()],
         localNodes: () => [...this.#nodes.keys()],
         isLocalNode: (node) => this.#nodes.has(node),
-        toNode: (node, m, port) => this.#nodes.get(node)?.out.post(m, port && [port]),
+        toNode: (node, m, port) => this.#send(node, m, port),
       });
     }
   }
@@ -233,7 +236,7 @@ export class Coordinator {
       // Reader records the thread held are free again (it may have died mid-read).
       if (entry.threadId !== ownThreadId) scope.writer.releaseReadersOf(entry.threadId);
     }
-    for (const other of this.#nodes.keys()) this.#send(other, { t: 'nodedown', id });
+    this.#notices.down(id, this.#nodes.keys());
     this.#peering?.localNodeDown(id);
   }
 
@@ -271,7 +274,8 @@ export class Coordinator {
         if (m.peer !== from.id && this.#nodes.has(m.peer)) {
           const linked: ToNode = { t: 'linked', peer: from.id, port: m.port };
           if (m.remote === true) linked.remote = true;
-          this.#nodes.get(m.peer)!.out.post(linked, [m.port]);
+          this.#notices.linked(from.id, m.peer);
+          this.#send(m.peer, linked, m.port);
         } else if (this.#peering !== undefined && m.peer !== from.id) {
           // A node of another process: this coordinator holds the far end and relays.
           this.#peering.link(from.id, m.peer, m.port);
@@ -280,8 +284,17 @@ export class Coordinator {
         }
         return;
       }
-      case 'bye':
+      case 'bye': {
         this.nodeDown(from.id);
+        // An ending worker sleeps until this (Node's exit handler): wake it once what
+        // the down caused is out. The batches of this job flush in microtasks queued
+        // before this one, so the readers' monitor events are posted by then.
+        const ack = m.ack;
+        if (ack !== undefined) queueMicrotask(() => release(ack));
+        return;
+      }
+      case 'watch':
+        this.#notices.watch(from.id);
         return;
       case 'ready': {
         const ready = from.onReady;
@@ -331,8 +344,10 @@ export class Coordinator {
     }
   }
 
-  #send(node: number, message: ToNode): void {
-    this.#nodes.get(node)?.out.post(message);
+  /** Every message to a node goes here: the down notices it has not had go first. */
+  #send(node: number, message: ToNode, port?: MessagePort): void {
+    this.#notices.flush(node);
+    this.#nodes.get(node)?.out.post(message, port && [port]);
   }
 
   // Scopes -------------------------------------------------------------------------------
@@ -474,7 +489,14 @@ export class Coordinator {
     // Barriers and partitions in flight: no node will answer them now ("handled, or gone").
     for (const d of this.#done.values()) d.resolve();
     this.#done.clear();
+    this.#notices.stop();
   }
 }
 
 export type { Endpoint };
+
+/** Sets a shared cell and wakes whoever waits on it. */
+function release(cell: Int32Array): void {
+  Atomics.store(cell, 0, 1);
+  Atomics.notify(cell, 0);
+}

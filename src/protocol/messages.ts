@@ -98,7 +98,6 @@ export interface Demonitor {
   ref: number;
   monitor: number;
 }
-/** The node is leaving the cluster on purpose. */
 /**
  * A worker started by `cluster.spawn()` finished evaluating its module (its top-level
  * joins are done): `spawn()` resolves now.
@@ -106,8 +105,21 @@ export interface Demonitor {
 export interface Ready {
   t: 'ready';
 }
+/**
+ * The node is leaving the cluster on purpose. `ack`, when given (a worker's thread is
+ * ending), is set to 1 and notified once the coordinator has dropped the node and
+ * posted what that caused: the ending thread waits on it (see `Node`'s exit handler).
+ */
 export interface Bye {
   t: 'bye';
+  ack?: Int32Array;
+}
+/**
+ * The node has a `'nodedown'` listener: tell it of every node going down at once, and
+ * now of those it has not heard of yet (see coordinator/down-notices.ts).
+ */
+export interface Watch {
+  t: 'watch';
 }
 /** The node carried out coordinator request `ref` (see `Partition`). */
 export interface Done {
@@ -126,6 +138,7 @@ export type ToCoordinator =
   | Demonitor
   | Ready
   | Bye
+  | Watch
   | Done;
 
 // Coordinator → node ----------------------------------------------------------------
@@ -284,6 +297,10 @@ function isKeys(x: unknown): x is GroupKey[] {
   for (let i = 0; i < x.length; i++) if (!isKey(x[i])) return false;
   return true;
 }
+/** One `Int32Array` cell in shared memory, which `Atomics.wait` can sleep on. */
+function isSharedCell(x: unknown): x is Int32Array {
+  return x instanceof Int32Array && x.buffer instanceof SharedArrayBuffer && x.length >= 1;
+}
 function isGroups(x: unknown): x is [GroupKey, Pid[]][] {
   if (!Array.isArray(x) || x.length > MAX_SYNC_GROUPS) return false;
   for (const e of x) {
@@ -329,9 +346,11 @@ export function parseToCoordinator(m: unknown): ToCoordinator | undefined {
         ? (m as unknown as Demonitor)
         : undefined;
     case 'bye':
-      return m as unknown as Bye;
+      return m.ack === undefined || isSharedCell(m.ack) ? (m as unknown as Bye) : undefined;
     case 'ready':
       return m as unknown as Ready;
+    case 'watch':
+      return m as unknown as Watch;
     case 'done':
       return isNat(m.ref) ? (m as unknown as Done) : undefined;
     default:

@@ -41,11 +41,23 @@ export type { CallOptions } from './pending-calls.js';
 export type { Handler, ProcessContext, SpawnOptions } from './process.js';
 export type { ExitReason, ProcessMonitor } from './process-monitors.js';
 
+/**
+ * How long an ending worker's thread waits for the coordinator to drop its node before
+ * it is torn down anyway (see `#onExit`). The coordinator answers in well under a
+ * millisecond when it has a core; on a main thread busy in long synchronous jobs it can
+ * take longer, and the thread then ends without the answer (nothing is lost: the bye
+ * was posted, and is applied when the coordinator gets to it).
+ */
+const BYE_WAIT_MS = 10;
+
 /** Events a `Node` emits (it is an EventEmitter). */
 export interface NodeEvents {
   /** A node attached to the cluster. */
   nodeup: [id: number];
-  /** A node went away (exit, crash, closed link, or `close()`). */
+  /**
+   * A node went away (exit, crash, closed link, or `close()`). A node with a listener is
+   * told at once; one without hears of downs in batches (see `nodes()`).
+   */
   nodedown: [id: number];
   /** A handler failed on a `send`, where no caller could be told. */
   processError: [pid: Pid, error: unknown];
@@ -69,6 +81,8 @@ export class Node extends EventEmitter<NodeEvents> {
   #ref = 0;
   readonly #drain: Drain;
   #connected = true;
+  /** Told the coordinator it has a 'nodedown' listener (coordinator/down-notices.ts). */
+  #watching = false;
   #malformed = 0;
   /** On the coordinator's thread: a scope that stops takes this node's memberships with it. */
   readonly #home: boolean;
@@ -99,6 +113,8 @@ export class Node extends EventEmitter<NodeEvents> {
     // A message that arrived but could not be deserialized (too deep, say): malformed too.
     control.on('messageerror', this.#onMalformed);
     if (!isMainThread) process.once('exit', this.#onExit);
+    // `newListener` is EventEmitter's own event, outside the typed NodeEvents.
+    (this as EventEmitter).on('newListener', this.#onNewListener);
     for (const [name, handle] of welcome.scopes) this.#scopes.hooks(name).attach(handle);
   }
 
@@ -299,7 +315,12 @@ export class Node extends EventEmitter<NodeEvents> {
 
   // Cluster -----------------------------------------------------------------------------
 
-  /** Ids of the nodes that are up, this one included. */
+  /**
+   * Ids of the nodes that are up, this one included, as far as this node has heard. The
+   * coordinator tells a node of other nodes going down at once only if it has a
+   * `'nodedown'` listener or a channel with them (it called them, or they called it);
+   * otherwise within a second, in one batch, because each notice wakes this thread.
+   */
   nodes(): number[] {
     return this.#peers.ids();
   }
@@ -444,6 +465,13 @@ export class Node extends EventEmitter<NodeEvents> {
     }
   };
 
+  /** The first 'nodedown' listener: from now on, hear of every node going down at once. */
+  readonly #onNewListener = (event: string | symbol): void => {
+    if (event !== 'nodedown' || this.#watching || !this.#connected) return;
+    this.#watching = true;
+    this.#control.post({ t: 'watch' });
+  };
+
   readonly #onMalformed = (): void => {
     this.#malformed++;
   };
@@ -519,7 +547,14 @@ export class Node extends EventEmitter<NodeEvents> {
    *   or a message sent just before the exit is not lost;
    * - then `bye`: the cluster drops the node now, not when the thread's ports close at
    *   the end of its teardown, milliseconds later, so its members leave every reader's
-   *   index that much sooner and no dispatch picks them meanwhile.
+   *   index that much sooner and no dispatch picks them meanwhile;
+   * - and the thread sleeps until the coordinator has done so (at most BYE_WAIT_MS).
+   *   Without this the teardown that follows (2 to 5 ms of CPU) ran at once and held
+   *   a core while the coordinator's thread, just woken by the `bye`, waited for one:
+   *   Linux lets a running thread finish its slice before a woken one gets the core.
+   *   With main busy on the other core of two, the bye waited 1 to 4 ms on the run
+   *   queue, and a reader saw the members gone 4.2 to 4.7 ms after the exit (median);
+   *   asleep here, 0.8 to 0.9 ms (bench busy-main).
    * The node is then out of the cluster: a later `exit` listener that uses it gets
    * `NotConnectedError`, and its reads find no scope (the coordinator has given this
    * thread's reader records back).
@@ -527,8 +562,10 @@ export class Node extends EventEmitter<NodeEvents> {
   readonly #onExit = (): void => {
     if (!this.#connected) return;
     this.#peers.flush();
-    this.#control.post({ t: 'bye' });
+    const ack = new Int32Array(new SharedArrayBuffer(4));
+    this.#control.post({ t: 'bye', ack });
     this.#control.flush();
+    Atomics.wait(ack, 0, 0, BYE_WAIT_MS);
     this.#connected = false;
     for (const hooks of this.#scopes.all()) hooks.detach(true);
   };

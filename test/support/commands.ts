@@ -280,15 +280,20 @@ export class Commands {
   }
 
   /** Records the node's nodeup, nodedown and processError events (for `nodeEvents`, `waitUp`, …). */
-  listen(): void {
+  /**
+   * Records node events and process errors. `downs: false` leaves out the 'nodedown'
+   * listener: such a node is told of downs late (coordinator/down-notices.ts).
+   */
+  listen({ downs = true }: { downs?: boolean } = {}): void {
     this.node.on('nodeup', (id) => {
       this.#nodeEvents.push(['up', id]);
       this.#nodeEventSeen.notify();
     });
-    this.node.on('nodedown', (id) => {
-      this.#nodeEvents.push(['down', id]);
-      this.#nodeEventSeen.notify();
-    });
+    if (downs)
+      this.node.on('nodedown', (id) => {
+        this.#nodeEvents.push(['down', id]);
+        this.#nodeEventSeen.notify();
+      });
     this.node.on('processError', (pid, error) => {
       this.#processErrors.push(`${pid}: ${error instanceof Error ? error.message : String(error)}`);
     });
