@@ -562,10 +562,11 @@ export class Node extends EventEmitter<NodeEvents> {
   readonly #onExit = (): void => {
     if (!this.#connected) return;
     this.#peers.flush();
-    const ack = new Int32Array(new SharedArrayBuffer(4));
-    this.#control.post({ t: 'bye', ack });
+    // The home node's coordinator runs on this very thread: it cannot answer a wait.
+    const ack = this.#home ? undefined : new Int32Array(new SharedArrayBuffer(4));
+    this.#control.post(ack === undefined ? { t: 'bye' } : { t: 'bye', ack });
     this.#control.flush();
-    Atomics.wait(ack, 0, 0, BYE_WAIT_MS);
+    if (ack !== undefined) Atomics.wait(ack, 0, 0, BYE_WAIT_MS);
     this.#connected = false;
     for (const hooks of this.#scopes.all()) hooks.detach(true);
   };
