@@ -22,7 +22,7 @@ import { after } from '../core/timer.js';
 import type { ToNode } from '../protocol/messages.js';
 
 /** How long a node that neither watches nor was linked may go without its notices. */
-export const LATE_MS = 1000;
+const LATE_MS = 1000;
 
 export class DownNotices {
   readonly #post: (node: number, message: ToNode) => void;
