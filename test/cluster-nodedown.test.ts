@@ -138,3 +138,24 @@ test("a node with no 'nodedown' listener and no channel to a node that dies hear
   await deaf.cmd({ cmd: 'join', group: 'after-the-down' });
   t.deepEqual(sorted(await deaf.cmd<number[]>({ cmd: 'nodes' })), [0, deaf.id]);
 });
+
+test('a node not told yet of a down (no listener, no channel to it) that calls a process there gets NodeDownError', async (t) => {
+  const cluster = await start(t);
+  const deaf = await spawnAgent(cluster, { workerData: { downs: false } });
+  const b = await spawnAgent(cluster);
+  const echo = await b.spawn('echo');
+  // Main's channel to `deaf` exists before the down (a first call after it would make the
+  // coordinator send `deaf` a channel, and the notice with it).
+  t.deepEqual(sorted(await deaf.cmd<number[]>({ cmd: 'nodes' })), [0, deaf.id, b.id]);
+  const down = nodeEvent(cluster.node, 'nodedown', b.id);
+  await b.terminate();
+  await down;
+  // `deaf` may have heard of the down by now (the batch goes within a second) or not (it
+  // then asks the coordinator for a channel to b, which closes it): the same error.
+  const e = await deaf.cmd<{ name: string; instance: boolean }>({
+    cmd: 'callError',
+    pid: echo,
+    msg: 'x',
+  });
+  t.deepEqual([e.name, e.instance], ['NodeDownError', true]);
+});
