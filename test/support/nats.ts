@@ -65,7 +65,10 @@ export class Peer {
       if (r.ok === true) p?.resolve(r.value);
       else p?.reject(new PeerError(r.error!));
     });
-    void this.exited.then((code) => {
+    // Ops still pending fail once the process is gone and its IPC channel is closed
+    // ('close'), not at 'exit': Node can report the exit before it has read the last
+    // replies the process sent (an answer to `stop`, sent just before it exits).
+    proc.once('close', (code) => {
       for (const p of this.#pending.values()) p.reject(new Error(`peer process exited (${code})`));
       this.#pending.clear();
     });
