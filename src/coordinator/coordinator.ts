@@ -15,6 +15,7 @@ import {
 import { after } from '../core/timer.js';
 import { BatchPort } from '../protocol/batch-port.js';
 import { DownNotices } from './down-notices.js';
+import { LoadTable } from '../runtime/load-table.js';
 import {
   type Endpoint,
   parseToCoordinator,
@@ -228,6 +229,8 @@ export class Coordinator {
       d.resolve();
     }
     this.#nodes.delete(id);
+    // Every node reads this at once (`nodes()`, `isAlive()`), notice or not.
+    LoadTable.markDown(entry.loads);
     entry.port.off('message', entry.onMessage);
     entry.port.off('close', entry.onClose);
     entry.port.close();

@@ -9,14 +9,14 @@
  * - the nodes linked with it (a channel was brokered between them): their calls to it
  *   fail, their monitors on its processes fire, what it sent them is delivered first;
  * - the nodes that watch (a `'nodedown'` listener on their `Node`).
- * Every other node only keeps a list of nodes that are up (`node.nodes()`) and their
- * load tables; it hears later, in one batch: within LATE_MS, or before anything else
- * the coordinator sends it (so its control port keeps the order in which things
- * happened), or at once when it starts to watch (so that a listener added just before
- * a node went down, whose `watch` crossed the down on the way, still hears of it).
- * A late notice loses nothing: the index drops the node's members at once for every
- * reader, and a node that tries to reach it meanwhile gets a channel the coordinator
- * closes (what was sent on it fails as sent to a node that is down).
+ * Every other node only keeps a list of the nodes it has heard of, with their load
+ * tables, and the coordinator marks a dropped node's table at once (load-table.ts), so
+ * its `nodes()` and `isAlive()` need no notice, and it makes no channel to that node.
+ * It hears later, in one batch: within LATE_MS, or before anything else the
+ * coordinator sends it (so its control port keeps the order in which things happened),
+ * or at once when it starts to watch (so that a listener added just before a node went
+ * down, whose `watch` crossed the down on the way, still hears of it). A late notice
+ * loses nothing: the index drops the node's members at once for every reader.
  */
 import { after } from '../core/timer.js';
 import type { ToNode } from '../protocol/messages.js';

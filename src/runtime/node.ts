@@ -56,7 +56,8 @@ export interface NodeEvents {
   nodeup: [id: number];
   /**
    * A node went away (exit, crash, closed link, or `close()`). A node with a listener is
-   * told at once; one without hears of downs in batches (see `nodes()`).
+   * told at once; without one, a node hears of downs in batches, within a second
+   * (`nodes()` and `isAlive()` see them at once either way).
    */
   nodedown: [id: number];
   /** A handler failed on a `send`, where no caller could be told. */
@@ -316,10 +317,9 @@ export class Node extends EventEmitter<NodeEvents> {
   // Cluster -----------------------------------------------------------------------------
 
   /**
-   * Ids of the nodes that are up, this one included, as far as this node has heard. The
-   * coordinator tells a node of other nodes going down at once only if it has a
-   * `'nodedown'` listener or a channel with them (it called them, or they called it);
-   * otherwise within a second, in one batch, because each notice wakes this thread.
+   * Ids of the nodes that are up, this one included. A node that went down is gone from
+   * the list as soon as the coordinator has dropped it, read from shared memory: the
+   * `'nodedown'` event reaches a node without a listener later (see `NodeEvents`).
    */
   nodes(): number[] {
     return this.#peers.ids();

@@ -53,8 +53,14 @@ export class Peers {
     this.#loads.set(id, loads);
   }
 
+  /**
+   * Heard of, and not dropped: a node's down reaches this one as a message only if it
+   * watches or was linked (coordinator/down-notices.ts), but the coordinator marks the
+   * node's load table at once, and every node holds it.
+   */
   isUp(id: number): boolean {
-    return this.#loads.has(id);
+    const table = this.#loads.get(id);
+    return table === undefined ? this.#loads.has(id) : !table.down;
   }
 
   loadTable(id: number): LoadTable | undefined {
@@ -62,7 +68,9 @@ export class Peers {
   }
 
   ids(): number[] {
-    return [...this.#loads.keys()].sort((a, b) => a - b);
+    const up: number[] = [];
+    for (const [id, table] of this.#loads) if (table?.down !== true) up.push(id);
+    return up.sort((a, b) => a - b);
   }
 
   get channelCount(): number {
@@ -77,7 +85,7 @@ export class Peers {
    */
   channel(node: number): Channel | undefined {
     const c = this.#channels.get(node);
-    if (c !== undefined || this.#down.has(node)) return c;
+    if (c !== undefined || this.#down.has(node) || this.#loads.get(node)?.down === true) return c;
     const { port1, port2 } = new MessageChannel();
     const remote = this.isRemote(node);
     const made = this.adopt(node, port1, remote);
