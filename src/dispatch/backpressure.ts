@@ -10,11 +10,11 @@
  * (a monitor on the group, held while dispatches wait), and fail at once when the
  * scope stops or the group loses its last member.
  */
-import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { describe, NoMembersError, NoScopeError, QueueFullError } from '../core/errors.js';
 import { encodeGroup, type Group } from '../core/group.js';
 import type { MembershipView } from '../core/membership-view.js';
 import type { Pid } from '../core/pid.js';
+import { LatencyHistogram } from './latency-histogram.js';
 import { type Slot, Windows } from './window.js';
 
 /** What backpressure needs of its scope: a monitor on a group, to hear joins. */
@@ -46,7 +46,7 @@ export interface GroupState {
   calls: number;
   failures: number;
   retries: number;
-  histogram: RecordableHistogram;
+  histogram: LatencyHistogram;
   /** Dispatches waiting for any member with room, FIFO from `queueHead`. */
   queue: Waiter[];
   queueHead: number;
@@ -126,7 +126,7 @@ export class Backpressure {
       calls: 0,
       failures: 0,
       retries: 0,
-      histogram: createHistogram(),
+      histogram: new LatencyHistogram(),
       queue: [],
       queueHead: 0,
       sticky: [],
