@@ -127,22 +127,27 @@ export class Calls {
   #register(entry: Pending, timeout: number | undefined, signal: AbortSignal | undefined): number {
     const id = ++this.#seq;
     this.#pending.set(id, entry);
-    entry.timer = after(timeout, () => {
-      this.settle(
-        id,
-        false,
-        new CallTimeoutError(
-          `call to ${formatPid(entry.pid)} got no answer within ${Math.ceil(timeout!)} ms: its handler is still busy, ` +
-            "or its thread is blocked (a piscina or tinypool thread must be created with atomics: 'disabled' or useAtomics: false to answer calls)",
-        ),
-      );
-    });
+    // Most calls have no timeout: they skip the closure as well as the timer.
+    if (timeout !== undefined) entry.timer = this.#timeoutAfter(id, entry.pid, timeout);
     if (signal !== undefined) {
       entry.signal = signal;
       entry.onAbort = () => this.settle(id, false, signal.reason);
       signal.addEventListener('abort', entry.onAbort, { once: true });
     }
     return id;
+  }
+
+  #timeoutAfter(id: number, pid: Pid, timeout: number): ReturnType<typeof setTimeout> | undefined {
+    return after(timeout, () => {
+      this.settle(
+        id,
+        false,
+        new CallTimeoutError(
+          `call to ${formatPid(pid)} got no answer within ${Math.ceil(timeout)} ms: its handler is still busy, ` +
+            "or its thread is blocked (a piscina or tinypool thread must be created with atomics: 'disabled' or useAtomics: false to answer calls)",
+        ),
+      );
+    });
   }
 
   /** Drops call `id` without settling it: it could not be sent, and its caller is told so directly. */
