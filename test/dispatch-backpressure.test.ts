@@ -8,7 +8,8 @@
  * trip to a worker (`ping`) after the fact shows what did *not* reach it: links keep
  * order, so anything sent to it before has been delivered by the time it answers.
  */
-import test from 'ava';
+import { getEventListeners } from 'node:events';
+import test, { type ExecutionContext } from 'ava';
 import {
   CallTimeoutError,
   type DispatchOptions,
@@ -632,4 +633,63 @@ test('default window: a burst to a member that holds its calls stays queued at t
     100 - queued,
     'the held ones finish on their member',
   );
+});
+
+/** Warnings Node emits on this thread from now until the test ends. */
+function warningsDuring(t: ExecutionContext): Error[] {
+  const seen: Error[] = [];
+  const listener = (w: Error) => seen.push(w);
+  process.on('warning', listener);
+  t.teardown(() => void process.off('warning', listener));
+  return seen;
+}
+
+test('one AbortSignal for a whole batch (dispatches in flight and queued, calls, a wait): one listener, no leak warning; abort rejects them all and leaves none', async (t) => {
+  const warnings = warningsDuring(t);
+  const r = await rig(t, 1);
+  const w1 = r.workers[0]!;
+  const [a] = await w1.spawn('gate', 1, 'sig');
+  await r.pg.waitForMembers('sig');
+  const ac = new AbortController();
+  const { signal } = ac;
+  // 200 dispatches: 50 reach the member and wait at its gate, 150 wait in the queue.
+  const ds = Array.from({ length: 200 }, (_, i) =>
+    track(r.pg.dispatch('sig', i, { maxInFlight: 50, signal })),
+  );
+  const calls = Array.from({ length: 20 }, (_, i) => track(r.node.call(a!, `c${i}`, { signal })));
+  const wait = track(r.pg.waitForMembers('sig-empty', { signal }));
+  await r.probe.arrived(50, a);
+  t.is(r.pg.dispatchStats('sig').queued, 150);
+  t.is(getEventListeners(signal, 'abort').length, 1, 'one listener for all 221');
+  const reason = new Error('batch cancelled');
+  ac.abort(reason);
+  await Promise.allSettled([...ds, ...calls, wait].map((x) => x.promise));
+  for (const x of [...ds, ...calls, wait]) {
+    t.is(x.state, 'rejected');
+    t.is(x.error, reason);
+  }
+  t.is(getEventListeners(signal, 'abort').length, 0);
+  await r.openAll();
+  await w1.ping();
+  t.deepEqual(
+    warnings.filter((w) => w.name === 'MaxListenersExceededWarning'),
+    [],
+    'no MaxListenersExceededWarning',
+  );
+});
+
+test('a signal shared by dispatches and calls that all complete is left with no listener', async (t) => {
+  const r = await rig(t, 1);
+  const w1 = r.workers[0]!;
+  const [a] = await w1.spawn('echo', 1, 'sig-done');
+  await r.pg.waitForMembers('sig-done');
+  const ac = new AbortController();
+  const { signal } = ac;
+  const all = [
+    ...Array.from({ length: 30 }, (_, i) => r.pg.dispatch('sig-done', i, { signal })),
+    ...Array.from({ length: 30 }, (_, i) => r.node.call(a!, i, { signal })),
+  ];
+  t.is(getEventListeners(signal, 'abort').length, 1);
+  await Promise.all(all);
+  t.is(getEventListeners(signal, 'abort').length, 0, 'the listener went with the last call');
 });

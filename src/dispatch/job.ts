@@ -30,6 +30,7 @@ import {
 import type { Group } from '../core/group.js';
 import type { MembershipView } from '../core/membership-view.js';
 import type { Pid } from '../core/pid.js';
+import { offAbort, onAbort } from '../core/abort.js';
 import { jobClock } from '../core/clock.js';
 import { after } from '../core/timer.js';
 import type { CallSink } from '../runtime/pending-calls.js';
@@ -219,7 +220,7 @@ export class Job<R> implements Waiter, CallSink {
     }
     if (signal !== undefined) {
       this.#onAbort = () => this.#leave(signal.reason);
-      signal.addEventListener('abort', this.#onAbort, { once: true });
+      onAbort(signal, this.#onAbort);
     }
   }
 
@@ -234,8 +235,7 @@ export class Job<R> implements Waiter, CallSink {
   #unhook(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#onAbort !== undefined)
-      this.#options.signal!.removeEventListener('abort', this.#onAbort);
+    if (this.#onAbort !== undefined) offAbort(this.#options.signal!, this.#onAbort);
     this.#onAbort = undefined;
   }
 

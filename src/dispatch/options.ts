@@ -102,7 +102,7 @@ export interface DispatchStats {
   /** Dispatches waiting now for a member with room. */
   queued: number;
   /**
-   * Latency percentiles in microseconds (of calls that completed, either way), from
+   * Latency percentiles in microseconds, within 3% (of calls that completed, either way), from
    * the job that made the call to the job that handled its answer: calls made or
    * answered in one job share one clock reading (see core/clock.ts).
    */

@@ -4,6 +4,7 @@
  * Every way out — enough members, the timeout, an abort, the scope stopping — goes
  * through one place, which removes the timer, the abort listener and the monitor.
  */
+import { offAbort, onAbort } from '../core/abort.js';
 import { checkNumber, describe, NoMembersError, NoScopeError } from '../core/errors.js';
 import type { Group } from '../core/group.js';
 import type { Pid } from '../core/pid.js';
@@ -44,7 +45,7 @@ export async function waitForMembers(
   if (signal?.aborted) throw signal.reason;
   let have = 0;
   let settled = false;
-  let onAbort: (() => void) | undefined;
+  let abort: (() => void) | undefined;
   let resolveWait!: () => void;
   let rejectWait!: (error: unknown) => void;
   const waiting = new Promise<void>((resolve, reject) => {
@@ -55,7 +56,7 @@ export async function waitForMembers(
     if (settled) return;
     settled = true;
     clearTimeout(timer);
-    if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort);
+    if (abort !== undefined) offAbort(signal!, abort);
     if (error === undefined) resolveWait();
     else rejectWait(error);
   };
@@ -81,8 +82,8 @@ export async function waitForMembers(
       ),
   });
   if (signal !== undefined) {
-    onAbort = () => finish(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
+    abort = () => finish(signal.reason);
+    onAbort(signal, abort);
   }
   sub.then(
     (m) => {

@@ -2,6 +2,7 @@
  * The calls a node is waiting on: one promise each (or a sink, for dispatch), settled by
  * a reply, a failure, a timeout, an abort, or the target's node going down.
  */
+import { offAbort, onAbort } from '../core/abort.js';
 import { CallTimeoutError, checkNumber, describe } from '../core/errors.js';
 import { formatPid, type Pid } from '../core/pid.js';
 import type { Transferable } from '../core/transfer.js';
@@ -11,7 +12,10 @@ import { cloneError, type ReplyTo } from '../protocol/channel.js';
 export interface CallOptions {
   /** Milliseconds before the call rejects with `CallTimeoutError`. Default: no limit. */
   timeout?: number;
-  /** Rejects the call with `signal.reason` when aborted. */
+  /**
+   * Rejects the call with `signal.reason` when aborted. One signal may serve a whole batch:
+   * it holds one listener per thread, however many calls share it.
+   */
   signal?: AbortSignal;
   /** ArrayBuffers and MessagePorts to move instead of copy. */
   transfer?: readonly Transferable[];
@@ -132,7 +136,7 @@ export class Calls {
     if (signal !== undefined) {
       entry.signal = signal;
       entry.onAbort = () => this.settle(id, false, signal.reason);
-      signal.addEventListener('abort', entry.onAbort, { once: true });
+      onAbort(signal, entry.onAbort);
     }
     return id;
   }
@@ -173,7 +177,7 @@ export class Calls {
 
   #unhook(entry: Pending): void {
     if (entry.timer !== undefined) clearTimeout(entry.timer);
-    if (entry.onAbort !== undefined) entry.signal!.removeEventListener('abort', entry.onAbort);
+    if (entry.onAbort !== undefined) offAbort(entry.signal!, entry.onAbort);
   }
 
   #emptied(): void {
