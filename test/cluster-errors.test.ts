@@ -15,7 +15,7 @@ import {
   ProcessExitError,
 } from '../src/index.js';
 import { rejects, spawnAgent, start } from './support/cluster.js';
-import { ValidationError } from './support/processes.js';
+import { moved, ValidationError } from './support/processes.js';
 import { handled, outcome } from './support/wait.js';
 
 test('a handler that throws rejects the call with that error, and the process lives on (local)', async (t) => {
@@ -312,6 +312,53 @@ test('an answer that cannot be cloned rejects the call with MessageCloneError (l
   // Both live on.
   await rejects(t, node.call(remote, 'again'), { instanceOf: MessageCloneError });
   t.true(node.isAlive(local));
+});
+
+test('a buffer moved away already fails at its sender with MessageCloneError, local and remote, and the calls batched with it are answered', async (t) => {
+  const cluster = await start(t);
+  const node = cluster.node;
+  const a = await spawnAgent(cluster);
+  const rec = await a.spawn('recorder');
+  const local = node.spawn((m: unknown) => (typeof m === 'string' ? 'recorded' : m));
+  for (const target of [rec, local]) {
+    // A view of a detached buffer, as a payload, between two good calls of one job.
+    const before = node.call(target, 'before');
+    t.throws(() => node.send(target, moved()), { instanceOf: MessageCloneError });
+    const bad = node.call(target, moved());
+    const after = node.call(target, 'after');
+    await rejects(t, bad, { instanceOf: MessageCloneError, message: /detached/ });
+    t.is(await before, 'recorded');
+    t.is(await after, 'recorded');
+    // A detached buffer in the transfer list: Node's postMessage would drop the message
+    // without a word, and the call would wait for ever.
+    const u = new Uint8Array(8);
+    const answer = target === rec ? 'recorded' : new Uint8Array(8);
+    t.deepEqual(await node.call(target, u, { transfer: [u.buffer] }), answer);
+    await rejects(t, node.call(target, u, { transfer: [u.buffer] }), {
+      instanceOf: MessageCloneError,
+      message: /transferred already/,
+    });
+    // A buffer moved away after its call was made, before the batch left: that call
+    // fails, the rest of the batch goes.
+    const v = new Uint8Array(8);
+    const late = node.call(target, v);
+    const next = node.call(target, 'next');
+    structuredClone(v.buffer, { transfer: [v.buffer] });
+    if (target === rec) await rejects(t, late, { instanceOf: MessageCloneError });
+    else t.deepEqual(await late, new Uint8Array(8), 'a local call copies at once');
+    t.is(await next, 'recorded');
+  }
+  // An answer that is a view of a detached buffer fails its call; the member lives on.
+  const bad = await a.spawn('badReply');
+  await rejects(t, node.call(bad, 'moved'), { instanceOf: MessageCloneError });
+  await rejects(t, node.call(bad, 'moved'), { instanceOf: MessageCloneError });
+  t.deepEqual(await a.cmd({ cmd: 'received', pid: rec, count: 4 }), [
+    'before',
+    'after',
+    new Uint8Array(8),
+    'next',
+  ]);
+  t.is(node.stats().pendingCalls, 0);
 });
 
 test('timeout rejects with CallTimeoutError (local and remote)', async (t) => {

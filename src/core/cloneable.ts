@@ -55,6 +55,9 @@ function walk(v: unknown, budget: number): number {
     return budget;
   }
   if (ArrayBuffer.isView(v)) {
+    // Empty: maybe a view of a buffer moved away, which fails to clone. Sent on its own,
+    // it fails at the sender.
+    if (v.byteLength === 0) return -1;
     bytes += v.byteLength;
     return budget;
   }

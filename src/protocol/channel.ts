@@ -140,9 +140,43 @@ export class Channel implements ReplyTo {
     const batch = this.#batch;
     this.#batch = [];
     if (!this.#open || batch.length === 0) return;
-    if (this.remote === undefined) this.#port.postMessage(batch);
-    else this.#postRemote(batch);
+    if (this.remote !== undefined) {
+      this.#postRemote(batch);
+      return;
+    }
+    try {
+      this.#port.postMessage(batch);
+    } catch {
+      this.#postEach(batch);
+    }
   };
+
+  /**
+   * A batch that would not clone: a payload that `surelyCloneable` let through failed
+   * after all (its check is cheap, not complete). This runs in a microtask, where a throw
+   * would end the thread and take every other frame of the batch with it. So each frame
+   * goes alone, and one that fails is answered as it would have been at its sender: a
+   * call fails with MessageCloneError, an answer becomes that error, a send is dropped
+   * with a warning.
+   */
+  #postEach(batch: unknown[]): void {
+    for (let at = 0; at < batch.length;) {
+      const kind = batch[at] as number;
+      const frame = batch.slice(at, at + FRAME_LENGTH[kind]!);
+      at += frame.length;
+      try {
+        this.#port.postMessage(frame);
+      } catch (error) {
+        if (kind === CALL) this.#host.onFail(frame[1] as number, toWire(cloneError(error)));
+        else if (kind === REPLY) this.fail(frame[1] as number, cloneError(error, 'the answer'));
+        else
+          process.emitWarning(
+            `a message to process ${String(frame[1])} of node ${this.peer} was dropped: ${String(cloneError(error))}`,
+            'ProcgroupsWarning',
+          );
+      }
+    }
+  }
 
   /** A batch to another process: one buffer, transferred, split in halves while over the broker's limit. */
   #postRemote(batch: unknown[]): void {
@@ -200,7 +234,10 @@ export class Channel implements ReplyTo {
     if (this.#batch.length > 0) this.#flush();
     try {
       if (transfer === undefined || transfer.length === 0) this.#port.postMessage(frame);
-      else this.#port.postMessage(frame, transfer as Transferable[]);
+      else {
+        checkTransfer(transfer, what);
+        this.#port.postMessage(frame, transfer as Transferable[]);
+      }
     } catch (error) {
       throw cloneError(error, what);
     }
@@ -392,11 +429,44 @@ export function cloneLocal(
   message: unknown,
   transfer: readonly Transferable[] | undefined,
 ): unknown {
+  if (transfer === undefined || transfer.length === 0) {
+    try {
+      return structuredClone(message);
+    } catch (error) {
+      throw cloneError(error);
+    }
+  }
+  checkTransfer(transfer);
   try {
-    return transfer === undefined || transfer.length === 0
-      ? structuredClone(message)
-      : structuredClone(message, { transfer: transfer as Transferable[] });
+    return structuredClone(message, { transfer: transfer as Transferable[] });
   } catch (error) {
     throw cloneError(error);
+  }
+}
+
+/** True for an ArrayBuffer moved away already (detached); a view over it would throw. */
+function isDetached(b: unknown): boolean {
+  if (!(b instanceof ArrayBuffer) || b.byteLength !== 0) return false;
+  try {
+    new Uint8Array(b);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Throws MessageCloneError when `transfer` lists a buffer that has been moved already.
+ * `postMessage` does not throw for one: it drops the whole message, silently (Node 20),
+ * and a call would wait for its answer for ever.
+ */
+export function checkTransfer(transfer: readonly Transferable[], what = 'the message'): void {
+  for (const t of transfer) {
+    if (isDetached(t)) {
+      throw new MessageCloneError(
+        `${what} cannot be sent to another thread: an ArrayBuffer in its transfer list was transferred already (it is detached). ` +
+          'A buffer moves once; to send its data again, copy it first (buffer.slice()).',
+      );
+    }
   }
 }

@@ -68,7 +68,8 @@ export class ValidationError extends Error {
  * - `thrower`: throws a `ValidationError`, or rejects with one for `'async'`, or answers
  *   `'fine'` to `'ok'`;
  * - `tracked`: async, answers `{ m, max }` where max is the most messages it has handled at once;
- * - `badReply`: answers with a function (which cannot be cloned);
+ * - `badReply`: answers with a function (which cannot be cloned); sent `'moved'`, with a
+ *   typed array whose buffer was transferred away (detached), which cannot be cloned either;
  * - `mortal`: async echo that exits itself (reason `'race'`) when sent `'die'`;
  * - `portUser`: takes `{ port }` and answers every number posted on it with that number + 1;
  * - `lastWords`: answers with the message, then ends this thread on the next turn, by
@@ -92,6 +93,13 @@ export type Kind =
   | 'lastWords'
   | 'counter'
   | 'throwNamed';
+
+/** A typed array whose buffer was transferred away: detached, it cannot be cloned. */
+export function moved(): Uint8Array {
+  const u = new Uint8Array(16);
+  structuredClone(u.buffer, { transfer: [u.buffer] });
+  return u;
+}
 
 /** The processes of the runtime tests on one node. */
 export class Processes {
@@ -152,7 +160,7 @@ export class Processes {
           return { m, max: a.max };
         };
       case 'badReply':
-        return () => () => 'a function cannot cross threads';
+        return (m) => (m === 'moved' ? moved() : () => 'a function cannot cross threads');
       case 'mortal':
         return async (m, ctx) => {
           if (m === 'die') {
