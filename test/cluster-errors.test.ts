@@ -67,6 +67,29 @@ test('a handler that throws rejects the call with its name, message, stack and c
   t.is((viaB as Error & { code?: unknown }).code, 'E_VALIDATION');
 });
 
+test("built-in error classes come back as themselves from another thread, with code, cause and an AggregateError's errors", async (t) => {
+  const cluster = await start(t);
+  const a = await spawnAgent(cluster);
+  const pid = await a.spawn('thrower');
+  const range = await t.throwsAsync(cluster.node.call(pid, 'builtin'), {
+    instanceOf: RangeError,
+    message: 'out of range',
+  });
+  t.is((range as Error & { code?: unknown }).code, 'E_RANGE');
+  t.true(range.cause instanceof TypeError);
+  t.is((range.cause as Error).message, 'why');
+  t.true(types.isNativeError(range));
+  const many = await t.throwsAsync(cluster.node.call(pid, 'aggregate'), {
+    instanceOf: AggregateError,
+    message: 'many',
+  });
+  const { errors } = many as AggregateError;
+  t.is(errors.length, 2);
+  t.true(errors[0] instanceof TypeError);
+  t.is((errors[1] as Error).name, 'ValidationError', "a class of the user's own: by name");
+  t.is((errors[1] as Error & { code?: unknown }).code, 'E_VALIDATION');
+});
+
 test('a handler that fails on a send emits processError and the process lives on', async (t) => {
   const cluster = await start(t);
   const node = cluster.node;

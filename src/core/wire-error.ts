@@ -2,7 +2,7 @@
  * Errors across threads. Structured clone keeps only the built-in error types and drops
  * custom names, codes and fields, so a handler's error travels as a plain record and is
  * rebuilt on the caller's side with its name, message, stack, code and cause intact.
- * Errors of this library come back as instances of their own classes.
+ * Errors of this library, and the built-in ones, come back as instances of their classes.
  */
 import * as errors from './errors.js';
 
@@ -12,13 +12,25 @@ export interface WireError {
   stack?: string;
   code?: unknown;
   cause?: WireError;
+  /** An `AggregateError`'s errors. */
+  errors?: WireError[];
   /** Own enumerable fields of the error that structured-clone (pid, reason…). */
   fields?: Record<string, unknown>;
 }
 
 type ErrorClass = new (...args: never[]) => Error;
 
-const known = new Map<string, ErrorClass>();
+/**
+ * The classes an error is rebuilt as, by name: this library's, and the built-in ones
+ * (which structured clone would keep, but then without their code and fields). Any
+ * other class comes back as an `Error` with its name: the caller's thread may not
+ * have it.
+ */
+const known = new Map<string, ErrorClass>(
+  [TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError, AggregateError].map(
+    (c): [string, ErrorClass] => [c.name, c],
+  ),
+);
 for (const v of Object.values(errors) as unknown[]) {
   if (typeof v === 'function' && v.prototype instanceof Error) known.set(v.name, v as ErrorClass);
 }
@@ -35,6 +47,8 @@ export function toWire(e: unknown, depth = 0): WireError {
   const code = (e as { code?: unknown }).code;
   if (code !== undefined) out.code = code;
   if (e.cause !== undefined && depth < 4) out.cause = toWire(e.cause, depth + 1);
+  if (e instanceof AggregateError && Array.isArray(e.errors) && depth < 4)
+    out.errors = e.errors.map((x: unknown) => toWire(x, depth + 1));
   const fields: Record<string, unknown> = {};
   let any = false;
   for (const k of Object.keys(e)) {
@@ -91,6 +105,12 @@ export function fromWire(w: WireError): Error {
   if (w.cause !== undefined)
     Object.defineProperty(e, 'cause', {
       value: fromWire(w.cause),
+      writable: true,
+      configurable: true,
+    });
+  if (Array.isArray(w.errors))
+    Object.defineProperty(e, 'errors', {
+      value: w.errors.map(fromWire),
       writable: true,
       configurable: true,
     });

@@ -66,7 +66,8 @@ export class ValidationError extends Error {
  * - `hang`: keeps the message, never answers (for calls in flight);
  * - `slowEcho`: answers with the message after a few turns of the event loop;
  * - `thrower`: throws a `ValidationError`, or rejects with one for `'async'`, or answers
- *   `'fine'` to `'ok'`;
+ *   `'fine'` to `'ok'`; throws a `RangeError` with a code and a cause for `'builtin'`, an
+ *   `AggregateError` for `'aggregate'`;
  * - `tracked`: async, answers `{ m, max }` where max is the most messages it has handled at once;
  * - `badReply`: answers with a function (which cannot be cloned); sent `'moved'`, with a
  *   typed array whose buffer was transferred away (detached), which cannot be cloned either;
@@ -144,6 +145,15 @@ export class Processes {
         return (m) => {
           if (m === 'ok') return 'fine';
           if (m === 'async') return Promise.reject(new ValidationError('bad input, later'));
+          if (m === 'builtin')
+            throw Object.assign(new RangeError('out of range', { cause: new TypeError('why') }), {
+              code: 'E_RANGE',
+            });
+          if (m === 'aggregate')
+            throw new AggregateError(
+              [new TypeError('first'), new ValidationError('second')],
+              'many',
+            );
           throw new ValidationError(`bad input: ${String(m)}`);
         };
       case 'tracked':
