@@ -430,6 +430,24 @@ test('dispatchStats: calls, failures, retries and queued match what happened; la
   t.like(r.pg.dispatchStats('st'), { calls: 24 });
 });
 
+test('dispatchStats: a dispatch that sent nothing (aborted before, uncloneable) counts as a failure with no latency', async (t) => {
+  const r = await rig(t, 1);
+  await r.workers[0]!.spawn('echo', 1, 'st-unsent');
+  await r.pg.waitForMembers('st-unsent');
+  const signal = AbortSignal.abort(new Error('never mind'));
+  for (let i = 0; i < 50; i++) {
+    await t.throwsAsync(r.pg.dispatch('st-unsent', i, { signal }), { message: 'never mind' });
+    await t.throwsAsync(
+      r.pg.dispatch('st-unsent', () => i),
+      { name: 'MessageCloneError' },
+    );
+  }
+  t.like(r.pg.dispatchStats('st-unsent'), { failures: 100, p50: 0, p99: 0, max: 0 });
+  await r.pg.dispatch('st-unsent', 'sent');
+  const s = r.pg.dispatchStats('st-unsent');
+  t.true(s.p50 > 0 && s.p50 === s.max, 'only the call that went is timed');
+});
+
 test('dispatchStats: queued counts the dispatches waiting right now', async (t) => {
   const r = await rig(t, 1);
   const w1 = r.workers[0]!;

@@ -68,7 +68,10 @@ export class Job<R> implements Waiter, CallSink {
   #retriesLeft: number;
   #tried: Set<Pid> | undefined;
   #waited = false;
-  /** The slot of the member of the attempt in flight, and when it started (`jobClock()`). */
+  /**
+   * The slot of the member of the attempt in flight, and when it started (`jobClock()`;
+   * -1 for an attempt that sent nothing).
+   */
   #slot: Slot | undefined;
   #started = 0;
   /** While queued with a deadline or a signal. */
@@ -160,8 +163,12 @@ export class Job<R> implements Waiter, CallSink {
     const left = deadline === undefined ? undefined : Math.max(0, deadline - performance.now());
     const failed = ctx.caller.callInto(pid, this.#message, this.#options, left, this);
     // Nothing was sent (the node went down, the message cannot be cloned…): the same
-    // path as a call that failed, retries included.
-    if (failed !== undefined) this.settled(false, failed);
+    // path as a call that failed, retries included, but no latency: there was no call
+    // to time, and a run of them read as calls answered in no time.
+    if (failed !== undefined) {
+      this.#started = -1;
+      this.settled(false, failed);
+    }
   }
 
   /** The call of this attempt ended (CallSink): free its slot, then answer or retry. */
@@ -169,7 +176,8 @@ export class Job<R> implements Waiter, CallSink {
     const slot = this.#slot!;
     const state = this.state;
     const now = jobClock();
-    state.histogram.record(Math.max(1, Math.round((now - this.#started) * 1e6)));
+    if (this.#started >= 0)
+      state.histogram.record(Math.max(1, Math.round((now - this.#started) * 1e6)));
     if (ok) {
       this.#resolve(value as R);
     } else {
