@@ -94,6 +94,16 @@ test('spawn passes workerData and worker options through', async (t) => {
   t.deepEqual(await a.cmd({ cmd: 'workerData' }), { role: 'resize', n: [1, 2, 3] });
 });
 
+test("spawn rejects with an error of the library's own class when the worker ends with one", async (t) => {
+  const cluster = await start(t);
+  const error = await t.throwsAsync(cluster.spawn(fixture('cluster-throws-own')), {
+    instanceOf: NotConnectedError,
+    message: /already called in this worker/,
+  });
+  t.is(error.code, 'ERR_PG_NOT_CONNECTED');
+  t.deepEqual(cluster.nodes(), [0]);
+});
+
 test('spawn rejects when the worker script throws at startup', async (t) => {
   const cluster = await start(t);
   // Node hands the worker's error over as an Error that is not a native error object,

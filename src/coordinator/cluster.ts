@@ -18,6 +18,7 @@ import {
 } from '../core/errors.js';
 import { checkScopeName } from '../core/scope-name.js';
 import { after } from '../core/timer.js';
+import { fromWire, toWire } from '../core/wire-error.js';
 import { HANDSHAKE } from '../protocol/messages.js';
 import { attach, type ConnectOptions } from '../runtime/connect.js';
 import type { Node } from '../runtime/node.js';
@@ -163,7 +164,9 @@ export class Cluster {
             ? 'called connect()'
             : 'call connect()'
           : `${past ? 'finished' : 'finish'} evaluating its module (a module that never ends, such as a top-level loop, needs spawn(url, { ready: 'connected' }))`;
-      const onError = (e: Error) => fail(e);
+      // Node hands a worker's error over by name and fields: an error of this library
+      // gets its class back, as one that crossed a channel would.
+      const onError = (e: Error) => fail(fromWire(toWire(e)));
       const onExit = (code: number) => {
         // A worker that connected, did its work and ended cleanly (node.close(), say)
         // before its module finished: spawned all the same.
