@@ -309,7 +309,7 @@ export class Backpressure {
       return new NoScopeError(`scope '${this.#scope}' stopped while dispatches waited`);
     if (reader.count(group) === 0)
       return new NoMembersError(
-        `group ${describe(group)} lost its last member while dispatches waited`,
+        `group ${describe(group)} lost its last member while dispatches waited (its members left or their nodes went down, as they all do when the cluster stops)`,
       );
     return undefined;
   }

@@ -436,7 +436,7 @@ export class Scope {
   #assertRunning(what: string): void {
     if (this.#reader === undefined) {
       throw new NoScopeError(
-        `cannot ${what}: scope '${this.name}' is not running (start it with cluster.startScope)`,
+        `cannot ${what}: scope '${this.name}' is not running: it was never started (cluster.startScope starts one), or it, its cluster or this node stopped`,
       );
     }
   }
