@@ -56,6 +56,9 @@ test('a typed call reaches a member and answers; a synchronous method answers a 
   // The proxy is not a thenable: awaiting it (or returning it from an async function) calls nothing.
   t.is(await Promise.resolve(images), images);
   t.is(images.group, 'images');
+  // It converts to a string (in a message, a log line) without calling anything.
+  t.regex(String(images), /^\[service .*images.*\]$/);
+  t.regex(`${images.all} ${images.tell}`, /images.*\.all.*images.*\.tell/);
 });
 
 test('errors: a thrown error keeps its class, code, message and stack; unknown methods, non-calls and uncloneable values get named errors; the process keeps serving', async (t) => {

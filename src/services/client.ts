@@ -120,7 +120,10 @@ function tellMethod(route: Route, name: string): RemoteFunction {
  * An object whose methods are made on first read by `make` and kept as its own
  * properties (see the comment at the top of this file).
  */
-function lazyMethods(make: (name: string) => RemoteFunction): Record<string, unknown> {
+function lazyMethods(
+  make: (name: string) => RemoteFunction,
+  label: string,
+): Record<string, unknown> {
   const trap = new Proxy(Object.create(null) as object, {
     get(_target, prop, receiver: object) {
       if (!isRemoteName(prop)) return undefined;
@@ -129,11 +132,15 @@ function lazyMethods(make: (name: string) => RemoteFunction): Record<string, unk
       return fn;
     },
   });
-  return Object.create(trap) as Record<string, unknown>;
+  const api = Object.create(trap) as Record<string, unknown>;
+  // No Object.prototype above it: without its own, `${api}` would throw.
+  Object.defineProperty(api, 'toString', { value: () => label });
+  return api;
 }
 
 function build<T>(route: Route): Service<T> {
-  const api = lazyMethods((name) => callMethod(route, name));
+  const label = `[service ${describe(route.group)}]`;
+  const api = lazyMethods((name) => callMethod(route, name), label);
   let all: Record<string, unknown> | undefined;
   let tell: Record<string, unknown> | undefined;
   Object.defineProperties(api, {
@@ -147,8 +154,12 @@ function build<T>(route: Route): Service<T> {
           }),
         ),
     },
-    all: { get: () => (all ??= lazyMethods((name) => allMethod(route, name))) },
-    tell: { get: () => (tell ??= lazyMethods((name) => tellMethod(route, name))) },
+    all: {
+      get: () => (all ??= lazyMethods((name) => allMethod(route, name), `${label}.all`)),
+    },
+    tell: {
+      get: () => (tell ??= lazyMethods((name) => tellMethod(route, name), `${label}.tell`)),
+    },
   });
   return api as unknown as Service<T>;
 }
