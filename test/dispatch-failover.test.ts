@@ -17,6 +17,7 @@ import {
   type Pid,
   ProcessExitError,
 } from '../src/index.js';
+import { barrier, spawnLocal, start } from './support/cluster.js';
 import { type DispatchNode, rig, track } from './support/dispatch.js';
 import type { Reply } from './support/processes.js';
 import { handled, turns } from './support/wait.js';
@@ -355,3 +356,32 @@ test('signal aborted mid-call → rejects with the reason, not retried; the late
   const again = await r.pg.dispatch<Reply>('ab', 'again', { strategy: prefer(good!, []) });
   t.is(again.pid, good!);
 });
+
+// Attempts that sent nothing -------------------------------------------------------------
+
+for (const coordinator of ['main', 'thread'] as const) {
+  test(`a member this thread knows is gone, though the index still lists it, is passed over without spending a retry (coordinator: '${coordinator}')`, async (t) => {
+    const cluster = await start(t, { coordinator });
+    const node = cluster.node;
+    const [gone, live] = spawnLocal(node, 2) as [Pid, Pid];
+    await node.pg.join('passover', [gone, live]);
+    // A read opens this job's view of the index: the dispatches below read the same
+    // version, which lists `gone` whatever the coordinator publishes meanwhile.
+    t.is(node.pg.count('passover'), 2);
+    node.exit(gone);
+    const ds = [
+      ...Array.from({ length: 4 }, () =>
+        node.pg.dispatch('passover', 'x', { strategy: 'round-robin' }),
+      ),
+      ...Array.from({ length: 4 }, () => node.pg.dispatch('passover', 'x')),
+    ];
+    t.deepEqual(await Promise.all(ds), Array(8).fill('pong'), 'every one answered by `live`');
+    t.like(node.pg.dispatchStats('passover'), { calls: 8, failures: 0, retries: 0 });
+    // Once the coordinator has dropped `gone`, the same with the last member: nothing left
+    // to pass to, and the dispatch fails as one to an empty group would.
+    await barrier(cluster, node.id);
+    t.is(node.pg.count('passover'), 1);
+    node.exit(live);
+    await t.throwsAsync(node.pg.dispatch('passover', 'x'), { instanceOf: NoMembersError });
+  });
+}

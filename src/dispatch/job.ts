@@ -7,7 +7,8 @@
  * A dispatch is one object and one promise (the one it returns), however it goes:
  *
  *   run ─► pick ─┬─ a member with room ──► start ─► call ─► settled ─┬─► resolve / reject
- *                │                                                   └─► retry: run again
+ *                │                           │                       └─► retry: run again
+ *                │                           └─ member known gone, nothing sent: run again
  *                ├─ all saturated ─► queued ─► start (from the queue, when a slot frees)
  *                └─ no member ─► waitForMembers, then run again; or reject
  *
@@ -162,13 +163,23 @@ export class Job<R> implements Waiter, CallSink {
     const deadline = this.#deadline;
     const left = deadline === undefined ? undefined : Math.max(0, deadline - performance.now());
     const failed = ctx.caller.callInto(pid, this.#message, this.#options, left, this);
-    // Nothing was sent (the node went down, the message cannot be cloned…): the same
-    // path as a call that failed, retries included, but no latency: there was no call
-    // to time, and a run of them read as calls answered in no time.
-    if (failed !== undefined) {
-      this.#started = -1;
-      this.settled(false, failed);
+    if (failed === undefined) return;
+    // Nothing was sent. To a member this thread knows is gone (its process exited, its
+    // node is down) while the index, a step behind, still lists it: the work never ran,
+    // so another member takes it, without spending a retry. (Not for sticky strategies:
+    // which member a key goes to is theirs to say, and their retries decide.)
+    if (!this.sticky && memberGone(failed)) {
+      this.state.calls--;
+      (this.#tried ??= new Set()).add(pid);
+      ctx.queue.release(this.#slot, jobClock());
+      this.run();
+      return;
     }
+    // Anything else (the message cannot be cloned, the signal aborted…): the same path
+    // as a call that failed, retries included, but no latency: there was no call to
+    // time, and a run of them read as calls answered in no time.
+    this.#started = -1;
+    this.settled(false, failed);
   }
 
   /** The call of this attempt ended (CallSink): free its slot, then answer or retry. */
