@@ -371,6 +371,19 @@ test('a buffer moved away already fails at its sender with MessageCloneError, lo
     else t.deepEqual(await late, new Uint8Array(8), 'a local call copies at once');
     t.is(await next, 'recorded');
   }
+  // Something that cannot move, in a transfer list: a named error, not Node's TypeError.
+  for (const target of [rec, local]) {
+    const bad = [{}, new SharedArrayBuffer(8)] as never[];
+    for (const entry of bad) {
+      t.throws(() => node.send(target, 'x', [entry]), {
+        instanceOf: MessageCloneError,
+        message: /transfer list holds something that cannot be moved/,
+      });
+      await rejects(t, node.call(target, 'x', { transfer: [entry] }), {
+        instanceOf: MessageCloneError,
+      });
+    }
+  }
   // An answer that is a view of a detached buffer fails its call; the member lives on.
   const bad = await a.spawn('badReply');
   await rejects(t, node.call(bad, 'moved'), { instanceOf: MessageCloneError });

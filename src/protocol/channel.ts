@@ -94,10 +94,18 @@ export interface ChannelHost {
 }
 
 /**
- * Turns a DataCloneError into a MessageCloneError that says what to do; `what` is
- * 'the message' (a send or a call) or 'the answer' (a handler's value).
+ * Turns a DataCloneError, or Node's error for a transfer list that holds something it
+ * cannot move, into a MessageCloneError that says what to do; `what` is 'the message'
+ * (a send or a call) or 'the answer' (a handler's value).
  */
 export function cloneError(error: unknown, what = 'the message'): unknown {
+  if ((error as { code?: unknown } | undefined)?.code === 'ERR_INVALID_TRANSFER_OBJECT') {
+    return new MessageCloneError(
+      `${what} cannot be sent to another thread: its transfer list holds something that cannot be moved ` +
+        `(${(error as Error).message}). List only ArrayBuffers and MessagePorts; a SharedArrayBuffer is shared without being listed.`,
+      { cause: error },
+    );
+  }
   const tooDeep = error instanceof RangeError && /call stack/i.test(error.message);
   if ((error instanceof Error && error.name === 'DataCloneError') || tooDeep) {
     return new MessageCloneError(
