@@ -431,24 +431,20 @@ export class Channel implements ReplyTo {
 
 /**
  * A copy of `message` for a process of this thread, with structured-clone semantics
- * as if it had crossed a channel (so a local call behaves as a remote one).
+ * as if it had crossed a channel (so a local call behaves as a remote one); throws
+ * MessageCloneError naming `what` ('the message', or 'the answer' of a local call).
  */
 export function cloneLocal(
   message: unknown,
   transfer: readonly Transferable[] | undefined,
+  what = 'the message',
 ): unknown {
-  if (transfer === undefined || transfer.length === 0) {
-    try {
-      return structuredClone(message);
-    } catch (error) {
-      throw cloneError(error);
-    }
-  }
-  checkTransfer(transfer);
   try {
+    if (transfer === undefined || transfer.length === 0) return structuredClone(message);
+    checkTransfer(transfer, what);
     return structuredClone(message, { transfer: transfer as Transferable[] });
   } catch (error) {
-    throw cloneError(error);
+    throw cloneError(error, what);
   }
 }
 

@@ -7,7 +7,7 @@ import { CallTimeoutError, checkNumber, describe } from '../core/errors.js';
 import { formatPid, type Pid } from '../core/pid.js';
 import type { Transferable } from '../core/transfer.js';
 import { after } from '../core/timer.js';
-import { checkTransfer, cloneError, type ReplyTo } from '../protocol/channel.js';
+import { cloneLocal, type ReplyTo } from '../protocol/channel.js';
 
 export interface CallOptions {
   /** Milliseconds before the call rejects with `CallTimeoutError`. Default: no limit. */
@@ -70,11 +70,9 @@ export class Calls {
     reply: (id, value, transfer) => {
       let copy: unknown;
       try {
-        if (transfer !== undefined) checkTransfer(transfer, 'the answer');
-        copy =
-          transfer === undefined ? structuredClone(value) : structuredClone(value, { transfer });
+        copy = cloneLocal(value, transfer, 'the answer');
       } catch (error) {
-        this.settle(id, false, cloneError(error, 'the answer'));
+        this.settle(id, false, error);
         return;
       }
       this.settle(id, true, copy);
