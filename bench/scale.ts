@@ -3,7 +3,9 @@
  * count in a fresh cluster, the counts in a rotated order per trial.
  *
  * - start-up: `startCluster()` and spawning the N workers, all at once, until every one
- *   is a node; against N bare worker threads until each answered a first message;
+ *   is a node; against N bare worker threads until each answered a first message. Once
+ *   from the compiled tree (dist/src), as every other figure here loads the library, and
+ *   once through `import 'procgroups'`, the package's bundle (dist/pkg), as users load it;
  * - memory per node: what the process's RSS grew by over that start-up, ÷ N; against
  *   the same for the bare workers;
  * - join visibility: a join on one worker until a reader on another sees it;
@@ -19,6 +21,7 @@
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import * as pkg from 'procgroups';
 import { type Cluster, startCluster } from '../src/index.js';
 import { joinVisibleMicros, nodeDownMs } from './lib/cluster-timing.js';
 import { gc } from './lib/gc.js';
@@ -31,13 +34,17 @@ import type { StampMember } from './workers/pg-worker.js';
 
 const nodeUrl = new URL('./workers/pg-worker.js', import.meta.url);
 const bareUrl = new URL('./workers/bare-worker.js', import.meta.url);
+const packageUrl = new URL('./workers/package-node.js', import.meta.url);
 const task = taskUrl('pool-task');
 /** Broadcast rounds not counted: the first sets up the direct channels to every node. */
 const WARM = 3;
 
 const METRICS = ['startup', 'memory', 'visible', 'broadcast', 'down'] as const;
 type Metric = (typeof METRICS)[number];
-type Samples = Record<Metric | 'bareStartup' | 'bareMemory' | 'rawBroadcast', number[]>;
+type Samples = Record<
+  Metric | 'packageStartup' | 'bareStartup' | 'bareMemory' | 'rawBroadcast',
+  number[]
+>;
 
 /** The process's resident memory after a full collection of this thread's heap. */
 function rss(): number {
@@ -82,6 +89,30 @@ async function startNodes(n: number): Promise<[Cluster, Worker[], Started]> {
   await Promise.all(spawned.map(([, ready]) => ready));
   const bytesPerNode = (rss() - before) / n;
   return [cluster, spawned.map(([w]) => w), { ms, bytesPerNode }];
+}
+
+/**
+ * The same start-up through the package's bundle: its cluster on this thread, and
+ * workers that import it by name. Only the time: the library is loaded twice in this
+ * process, so its memory would not compare.
+ */
+async function startPackage(n: number): Promise<number> {
+  await settledRss();
+  const start = performance.now();
+  const cluster = await pkg.startCluster();
+  try {
+    const spawned = await Promise.all(
+      Array.from({ length: n }, async () => {
+        const w = await cluster.spawn(packageUrl, { ready: 'connected' });
+        return next(w.worker, 'ready');
+      }),
+    );
+    const ms = performance.now() - start;
+    await Promise.all(spawned);
+    return ms;
+  } finally {
+    await cluster.stop();
+  }
 }
 
 /** `n` bare worker threads started at once, timed until each answered a first message. */
@@ -168,6 +199,7 @@ async function measure(
   s: Samples,
 ): Promise<void> {
   if (bareFirst) pushBare(s, await startBare(n));
+  s.packageStartup.push(await startPackage(n));
   const [cluster, nodes, started] = await startNodes(n);
   try {
     s.startup.push(started.ms);
@@ -212,6 +244,7 @@ export async function scale(opts: BenchOptions) {
         visible: [],
         broadcast: [],
         down: [],
+        packageStartup: [],
         bareStartup: [],
         bareMemory: [],
         rawBroadcast: [],
@@ -238,7 +271,11 @@ export async function scale(opts: BenchOptions) {
 
 /** How each metric is shown. */
 const SHOWN: Record<Metric, { label: (n: number) => string; unit: string; base?: string }> = {
-  startup: { label: (n) => `start-up of ${n} worker nodes`, unit: 'ms', base: 'bareStartup' },
+  startup: {
+    label: (n) => `start-up of ${n} worker nodes, from the compiled tree (dist/src)`,
+    unit: 'ms',
+    base: 'bareStartup',
+  },
   memory: { label: (n) => `memory per node, ${n} nodes`, unit: 'B', base: 'bareMemory' },
   visible: { label: (n) => `join seen on another node, ${n} nodes, median`, unit: 'µs' },
   broadcast: {
@@ -260,7 +297,17 @@ const median = (xs: number[]) => spread(xs).median;
 function figures(counts: number[], by: Map<number, Samples>): Figure[] {
   const first = counts[0]!;
   const most = counts[counts.length - 1]!;
-  return METRICS.flatMap((metric) =>
+  const viaPackage = counts.map((n) => {
+    const s = by.get(n)!;
+    const f = {
+      id: `scale-startup-package-${n}`,
+      label: `start-up of ${n} worker nodes, through import 'procgroups' (the bundle)`,
+      unit: 'ms',
+      note: 'reported',
+    };
+    return paired(f, s.packageStartup, BASE_LABEL['bareStartup']!(n), s.bareStartup);
+  });
+  const perMetric = METRICS.flatMap((metric) =>
     counts.map((n) => {
       const s = by.get(n)!;
       const shown = SHOWN[metric];
@@ -278,6 +325,9 @@ function figures(counts: number[], by: Map<number, Samples>): Figure[] {
         : paired({ ...f, note }, s[metric], BASE_LABEL[base]!(n), s[base]);
     }),
   );
+  // Beside the start-up figures of the compiled tree.
+  const at = perMetric.findIndex((f) => !f.id.startsWith('scale-startup-'));
+  return [...perMetric.slice(0, at), ...viaPackage, ...perMetric.slice(at)];
 }
 
 /** Each metric against node count, relative to its value at the fewest nodes, and linear growth. */

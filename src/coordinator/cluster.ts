@@ -16,6 +16,7 @@ import {
   describe,
   NotConnectedError,
 } from '../core/errors.js';
+import { SPAWNED_ENTRY } from '../entries.js';
 import { checkScopeName } from '../core/scope-name.js';
 import { after } from '../core/timer.js';
 import { fromWire, toWire } from '../core/wire-error.js';
@@ -82,9 +83,6 @@ export interface SpawnNodeOptions extends Omit<WorkerOptions, 'eval' | 'transfer
   /** Milliseconds for the worker to be ready (see `ready`) before spawn gives up and terminates it. Default 30,000. */
   connectTimeout?: number;
 }
-
-/** The first module of a spawned worker (runtime/spawned.ts, compiled next to this file's folder). */
-const SPAWNED_ENTRY = new URL('../runtime/spawned.js', import.meta.url);
 
 /** The URL `import()` needs for what `new Worker()` accepts: a URL, a file URL string, or a path. */
 function moduleUrl(url: string | URL): string {

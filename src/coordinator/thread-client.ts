@@ -14,6 +14,7 @@ import {
   receiveMessageOnPort,
   Worker,
 } from 'node:worker_threads';
+import { THREAD_ENTRY } from '../entries.js';
 import { CoordinatorThreadError } from '../core/errors.js';
 import { fromWire } from '../core/wire-error.js';
 import type { IndexOptions } from '../shared-index/types.js';
@@ -21,9 +22,6 @@ import type { PeerInfo } from '../peering/peering.js';
 import type { CoordinatorBackend } from './backend.js';
 import type { AcceptHooks, CoordinatorStats } from './coordinator.js';
 import type { Event, Op, Reply, ThreadData } from './thread-protocol.js';
-
-/** The coordinator thread's entry (thread.ts, compiled next to this file). */
-const THREAD_ENTRY = new URL('./thread.js', import.meta.url);
 
 /** How long a synchronous call waits for the coordinator thread before giving up. */
 const SYNC_TIMEOUT = 10_000;
