@@ -316,7 +316,10 @@ export class Cluster {
    * process alive. Calling it again returns the same promise. A `spawn()` still waiting
    * for its worker rejects with `NotConnectedError`, and that worker ends too. (A stop
    * awaited inside a handler of this cluster counts that handler as busy: it waits
-   * its timeout.)
+   * its timeout.) The wait ends when no node has work left, not at a cut-off: what
+   * handlers send meanwhile is handled too, so a node that keeps sending (a loop that
+   * dispatches until told to stop) keeps the cluster busy, and the stop waits its whole
+   * timeout. End such loops first, or pass a shorter timeout.
    */
   stop(options: StopOptions = {}): Promise<void> {
     if (this.#stopping === undefined) {
