@@ -12,6 +12,7 @@
 import type { LoadTable } from './load-table.js';
 import { type Pid, serialOf } from '../core/pid.js';
 import { takeTransfer } from '../core/transfer.js';
+import { microtask } from '../core/timer.js';
 import type { ReplyTo } from '../protocol/channel.js';
 
 /** What a handler gets with each message. */
@@ -61,7 +62,7 @@ function overBudget(): boolean {
   const now = performance.now();
   if (jobStart === 0) {
     jobStart = now;
-    queueMicrotask(endJob);
+    microtask(endJob);
     return false;
   }
   return now - jobStart > JOB_BUDGET_MS;

@@ -25,6 +25,7 @@
  */
 import { threadId } from 'node:worker_threads';
 import { IndexFullError, TooManyReadersError } from '../core/errors.js';
+import { microtask } from '../core/timer.js';
 import { Allocator, type AllocatorStats } from './allocator.js';
 import type { Arena } from './arena.js';
 import { FreshSet } from './fresh.js';
@@ -297,7 +298,7 @@ export class ReaderRecord {
     const root = Atomics.load(arena.i32, H_ROOT);
     if (!this.#online) {
       this.#online = true;
-      queueMicrotask(this.#offline);
+      microtask(this.#offline);
     }
     return root;
   }
