@@ -25,9 +25,8 @@ const settled = Promise.resolve();
  * channel's or a port's batch, of a handler job, of a read section, of the job's clock),
  * so a thread woken for one message pays them all in cold code.
  *
- * For the library's own callbacks, which catch what can fail in them. One that threw
- * anyway would be an unhandled rejection, which Node (by default) raises as an uncaught
- * exception, as `queueMicrotask` does at once. User callbacks keep `queueMicrotask`.
+ * For the library's own callbacks, which do not throw (one that did would surface as an
+ * unhandled rejection, not an uncaught exception); user callbacks keep `queueMicrotask`.
  */
 export function microtask(fn: () => void): void {
   void settled.then(fn);
