@@ -10,8 +10,6 @@
  * per job measures them as well as one read each. The price: a reading can be late by
  * at most the length of the job it is taken in.
  */
-import { microtask } from './timer.js';
-
 let cached = -1;
 const expire = (): void => {
   cached = -1;
@@ -21,7 +19,7 @@ const expire = (): void => {
 export function jobClock(): number {
   if (cached < 0) {
     cached = performance.now();
-    microtask(expire);
+    queueMicrotask(expire);
   }
   return cached;
 }

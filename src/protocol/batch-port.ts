@@ -10,7 +10,6 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { Endpoint } from './messages.js';
-import { microtask } from '../core/timer.js';
 
 /** Most messages accepted in one incoming batch; a longer array is malformed. */
 export const MAX_BATCH = 1 << 20;
@@ -35,7 +34,7 @@ export class BatchPort {
 
   post(message: unknown, transfer?: readonly MessagePort[]): void {
     if (transfer === undefined || transfer.length === 0) {
-      if (this.#batch.push(message) === 1) microtask(this.#flush);
+      if (this.#batch.push(message) === 1) queueMicrotask(this.#flush);
       return;
     }
     this.#flush();

@@ -47,7 +47,6 @@ import { decodeBatch, encodeBatch, prepareRemote, restoreRemote } from './remote
 import { ENCODED } from './frames.js';
 import type { Pid } from '../core/pid.js';
 import { toWire } from '../core/wire-error.js';
-import { microtask } from '../core/timer.js';
 
 import {
   CALL,
@@ -290,7 +289,7 @@ export class Channel implements ReplyTo {
   /** The batch, to push a frame's values onto; its flush is queued with its first frame. */
   #tail(): unknown[] {
     const b = this.#batch;
-    if (b.length === 0) microtask(this.#flush);
+    if (b.length === 0) queueMicrotask(this.#flush);
     return b;
   }
 

@@ -12,7 +12,6 @@
 import type { LoadTable } from './load-table.js';
 import { type Pid, serialOf } from '../core/pid.js';
 import { takeTransfer } from '../core/transfer.js';
-import { microtask } from '../core/timer.js';
 import type { ReplyTo } from '../protocol/channel.js';
 
 /** What a handler gets with each message. */
@@ -62,7 +61,7 @@ function overBudget(): boolean {
   const now = performance.now();
   if (jobStart === 0) {
     jobStart = now;
-    microtask(endJob);
+    queueMicrotask(endJob);
     return false;
   }
   return now - jobStart > JOB_BUDGET_MS;

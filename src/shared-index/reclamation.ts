@@ -25,7 +25,6 @@
  */
 import { threadId } from 'node:worker_threads';
 import { IndexFullError, TooManyReadersError } from '../core/errors.js';
-import { microtask } from '../core/timer.js';
 import { Allocator, type AllocatorStats } from './allocator.js';
 import type { Arena } from './arena.js';
 import { FreshSet } from './fresh.js';
@@ -298,7 +297,7 @@ export class ReaderRecord {
     const root = Atomics.load(arena.i32, H_ROOT);
     if (!this.#online) {
       this.#online = true;
-      microtask(this.#offline);
+      queueMicrotask(this.#offline);
     }
     return root;
   }
