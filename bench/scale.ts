@@ -6,8 +6,8 @@
  *   is a node; against N bare worker threads until each answered a first message. Once
  *   from the compiled tree (dist/src), as every other figure here loads the library, and
  *   once through `import 'procgroups'`, the package's bundle (dist/pkg), as users load it;
- * - memory per node: what the process's RSS grew by over that start-up, ÷ N; against
- *   the same for the bare workers;
+ * - memory per node: what the process's RSS grew by over that start-up, ÷ N, both ways;
+ *   against the same for the bare workers;
  * - join visibility: a join on one worker until a reader on another sees it;
  * - broadcast: `pg.broadcast` from the coordinator's thread to one member per node,
  *   until the last has it; against a raw `postMessage` to a port on each worker;
@@ -42,7 +42,7 @@ const WARM = 3;
 const METRICS = ['startup', 'memory', 'visible', 'broadcast', 'down'] as const;
 type Metric = (typeof METRICS)[number];
 type Samples = Record<
-  Metric | 'packageStartup' | 'bareStartup' | 'bareMemory' | 'rawBroadcast',
+  Metric | 'packageStartup' | 'packageMemory' | 'bareStartup' | 'bareMemory' | 'rawBroadcast',
   number[]
 >;
 
@@ -93,11 +93,11 @@ async function startNodes(n: number): Promise<[Cluster, Worker[], Started]> {
 
 /**
  * The same start-up through the package's bundle: its cluster on this thread, and
- * workers that import it by name. Only the time: the library is loaded twice in this
- * process, so its memory would not compare.
+ * workers that import it by name. (This thread loaded both builds at its start; the
+ * memory counted is what the workers add.)
  */
-async function startPackage(n: number): Promise<number> {
-  await settledRss();
+async function startPackage(n: number): Promise<Started> {
+  const before = await settledRss();
   const start = performance.now();
   const cluster = await pkg.startCluster();
   try {
@@ -109,7 +109,7 @@ async function startPackage(n: number): Promise<number> {
     );
     const ms = performance.now() - start;
     await Promise.all(spawned);
-    return ms;
+    return { ms, bytesPerNode: (rss() - before) / n };
   } finally {
     await cluster.stop();
   }
@@ -199,7 +199,9 @@ async function measure(
   s: Samples,
 ): Promise<void> {
   if (bareFirst) pushBare(s, await startBare(n));
-  s.packageStartup.push(await startPackage(n));
+  const viaPackage = await startPackage(n);
+  s.packageStartup.push(viaPackage.ms);
+  s.packageMemory.push(viaPackage.bytesPerNode);
   const [cluster, nodes, started] = await startNodes(n);
   try {
     s.startup.push(started.ms);
@@ -245,6 +247,7 @@ export async function scale(opts: BenchOptions) {
         broadcast: [],
         down: [],
         packageStartup: [],
+        packageMemory: [],
         bareStartup: [],
         bareMemory: [],
         rawBroadcast: [],
@@ -276,7 +279,11 @@ const SHOWN: Record<Metric, { label: (n: number) => string; unit: string; base?:
     unit: 'ms',
     base: 'bareStartup',
   },
-  memory: { label: (n) => `memory per node, ${n} nodes`, unit: 'B', base: 'bareMemory' },
+  memory: {
+    label: (n) => `memory per node, ${n} nodes, from the compiled tree (dist/src)`,
+    unit: 'B',
+    base: 'bareMemory',
+  },
   visible: { label: (n) => `join seen on another node, ${n} nodes, median`, unit: 'µs' },
   broadcast: {
     label: (n) => `broadcast to ${n} members (1 per node), median`,
@@ -297,16 +304,22 @@ const median = (xs: number[]) => spread(xs).median;
 function figures(counts: number[], by: Map<number, Samples>): Figure[] {
   const first = counts[0]!;
   const most = counts[counts.length - 1]!;
-  const viaPackage = counts.map((n) => {
-    const s = by.get(n)!;
-    const f = {
-      id: `scale-startup-package-${n}`,
-      label: `start-up of ${n} worker nodes, through import 'procgroups' (the bundle)`,
-      unit: 'ms',
-      note: 'reported',
-    };
-    return paired(f, s.packageStartup, BASE_LABEL['bareStartup']!(n), s.bareStartup);
-  });
+  // Through the package, beside the compiled tree's start-up and memory figures.
+  const viaPackage = (metric: 'startup' | 'memory') =>
+    counts.map((n) => {
+      const s = by.get(n)!;
+      const [own, base] =
+        metric === 'startup'
+          ? (['packageStartup', 'bareStartup'] as const)
+          : (['packageMemory', 'bareMemory'] as const);
+      const f = {
+        id: `scale-${metric}-package-${n}`,
+        label: `${metric === 'startup' ? `start-up of ${n} worker nodes` : `memory per node, ${n} nodes`}, through import 'procgroups' (the bundle)`,
+        unit: SHOWN[metric].unit,
+        note: 'reported',
+      };
+      return paired(f, s[own], BASE_LABEL[base]!(n), s[base]);
+    });
   const perMetric = METRICS.flatMap((metric) =>
     counts.map((n) => {
       const s = by.get(n)!;
@@ -325,9 +338,17 @@ function figures(counts: number[], by: Map<number, Samples>): Figure[] {
         : paired({ ...f, note }, s[metric], BASE_LABEL[base]!(n), s[base]);
     }),
   );
-  // Beside the start-up figures of the compiled tree.
-  const at = perMetric.findIndex((f) => !f.id.startsWith('scale-startup-'));
-  return [...perMetric.slice(0, at), ...viaPackage, ...perMetric.slice(at)];
+  // Each after the last figure of its metric.
+  const end = (prefix: string) => perMetric.findLastIndex((f) => f.id.startsWith(prefix)) + 1;
+  const a = end('scale-startup-');
+  const b = end('scale-memory-');
+  return [
+    ...perMetric.slice(0, a),
+    ...viaPackage('startup'),
+    ...perMetric.slice(a, b),
+    ...viaPackage('memory'),
+    ...perMetric.slice(b),
+  ];
 }
 
 /** Each metric against node count, relative to its value at the fewest nodes, and linear growth. */
