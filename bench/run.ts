@@ -4,6 +4,7 @@
  * full runs only: `--quick` results go to <name>.quick.json and into no report).
  * `npm run bench -- --report` only regenerates the report.
  */
+import { afterBurst } from './after-burst.js';
 import { bursts } from './bursts.js';
 import { busyMain } from './busy-main.js';
 import { calls } from './calls.js';
@@ -34,6 +35,7 @@ const benches: Record<string, Bench> = {
   services,
   jobs,
   bursts,
+  'after-burst': afterBurst,
   'busy-main': busyMain,
   scale,
   nats,
