@@ -201,3 +201,42 @@ test('full mesh: 5 worker nodes and node 0 all send numbered messages to each ot
     local.filter((m) => m.from !== -1),
   );
 });
+
+test('20,000 calls in flight, answered out of order, beside one that never ends: each gets its own answer, and calls after them too', async (t) => {
+  // The calls in flight sit in runtime/call-table.ts: this deep burst grows it, answers
+  // in any order clear its slots, and the call that never ends is pushed aside by a later
+  // call that wants its slot.
+  const cluster = await start(t);
+  const a = await spawnAgent(cluster);
+  const b = await spawnAgent(cluster);
+  const slow = await a.spawn('slowEcho', 1 << 20);
+  const quick = await b.spawn('echo');
+  const hang = await b.spawn('hang');
+  const node = cluster.node;
+  const never = node.call(hang, 'forever');
+  let settled = false;
+  never.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  const n = 20_000;
+  const answers = await Promise.all(
+    Array.from({ length: n }, (_, i) => node.call(i % 3 === 0 ? quick : slow, { i })),
+  );
+  t.true(answers.every((x, i) => (x as { i: number }).i === i));
+  // Shallow bursts after the deep one, to both processes: more calls than the grown
+  // table has slots, so that one of them wants the slot of the call that never ends.
+  for (let round = 0; round < 40; round++) {
+    const more = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => node.call(i % 2 ? quick : slow, round * 1000 + i)),
+    );
+    t.deepEqual(
+      more,
+      Array.from({ length: 1000 }, (_, i) => round * 1000 + i),
+    );
+  }
+  t.false(settled);
+  // The call set aside is still found: it fails when its node goes.
+  await b.terminate();
+  await t.throwsAsync(never, { name: 'NodeDownError' });
+});

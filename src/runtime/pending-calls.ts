@@ -8,6 +8,7 @@ import { formatPid, type Pid } from '../core/pid.js';
 import type { Transferable } from '../core/transfer.js';
 import { after } from '../core/timer.js';
 import { cloneLocal, type ReplyTo } from '../protocol/channel.js';
+import { CallTable } from './call-table.js';
 
 export interface CallOptions {
   /** Milliseconds before the call rejects with `CallTimeoutError`. Default: no limit. */
@@ -79,7 +80,7 @@ export class Calls {
     },
     fail: (id, error) => this.settle(id, false, error),
   };
-  readonly #pending = new Map<number, Pending>();
+  readonly #pending = new CallTable<Pending>();
   #seq = 0;
   /** Waiting for the last call to settle (a graceful stop). */
   #empty: (() => void)[] = [];
@@ -155,18 +156,16 @@ export class Calls {
 
   /** Drops call `id` without settling it: it could not be sent, and its caller is told so directly. */
   forget(id: number): void {
-    const entry = this.#pending.get(id);
+    const entry = this.#pending.take(id);
     if (entry === undefined) return;
-    this.#pending.delete(id);
     this.#unhook(entry);
     this.#emptied();
   }
 
   /** Settles call `id` (a no-op if it was settled already, e.g. after a timeout). */
   settle(id: number, ok: boolean, value: unknown): void {
-    const entry = this.#pending.get(id);
+    const entry = this.#pending.take(id);
     if (entry === undefined) return;
-    this.#pending.delete(id);
     this.#unhook(entry);
     if (entry.sink !== undefined) entry.sink.settled(ok, value);
     else if (ok) entry.resolve!(value);
@@ -199,12 +198,13 @@ export class Calls {
    */
   failNode(node: number, error: (pid: Pid) => unknown): void {
     const down: [number, Pid][] = [];
-    for (const [id, entry] of this.#pending) if (entry.node === node) down.push([id, entry.pid]);
+    for (const [id, entry] of this.#pending.entries())
+      if (entry.node === node) down.push([id, entry.pid]);
     for (const [id, pid] of down) this.settle(id, false, error(pid));
   }
 
   /** Fails every call (the node is closing). */
   failAll(error: (pid: Pid) => unknown): void {
-    for (const [id, entry] of [...this.#pending]) this.settle(id, false, error(entry.pid));
+    for (const [id, entry] of this.#pending.entries()) this.settle(id, false, error(entry.pid));
   }
 }
