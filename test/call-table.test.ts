@@ -4,7 +4,7 @@
  * many others come and go, ids past 2^32), and for its bound: one call that never ends
  * does not make it grow.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { CallTable } from '../src/runtime/call-table.js';
 
 /** xorshift32, seeded: the same workload on every run. */
@@ -18,11 +18,7 @@ function rng(seed: number): () => number {
   };
 }
 
-function same(
-  t: import('ava').ExecutionContext,
-  table: CallTable<string>,
-  model: Map<number, string>,
-) {
+function same(t: ExecutionContext, table: CallTable<string>, model: Map<number, string>) {
   t.is(table.size, model.size);
   t.deepEqual(
     table.entries(),
