@@ -4,12 +4,14 @@
  * same process; for `node.call`, for `dispatch`, and for a raw `MessagePort` echo (the
  * baseline: the same before-and-after on Node's own message path).
  *
- * Each trial runs in a fresh OS process (workers/after-burst-process.ts), because the
- * slowdown this looks for outlives the burst: on Node 20, after one such burst, later
- * no-op batches ran 35-40% slower through procgroups and about 20% slower through the
- * raw echo, for as long as the process lived (a forced full collection did not end it),
- * with V8 promoting most of what each scavenge found alive. A finding, so no target:
- * the figures say how large it is, and how it compares with the raw path.
+ * Each trial runs in a fresh OS process (workers/after-burst-process.ts), because what
+ * this looks for outlives the burst. Before runtime/call-table.ts, on Node 20, one such
+ * burst left later no-op batches 35-45% slower through procgroups for as long as the
+ * process lived (a forced full collection did not end it), with V8 promoting most of
+ * what each scavenge found alive; the raw echo lost 15-25%. The first batches after any
+ * deep burst pay for its garbage and for recompiling what it deoptimized, so `after` is
+ * measured once as many tasks again have run. No target: the figures say what is left,
+ * against the raw path's own.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -54,7 +56,7 @@ export async function afterBurst(opts: BenchOptions) {
       paired(
         {
           id: `after-burst-${k}`,
-          label: `${LABEL[k]}, 1k-deep no-op batches after one ${deep}-deep burst`,
+          label: `${LABEL[k]}: 1k-deep no-op batches, starting ${total.toLocaleString('en')} tasks after a ${deep}-deep burst`,
           unit: 'ops/s',
         },
         s[k].map((x) => x.after),
