@@ -430,3 +430,32 @@ test('monitors from several nodes on one process do not overwrite each other, ev
     ['bye', 'bye', 'bye'],
   );
 });
+
+test('with 3,000 calls running in async handlers and a third of them answered, last first, exit fails exactly the other two thirds', async (t) => {
+  // The calls a process is running sit in its table (call-table.ts), which grows here
+  // from its 16 slots; the answered ones leave it out of order.
+  const cluster = await start(t);
+  const node = cluster.node;
+  const gates = new Map<number, () => void>();
+  const pid = node.spawn(
+    (m: number) =>
+      new Promise<number>((resolve) => {
+        gates.set(m, () => resolve(m));
+      }),
+    { concurrency: 1 << 20 },
+  );
+  const n = 3000;
+  const calls = Array.from({ length: n }, (_, i) => node.call<number>(pid, i));
+  while (gates.size < n) await new Promise((r) => setImmediate(r));
+  // Every third call is answered, last first.
+  const answered = Array.from({ length: n }, (_, i) => i).filter((i) => i % 3 === 0);
+  for (const i of answered.reverse()) gates.get(i)!();
+  for (const i of answered) t.is(await calls[i], i);
+  node.exit(pid, 'enough');
+  const rest = Array.from({ length: n }, (_, i) => i).filter((i) => i % 3 !== 0);
+  for (const i of rest) await t.throwsAsync(calls[i]!, { instanceOf: ProcessExitError });
+  // A handler that finishes after the exit is ignored (its caller was already told).
+  gates.get(1)!();
+  await new Promise((r) => setImmediate(r));
+  t.false(node.isAlive(pid));
+});

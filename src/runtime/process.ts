@@ -13,6 +13,7 @@ import type { LoadTable } from './load-table.js';
 import { type Pid, serialOf } from '../core/pid.js';
 import { takeTransfer } from '../core/transfer.js';
 import type { ReplyTo } from '../protocol/channel.js';
+import { CallTable } from './call-table.js';
 
 /** What a handler gets with each message. */
 export interface ProcessContext {
@@ -45,6 +46,12 @@ export interface SpawnOptions {
 /** One message in a mailbox. `id` is 0 for a send. */
 /** Handler time one job may spend on mailboxes before the rest waits for the next turn. */
 const JOB_BUDGET_MS = 1;
+
+/**
+ * Slots a process's table of running calls starts with: small, since a node may hold
+ * thousands of processes; it doubles as calls in async handlers pile up.
+ */
+const RUNNING_SLOTS = 16;
 
 /** When this thread's current job first ran a handler (0: not yet in this job). */
 let jobStart = 0;
@@ -86,9 +93,14 @@ export class Process {
   /**
    * Calls being handled, from the moment their handler starts until they settle, so
    * that an exit can fail them at once: also a call whose handler ends its own process
-   * (`node.exit(ctx.self)`) before it returns.
+   * (`node.exit(ctx.self)`) before it returns. Keyed by `#runs`, in a table of reused
+   * slots rather than a `Set`, for the reason call-table.ts gives: a process with many
+   * calls in flight in async handlers would otherwise reallocate a hash table with every
+   * burst.
    */
-  readonly #running = new Set<Envelope>();
+  #running = new CallTable<Envelope>(RUNNING_SLOTS);
+  /** Calls started by this process so far: the keys of `#running`. */
+  #runs = 0;
   #busy = 0;
   #alive = true;
   /** A pump is scheduled for the next turn (see `#pump`). */
@@ -166,7 +178,9 @@ export class Process {
     this.#busy++;
     this.#publishLoad();
     let result: unknown;
-    if (env.id !== 0) this.#running.add(env);
+    // 0 for a send: nobody waits for it.
+    let run = 0;
+    if (env.id !== 0) this.#running.set((run = ++this.#runs), env);
     try {
       result = this.#handler(env.message, {
         self: this.pid,
@@ -175,7 +189,7 @@ export class Process {
         signal: this.#controller.signal,
       });
     } catch (error) {
-      this.#settle(env, false, error);
+      this.#settle(env, run, false, error);
       return;
     }
     if (
@@ -184,21 +198,21 @@ export class Process {
       typeof (result as PromiseLike<unknown>).then === 'function'
     ) {
       (result as PromiseLike<unknown>).then(
-        (value) => this.#settle(env, true, value),
-        (error) => this.#settle(env, false, error),
+        (value) => this.#settle(env, run, true, value),
+        (error) => this.#settle(env, run, false, error),
       );
     } else {
-      this.#settle(env, true, result);
+      this.#settle(env, run, true, result);
     }
   }
 
-  #settle(env: Envelope, ok: boolean, value: unknown): void {
+  #settle(env: Envelope, run: number, ok: boolean, value: unknown): void {
     this.#busy--;
     this.#publishLoad();
     // After an exit the caller was already failed; a late answer is dropped.
     if (this.#alive) {
       if (env.id !== 0) {
-        this.#running.delete(env);
+        this.#running.take(run);
         if (ok) env.replyTo?.reply(env.id, value, takeTransfer(value));
         else env.replyTo?.fail(env.id, value);
       } else if (!ok) {
@@ -260,14 +274,14 @@ export class Process {
   exit(reason: unknown): Envelope[] {
     if (!this.#alive) return [];
     this.#alive = false;
-    const pending = [...this.#running];
+    const pending = this.#running.entries().map(([, env]) => env);
     for (let i = this.#head; i < this.#queue.length; i++) {
       const env = this.#queue[i]!;
       if (env.id !== 0) pending.push(env);
     }
     this.#queue = [];
     this.#head = 0;
-    this.#running.clear();
+    this.#running = new CallTable<Envelope>(RUNNING_SLOTS);
     if (this.#loadAt >= 0) this.#loads!.release(this.#loadAt);
     this.#controller.abort(reason);
     this.#wake();
