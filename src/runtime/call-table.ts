@@ -1,14 +1,18 @@
 /**
- * The calls a thread has in flight, by id, in a table that allocates nothing per call.
+ * Calls in flight by a consecutive key, in a table that allocates nothing per call: a
+ * thread's calls waiting for their answers (pending-calls.ts, by call id), and a
+ * process's calls being handled (process.ts, by a count of its own).
  *
- * Why not a `Map`: ids are consecutive (one counter per thread), and calls mostly end in
- * about the order they started. A `Map` of the calls in flight reallocates its hash
- * table as it grows through every burst and again as the burst drains, about ten
- * tables for each burst of 1,000. A table that lives through a scavenge or two (a deep
- * burst) is promoted, and an old table that has been replaced still points at the
- * calls it held: the scavenger keeps those alive and promotes them in turn. On Node 20,
- * after one burst of 20,000 calls, later no-op calls then ran 35-40% slower for the rest
- * of the process, with most of every scavenge's survivors promoted (bench/after-burst.ts).
+ * Why not a `Map` (or a `Set`): keys are consecutive, and calls mostly end in about the
+ * order they started. A `Map` of the calls in flight reallocates its hash table as it
+ * grows through every burst and again as the burst drains, about ten tables for each
+ * burst of 1,000. On Node 20, after one burst of 20,000 calls, later no-op calls ran
+ * 35-45% slower for the rest of the process; most of every scavenge's survivors were
+ * promoted, and the promoted garbage was mostly hash tables, closures, contexts and call
+ * records (`--trace-gc-object-stats`). With this table the slowdown is gone
+ * (bench/after-burst.ts). The likely mechanism: tables promoted during the deep burst
+ * still point at calls after they are replaced, and a scavenge keeps alive whatever an
+ * old object points at.
  *
  * Here a call sits in slot `id & mask` of two arrays that are reused, with its id beside
  * it; a slot is cleared when its call ends, so the table never holds on to an ended call.
@@ -19,7 +23,7 @@
  * not make the table grow without bound.
  */
 
-/** Slots to start with: a 1,000-deep burst fits without growing. */
+/** Slots to start with, by default: a 1,000-deep burst fits without growing. */
 const INITIAL = 1024;
 
 export class CallTable<V> {
@@ -30,6 +34,7 @@ export class CallTable<V> {
   /** Calls pushed out of their slot by a later one; usually empty. */
   readonly #aside = new Map<number, V>();
 
+  /** `capacity`: a power of two. */
   constructor(capacity = INITIAL) {
     this.#ids = new Float64Array(capacity);
     this.#values = new Array<V | undefined>(capacity).fill(undefined);
