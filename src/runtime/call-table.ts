@@ -27,27 +27,29 @@
 const INITIAL = 1024;
 
 export class CallTable<V> {
-  #ids: Float64Array;
+  // Plain arrays, not a Float64Array for the ids: a process holds a small table of its
+  // own, and a typed array's buffer would cost more than the table.
+  #ids: number[];
   #values: (V | undefined)[];
   #mask: number;
   #size = 0;
-  /** Calls pushed out of their slot by a later one; usually empty. */
-  readonly #aside = new Map<number, V>();
+  /** Calls pushed out of their slot by a later one; made on the first. */
+  #aside: Map<number, V> | undefined;
 
   /** `capacity`: a power of two. */
   constructor(capacity = INITIAL) {
-    this.#ids = new Float64Array(capacity);
+    this.#ids = new Array<number>(capacity).fill(0);
     this.#values = new Array<V | undefined>(capacity).fill(undefined);
     this.#mask = capacity - 1;
   }
 
   get size(): number {
-    return this.#size + this.#aside.size;
+    return this.#size + (this.#aside?.size ?? 0);
   }
 
   /** @internal Slots, and calls set aside: for the tests of the table's bound. */
   get shape(): { slots: number; aside: number } {
-    return { slots: this.#values.length, aside: this.#aside.size };
+    return { slots: this.#values.length, aside: this.#aside?.size ?? 0 };
   }
 
   /** Adds call `id` (a positive safe integer, never one still in the table). */
@@ -60,7 +62,7 @@ export class CallTable<V> {
         this.set(id, value);
         return;
       }
-      this.#aside.set(this.#ids[slot]!, held);
+      (this.#aside ??= new Map()).set(this.#ids[slot]!, held);
       this.#size--;
     }
     this.#ids[slot] = id;
@@ -79,15 +81,16 @@ export class CallTable<V> {
         return v;
       }
     }
-    if (this.#aside.size === 0) return undefined;
-    const v = this.#aside.get(id);
-    if (v !== undefined) this.#aside.delete(id);
+    const aside = this.#aside;
+    if (aside === undefined || aside.size === 0) return undefined;
+    const v = aside.get(id);
+    if (v !== undefined) aside.delete(id);
     return v;
   }
 
   /** Every call in the table, oldest first. */
   entries(): [number, V][] {
-    const out: [number, V][] = [...this.#aside];
+    const out: [number, V][] = this.#aside === undefined ? [] : [...this.#aside];
     const values = this.#values;
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
@@ -101,7 +104,7 @@ export class CallTable<V> {
     const ids = this.#ids;
     const values = this.#values;
     const capacity = values.length * 2;
-    this.#ids = new Float64Array(capacity);
+    this.#ids = new Array<number>(capacity).fill(0);
     this.#values = new Array<V | undefined>(capacity).fill(undefined);
     this.#mask = capacity - 1;
     this.#size = 0;

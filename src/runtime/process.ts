@@ -48,10 +48,11 @@ export interface SpawnOptions {
 const JOB_BUDGET_MS = 1;
 
 /**
- * Slots a process's table of running calls starts with: small, since a node may hold
- * thousands of processes; it doubles as calls in async handlers pile up.
+ * Slots a process's table of running calls starts with (made on its first call): small,
+ * since a node may hold thousands of processes; it doubles as calls in async handlers
+ * pile up.
  */
-const RUNNING_SLOTS = 16;
+const RUNNING_SLOTS = 4;
 
 /** When this thread's current job first ran a handler (0: not yet in this job). */
 let jobStart = 0;
@@ -98,7 +99,7 @@ export class Process {
    * calls in flight in async handlers would otherwise reallocate a hash table with every
    * burst.
    */
-  #running = new CallTable<Envelope>(RUNNING_SLOTS);
+  #running: CallTable<Envelope> | undefined;
   /** Calls started by this process so far: the keys of `#running`. */
   #runs = 0;
   #busy = 0;
@@ -180,7 +181,8 @@ export class Process {
     let result: unknown;
     // 0 for a send: nobody waits for it.
     let run = 0;
-    if (env.id !== 0) this.#running.set((run = ++this.#runs), env);
+    if (env.id !== 0)
+      (this.#running ??= new CallTable(RUNNING_SLOTS)).set((run = ++this.#runs), env);
     try {
       result = this.#handler(env.message, {
         self: this.pid,
@@ -212,7 +214,7 @@ export class Process {
     // After an exit the caller was already failed; a late answer is dropped.
     if (this.#alive) {
       if (env.id !== 0) {
-        this.#running.take(run);
+        this.#running?.take(run);
         if (ok) env.replyTo?.reply(env.id, value, takeTransfer(value));
         else env.replyTo?.fail(env.id, value);
       } else if (!ok) {
@@ -274,14 +276,14 @@ export class Process {
   exit(reason: unknown): Envelope[] {
     if (!this.#alive) return [];
     this.#alive = false;
-    const pending = this.#running.entries().map(([, env]) => env);
+    const pending = this.#running?.entries().map(([, env]) => env) ?? [];
     for (let i = this.#head; i < this.#queue.length; i++) {
       const env = this.#queue[i]!;
       if (env.id !== 0) pending.push(env);
     }
     this.#queue = [];
     this.#head = 0;
-    this.#running = new CallTable<Envelope>(RUNNING_SLOTS);
+    this.#running = undefined;
     if (this.#loadAt >= 0) this.#loads!.release(this.#loadAt);
     this.#controller.abort(reason);
     this.#wake();
