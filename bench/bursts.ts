@@ -18,9 +18,9 @@ import {
   bare,
   batches,
   burst,
+  calls,
   piscina,
   procgroups,
-  type System,
   taskUrl,
   tinypool,
 } from './lib/systems.js';
@@ -37,13 +37,7 @@ export async function bursts(opts: BenchOptions) {
     { us: 100, n: opts.quick ? 400 : 5000 },
   ];
   const pg = await procgroups(task);
-  const node = pg.cluster.node;
-  let turn = 0;
-  const call: System = {
-    name: 'node.call',
-    run: (input) => node.call(pg.members[turn++ & 1]!, input),
-    close: async () => {},
-  };
+  const call = calls(pg);
   const raw = bare(task, Number.POSITIVE_INFINITY, 'raw MessagePort');
   const pools = [piscina(task), tinypool(task)];
   const systems = [pg, raw, ...pools];

@@ -58,6 +58,20 @@ export async function procgroups(
   };
 }
 
+/**
+ * `node.call` from node 0 to the members of `pg`, in turn: the same members and path as
+ * its dispatch, without the pick and the windows. Closing it leaves `pg` running.
+ */
+export function calls(pg: Procgroups): System {
+  const node = pg.cluster.node;
+  let turn = 0;
+  return {
+    name: 'node.call',
+    run: (input) => node.call(pg.members[turn++ % pg.members.length]!, input),
+    close: async () => {},
+  };
+}
+
 /** What piscina and tinypool share: options and the two methods used here. */
 interface PoolOptions {
   filename: string;

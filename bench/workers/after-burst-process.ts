@@ -6,7 +6,7 @@
  * that depth at once, then the same batches twice more, and prints `{ before, after }`
  * (tasks per second; `after` from the second time) as one JSON line.
  */
-import { bare, batches, burst, procgroups, type System, taskUrl } from '../lib/systems.js';
+import { bare, batches, burst, calls, procgroups, type System, taskUrl } from '../lib/systems.js';
 
 export type Kind = 'call' | 'dispatch' | 'raw';
 export interface Trial {
@@ -18,13 +18,7 @@ async function system(kind: Kind): Promise<System> {
   const task = taskUrl('pool-task');
   if (kind === 'raw') return bare(task, Number.POSITIVE_INFINITY, 'raw MessagePort');
   const pg = await procgroups(task);
-  if (kind === 'dispatch') return pg;
-  let turn = 0;
-  return {
-    name: 'node.call',
-    run: (input) => pg.cluster.node.call(pg.members[turn++ & 1]!, input),
-    close: pg.close,
-  };
+  return kind === 'dispatch' ? pg : { ...calls(pg), close: pg.close };
 }
 
 const kind = process.argv[2] as Kind;
