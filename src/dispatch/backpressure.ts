@@ -83,13 +83,18 @@ export class Backpressure {
    */
   #waitingIn: GroupState[] = [];
   /**
-   * Set while the pumps run. A waiter the pump starts can come straight back into it:
-   * its call fails at once (its node just went down), it frees its slot, and a freed
-   * slot pumps. That inner pump only marks `#again`, and the running one goes round once
+   * Set while the pumps run. Whatever starts a pass while one runs (a strategy function
+   * that stops the scope, say) only marks `#again`, and the running one goes round once
    * more, so that one queue is never walked by two loops at once.
    */
   #pumping = false;
   #again = false;
+  /** A pass is queued for the end of this job (see `release`). */
+  #pumpQueued = false;
+  readonly #pumpLater = (): void => {
+    this.#pumpQueued = false;
+    if (this.#waitingIn.length > 0) this.#pumpAll();
+  };
 
   constructor(
     scope: string,
@@ -145,10 +150,24 @@ export class Backpressure {
     return this.windows.take(pid);
   }
 
-  /** Gives a slot back at `now`, and starts the waiting dispatches that can now go. */
+  /**
+   * Gives a slot back at `now`; the waiting dispatches that can now go start at the end
+   * of this job.
+   *
+   * Why not at once: replies arrive in batches (channel.ts), hundreds to a frame, and
+   * each frees a slot. One pass over the queue per freed slot starts one waiter and then
+   * asks the next, which finds no room; under a deep burst that failed pick (a random
+   * member, then every member) cost as much as the dispatch it stood for. One pass at the
+   * end of the job, queued with the first slot freed, starts every waiter the frame made
+   * room for and asks one more. The calls still leave in this job, batched: the
+   * channel sends its batch from a microtask too, queued by the first frame put in it.
+   */
   release(slot: Slot, now: number): void {
     this.windows.release(slot, now);
-    if (this.#waitingIn.length > 0) this.#pumpAll();
+    if (this.#waitingIn.length > 0 && !this.#pumpQueued) {
+      this.#pumpQueued = true;
+      queueMicrotask(this.#pumpLater);
+    }
   }
 
   /**

@@ -13,11 +13,12 @@
  *                └─ no member ─► waitForMembers, then run again; or reject
  *
  * The call's outcome comes back through `settled` (a `CallSink`), synchronously, while
- * the node handles the reply frame: the slot is freed and the next waiting dispatch is
- * started in that same job. So when a batch of 500 replies arrives, the 500 dispatches
- * waiting behind them go out at once, and leave in one batch (channel.ts) at the end of
- * the job. An async function would await a promise per call and resume each waiter a
- * microtask later: the queue then cost 2.5 times the call itself.
+ * the node handles the reply frame: the slot is freed, and the waiting dispatches are
+ * started in that same job, in one pass at its end (backpressure.ts, `release`). So
+ * when a batch of 500 replies arrives, the 500 dispatches waiting behind them go out at
+ * once, and leave in one batch (channel.ts). An async function would await a promise
+ * per call and resume each waiter a microtask later: the queue then cost 2.5 times the
+ * call itself.
  */
 import {
   CallTimeoutError,
