@@ -2,7 +2,8 @@
  * The dispatch queue's pump (dispatch/backpressure.ts), driven directly: a burst of
  * replies frees many slots in one job, and the dispatches waiting behind them must go
  * out in that job, in FIFO order, with one pass over the queue for the whole burst
- * rather than one per freed slot (a pass that finds no room costs a full pick).
+ * rather than one per freed slot (a pass that finds no room costs a full pick); and in
+ * a pass, a random pick takes the member the waiter before it went to (the hint).
  *
  * `Backpressure` is a plain class: the reads it makes go through a `MembershipView`
  * and the waiters are its own interface, so both are given here in memory, and every
@@ -13,19 +14,22 @@ import type { Group } from '../src/core/group.js';
 import type { MembershipView } from '../src/core/membership-view.js';
 import type { Pid } from '../src/core/pid.js';
 import { Backpressure, type GroupState, type Waiter } from '../src/dispatch/backpressure.js';
+import type { Strategy } from '../src/dispatch/options.js';
+import { Picker } from '../src/dispatch/strategies.js';
 import type { Slot } from '../src/dispatch/window.js';
 
 const A = (2 ** 32 + 1) as Pid;
 const B = (2 ** 33 + 1) as Pid;
 
-/** A group `g` of the given members, read in memory. */
+/** A group `g` of the given members, read in memory (round-robin over them all). */
 function view(members: Pid[]): MembershipView {
   const of = (g: Group) => (g === 'g' ? members : []);
+  let rr = 0;
   return {
     members: (g) => of(g).slice(),
     count: (g) => of(g).length,
     memberAt: (g, i) => of(g)[i % Math.max(1, of(g).length)],
-    next: (g) => of(g)[0],
+    next: (g) => of(g)[rr++ % Math.max(1, of(g).length)],
     membersInto(g, out) {
       of(g).forEach((p, i) => (out[i] = p));
       return of(g).length;
@@ -40,9 +44,10 @@ function view(members: Pid[]): MembershipView {
 
 /** A queue whose join monitor never answers: only freed slots pump it. */
 function queue(members: Pid[]): Backpressure {
+  const v = view(members);
   return new Backpressure(
     's',
-    () => view(members),
+    () => v,
     {
       monitor: () => new Promise<never>(() => {}),
       demonitor: async () => {},
@@ -140,4 +145,33 @@ test('a slot freed with nobody waiting queues no pass at all', async (t) => {
   bp.release(held[0]!, 0);
   await Promise.resolve();
   t.is(d.went, A);
+});
+
+test("the pass's hint: a random pick takes the member the last waiter went to while it has room, and nothing else does", (t) => {
+  const C = (2 ** 34 + 1) as Pid;
+  const members = [A, B, C];
+  const bp = queue(members);
+  const v = view(members);
+  const picker = new Picker(
+    { id: 0, loadOf: () => 0, isAlive: () => true, nodes: () => [0] },
+    () => v,
+    bp.windows,
+  );
+  const pick = (strategy: Strategy, hint: Pid, tried?: Set<Pid>, maxInFlight?: number) =>
+    picker.pick('g', strategy, 'k', tried, maxInFlight, hint);
+  // Every random pick with room at the hint takes it (a random one would take it a third of the time).
+  for (let i = 0; i < 30; i++) t.is(pick('random', B), B);
+  // Full (its window, then a fixed bound): any other member with room.
+  const held = [B, B, B, B].map((p) => bp.take(p));
+  for (let i = 0; i < 30; i++) t.not(pick('random', B), B);
+  const one = bp.take(A);
+  t.is(pick('random', A, undefined, 1), C, 'a fixed bound of the dispatch applies to the hint');
+  bp.release(one, 0);
+  for (const slot of held) bp.release(slot, 0);
+  // A dispatch that has tried members, and the other strategies, pick as they would.
+  t.not(pick('random', B, new Set([B])), B);
+  const rr = Array.from({ length: 6 }, () => pick('round-robin', B));
+  t.deepEqual(new Set(rr), new Set(members), 'round-robin still goes round');
+  t.not(pick('hash', C), undefined);
+  t.is(pick('hash', C), pick('hash', A), 'hash goes by its key');
 });

@@ -34,8 +34,11 @@ export interface Waiter {
   readonly sticky: boolean;
   /** True while it waits here; the queue clears it before calling `start` or `fail`. */
   queued: boolean;
-  /** A member with room for it, or undefined. May throw (a strategy function). */
-  pick(): Pid | undefined;
+  /**
+   * A member with room for it, or undefined. May throw (a strategy function). `hint`:
+   * a member of its group that had room for the waiter before it in this pass.
+   */
+  pick(hint?: Pid): Pid | undefined;
   /** Goes to `pid` (and takes its slot). */
   start(pid: Pid): void;
   /** Can never go: the scope stopped, the group emptied, or its pick threw. */
@@ -89,6 +92,8 @@ export class Backpressure {
    */
   #pumping = false;
   #again = false;
+  /** Slots freed so far: a pass sees whether a start freed its slot at once. */
+  #released = 0;
   /** A pass is queued for the end of this job (see `release`). */
   #pumpQueued = false;
   readonly #pumpLater = (): void => {
@@ -163,6 +168,7 @@ export class Backpressure {
    * channel sends its batch from a microtask too, queued by the first frame put in it.
    */
   release(slot: Slot, now: number): void {
+    this.#released++;
     this.windows.release(slot, now);
     if (this.#waitingIn.length > 0 && !this.#pumpQueued) {
       this.#pumpQueued = true;
@@ -251,17 +257,23 @@ export class Backpressure {
   #pump(state: GroupState): void {
     const q = state.queue;
     let head = state.queueHead;
+    // The member the last waiter went to. Under a burst, a pass runs because one member
+    // answered a batch: the waiters go there, each asking it first, until it is full.
+    let hint: Pid | undefined;
     while (head < q.length) {
       const w = q[head]!;
       if (w.queued) {
-        const pid = this.#pickFor(w);
+        const pid = this.#pickFor(w, hint);
         if (pid === undefined && w.queued) {
           const hopeless = this.#hopeless(w.group);
           if (hopeless === undefined) break;
           this.#fail(w, hopeless);
         } else if (pid !== undefined) {
           this.remove(w);
+          const released = this.#released;
           w.start(pid);
+          // A slot freed during the start: its call failed at once (the member is gone).
+          hint = this.#released === released ? pid : undefined;
         }
       }
       head++;
@@ -303,9 +315,9 @@ export class Backpressure {
    * A waiter's pick. A strategy function that throws fails that dispatch with its
    * error, here rather than in whoever ran the pump (another dispatch, a monitor event).
    */
-  #pickFor(w: Waiter): Pid | undefined {
+  #pickFor(w: Waiter, hint?: Pid): Pid | undefined {
     try {
-      return w.pick();
+      return w.pick(hint);
     } catch (error) {
       this.#fail(w, error);
       return undefined;

@@ -150,9 +150,16 @@ export class Job<R> implements Waiter, CallSink {
     this.#enqueue();
   }
 
-  pick(): Pid | undefined {
+  pick(hint?: Pid): Pid | undefined {
     const o = this.#options;
-    return this.#ctx.picker.pick(this.group, this.#strategy, o.key, this.#tried, o.maxInFlight);
+    return this.#ctx.picker.pick(
+      this.group,
+      this.#strategy,
+      o.key,
+      this.#tried,
+      o.maxInFlight,
+      hint,
+    );
   }
 
   start(pid: Pid): void {

@@ -62,7 +62,8 @@ export class Picker {
   /**
    * A member of `group` with room for a call from this thread (under `maxInFlight` when
    * given, else under its window), not in `tried`, by `strategy`; undefined when there
-   * is none.
+   * is none. `hint`: a member of the group the queue's pump just found room in (see
+   * `Backpressure.#pump`); a random pick takes it while it has room.
    */
   pick(
     group: Group,
@@ -70,12 +71,18 @@ export class Picker {
     key: string | number | undefined,
     tried: Set<Pid> | undefined,
     maxInFlight: number | undefined,
+    hint?: Pid,
   ): Pid | undefined {
     const windows = this.#windows;
     const reader = this.#reader();
     if (reader === undefined) return undefined;
     // The fast paths: one read of the index, no copy, when the pick has room.
     if (tried === undefined) {
+      // Among members with room, a random pick is as random as any: all but one are
+      // full when a pass of the queue runs, so the hint spares a pick that would mostly
+      // land on a full member and then look at every member.
+      if (hint !== undefined && strategy === 'random' && windows.hasRoom(hint, maxInFlight))
+        return hint;
       let pid: Pid | undefined;
       if (strategy === 'random') pid = reader.memberAt(group, random31());
       else if (strategy === 'round-robin') pid = reader.next(group);

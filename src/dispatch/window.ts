@@ -76,9 +76,12 @@ export class Windows {
 
   /** True when `pid` can take one more call: under `fixed` when given, else under its window. */
   hasRoom(pid: Pid, fixed: number | undefined): boolean {
-    const m = this.#members.get(pid);
-    if (m === undefined) return true;
-    this.#last = m;
+    let m = this.#last;
+    if (m === undefined || m.pid !== pid) {
+      m = this.#members.get(pid);
+      if (m === undefined) return true;
+      this.#last = m;
+    }
     return m.inFlight < (fixed ?? m.size);
   }
 
