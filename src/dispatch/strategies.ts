@@ -78,9 +78,9 @@ export class Picker {
     if (reader === undefined) return undefined;
     // The fast paths: one read of the index, no copy, when the pick has room.
     if (tried === undefined) {
-      // Among members with room, a random pick is as random as any: all but one are
-      // full when a pass of the queue runs, so the hint spares a pick that would mostly
-      // land on a full member and then look at every member.
+      // Which member with room a queued dispatch takes is free: when a pass runs,
+      // usually every member but the one that just answered is full, and the hint
+      // spares a pick that would mostly land on a full one and then look at them all.
       if (hint !== undefined && strategy === 'random' && windows.hasRoom(hint, maxInFlight))
         return hint;
       let pid: Pid | undefined;
