@@ -56,7 +56,10 @@ function queue(members: Pid[]): Backpressure {
   );
 }
 
-/** A dispatch of group `g` that goes to the first member with room (the pass is under test here, not the pick). */
+/**
+ * A dispatch of group `g` that goes to the first member with room (the pass is under
+ * test here, not the pick).
+ */
 class Dispatch implements Waiter {
   readonly group = 'g';
   readonly sticky = false;
