@@ -14,6 +14,7 @@ import {
   CallTimeoutError,
   type DispatchOptions,
   InvalidGroupError,
+  NodeDownError,
   NoMembersError,
   NoScopeError,
   type Pid,
@@ -651,6 +652,53 @@ test('default window: a burst to a member that holds its calls stays queued at t
     100 - queued,
     'the held ones finish on their member',
   );
+});
+
+test('a deep burst whose member dies mid-burst: its calls in flight fail with NodeDownError, and the 5,000 queued behind go to the member left', async (t) => {
+  const r = await rig(t, 2);
+  const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
+  const [a] = await w1.spawn('gate', 1, 'deep');
+  const [b] = await w2.spawn('gate', 1, 'deep');
+  await r.pg.waitForMembers('deep', { count: 2 });
+  // Default options: each member takes its first window (a few calls) and holds them at
+  // its gate; the rest of the burst waits in this thread's queue.
+  const n = 5000;
+  const burst = Array.from({ length: n }, (_, i) => track(r.pg.dispatch<Reply>('deep', i)));
+  const queued = r.pg.dispatchStats('deep').queued;
+  await r.probe.arrived(n - queued);
+  const heldAtB = r.probe.arrivals.filter((x) => x.pid === b).map((x) => x.msg as number);
+  t.true(heldAtB.length > 0 && r.probe.count(a) > 0, 'each member took a few');
+  t.true(queued > n - 20, `the rest wait (${queued} queued)`);
+
+  // b's node dies with its calls held: they fail, which frees b's slots, and the passes
+  // over the queue that follow find b gone (a start to it fails at once) and a full.
+  await w2.terminate();
+  for (const i of heldAtB) {
+    const e = await t.throwsAsync(burst[i]!.promise, { instanceOf: NodeDownError });
+    t.is(e.node, w2.id);
+  }
+  t.is(r.pg.dispatchStats('deep').queued, queued, 'the queued ones still wait, none lost');
+
+  // a opens: the whole queue drains through it.
+  await w1.open(a, undefined, true);
+  const settled = await Promise.allSettled(burst.map((d) => d.promise));
+  const failed = settled.flatMap((x, i) => (x.status === 'rejected' ? [i] : []));
+  t.deepEqual(
+    failed,
+    [...heldAtB].sort((x, y) => x - y),
+    'only the calls held at b failed',
+  );
+  t.true(
+    settled.every((x, i) => x.status === 'rejected' || (x.value.pid === a && x.value.msg === i)),
+    'every other dispatch was answered by a, with its own answer',
+  );
+  t.is(r.pg.dispatchStats('deep').queued, 0);
+
+  // The queue keeps working for the next burst, on the member left.
+  const more = await Promise.all(
+    Array.from({ length: 2000 }, (_, i) => r.pg.dispatch<Reply>('deep', n + i)),
+  );
+  t.true(more.every((x, i) => x.pid === a && x.msg === n + i));
 });
 
 /** Warnings Node emits on this thread from now until the test ends. */
