@@ -38,12 +38,18 @@ import { handled, turns } from './support/wait.js';
 
 const states = (ds: Tracked<unknown>[]) => ds.map((d) => d.state);
 
-test('maxInFlight: 2 — the 3rd dispatch per member waits without reaching it, and goes when one completes', async (t) => {
+/** A rig of two worker nodes, each with one `gate` member of `group`, both visible here. */
+async function twoGated(t: ExecutionContext, group: string) {
   const r = await rig(t, 2);
   const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
-  const [a] = await w1.spawn('gate', 1, 'bp');
-  const [b] = await w2.spawn('gate', 1, 'bp');
-  await r.pg.waitForMembers('bp', { count: 2 });
+  const [a] = await w1.spawn('gate', 1, group);
+  const [b] = await w2.spawn('gate', 1, group);
+  await r.pg.waitForMembers(group, { count: 2 });
+  return { r, w1, w2, a: a!, b: b! };
+}
+
+test('maxInFlight: 2 — the 3rd dispatch per member waits without reaching it, and goes when one completes', async (t) => {
+  const { r, w1, w2, a, b } = await twoGated(t, 'bp');
 
   const ds = Array.from({ length: 6 }, (_, i) =>
     track(r.pg.dispatch<Reply>('bp', i, { maxInFlight: 2 })),
@@ -79,11 +85,7 @@ test('maxInFlight: 2 — the 3rd dispatch per member waits without reaching it, 
 });
 
 test('maxQueue: 5 — the next dispatch rejects at once with QueueFullError saying what to do; the others all complete', async (t) => {
-  const r = await rig(t, 2);
-  const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
-  await w1.spawn('gate', 1, 'full');
-  await w2.spawn('gate', 1, 'full');
-  await r.pg.waitForMembers('full', { count: 2 });
+  const { r, w1, w2 } = await twoGated(t, 'full');
   const opts = { maxInFlight: 2, maxQueue: 5 };
   const ds = Array.from({ length: 9 }, (_, i) => track(r.pg.dispatch<Reply>('full', i, opts)));
   t.is(r.pg.dispatchStats('full').queued, 5);
@@ -655,11 +657,7 @@ test('default window: a burst to a member that holds its calls stays queued at t
 });
 
 test('a deep burst whose member dies mid-burst: its calls in flight fail with NodeDownError, and the 5,000 queued behind go to the member left', async (t) => {
-  const r = await rig(t, 2);
-  const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
-  const [a] = await w1.spawn('gate', 1, 'deep');
-  const [b] = await w2.spawn('gate', 1, 'deep');
-  await r.pg.waitForMembers('deep', { count: 2 });
+  const { r, w1, w2, a, b } = await twoGated(t, 'deep');
   // Default options: each member takes its first window (a few calls) and holds them at
   // its gate; the rest of the burst waits in this thread's queue.
   const n = 5000;
