@@ -123,12 +123,12 @@ export class Peers {
   /**
    * A channel closed: its peer's thread ended or the peer left, the coordinator refused
    * the link (no such node), or this node closed it (the peer is down, or this node
-   * leaves). Each means the peer is gone for good, so from now on a call to it fails at
-   * once (`channel` gives nothing), where a new channel would have asked the coordinator
-   * for a link first and failed one round trip later, as if sent: a dispatch in the
-   * queue took a member whose node had just died, before the coordinator's notice, and
-   * spent its attempt there; now it takes another member (dispatch/job.ts, `start`).
-   * A node of another process can come back (see `down`): it is only unlinked.
+   * leaves). Each means the peer is gone for good, so a call to it fails at once from
+   * now on (`channel` gives nothing). A new channel would ask the coordinator for a link
+   * and fail one round trip later, as if the call had been sent: a dispatch would spend
+   * its attempt on a node that has just died, before the coordinator's notice, instead
+   * of taking another member (dispatch/job.ts, `start`). A node of another process can
+   * come back (see `down`): it is only unlinked.
    */
   closed(c: Channel): void {
     this.#all.delete(c);
