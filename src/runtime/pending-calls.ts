@@ -197,10 +197,9 @@ export class Calls {
    * sink (dispatch) may start a retry while it is told, and that call is not this one.
    */
   failNode(node: number, error: (pid: Pid) => unknown): void {
-    const down: [number, Pid][] = [];
+    // `entries()` is a copy: settling as it goes is safe, as in `failAll`.
     for (const [id, entry] of this.#pending.entries())
-      if (entry.node === node) down.push([id, entry.pid]);
-    for (const [id, pid] of down) this.settle(id, false, error(pid));
+      if (entry.node === node) this.settle(id, false, error(entry.pid));
   }
 
   /** Fails every call (the node is closing). */
