@@ -5,6 +5,7 @@
  * changed (even when the new block reuses the old one's offset), hand out an array
  * that a caller can change under another caller, or grow without bound.
  */
+import { execFile } from 'node:child_process';
 import test, { type ExecutionContext } from 'ava';
 import {
   encodeGroup,
@@ -329,4 +330,54 @@ test('a reader that reads a newer version keeps what it knows of the groups that
     if (i % 9 === 0) check(`after change ${i}`);
   }
   t.pass();
+});
+
+// The fast path of `pick` (lookup.ts, `pidsOf`): a held array has tagged elements, so
+// that `memberAt` hands out the number boxed when the array was built instead of boxing
+// a new one per read, as a double array would for a worker node's pid (≥ 2^32). V8
+// shows an array's elements kind only to natives syntax, hence a child process.
+test('held arrays keep pids as tagged elements, so that a pick allocates no number', async (t) => {
+  const index = new URL('../src/index.js', import.meta.url).href;
+  const script = `
+    const { IndexWriter, IndexReader, makePid, encodeGroup } = await import(${JSON.stringify(index)});
+    const w = new IndexWriter();
+    const pids = Array.from({ length: 8 }, (_, i) => makePid(3, 100 + i));
+    w.join(encodeGroup('g'), pids);
+    const out = [];
+    for (const r of [new IndexReader(w), new IndexReader(w.handle)]) {
+      r.refresh();
+      const copy = r.members('g');
+      out.push({
+        tagged: %HasObjectElements(copy),
+        doubles: %HasDoubleElements(copy),
+        holey: %HasHoleyElements(copy),
+        members: copy,
+        at: r.memberAt('g', 11),
+      });
+    }
+    console.log(JSON.stringify({ pids, out }));
+  `;
+  const stdout = await new Promise<string>((resolve, reject) =>
+    execFile(
+      process.execPath,
+      ['--allow-natives-syntax', '--input-type=module', '-e', script],
+      { timeout: 60_000 },
+      (error, out, stderr) =>
+        error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(out),
+    ),
+  );
+  const { pids, out } = JSON.parse(stdout) as {
+    pids: number[];
+    out: { tagged: boolean; doubles: boolean; holey: boolean; members: number[]; at: number }[];
+  };
+  t.true(pids[0]! >= 2 ** 32, 'the pids are not small integers');
+  t.is(out.length, 2);
+  for (const [i, r] of out.entries()) {
+    const which = i === 0 ? "on the writer's thread" : 'from the handle';
+    t.deepEqual(r.members, pids, `members, ${which}`);
+    t.is(r.at, pids[11 % 8]!, `memberAt, ${which}`);
+    t.true(r.tagged, `tagged elements, ${which}`);
+    t.false(r.doubles, `not doubles, ${which}`);
+    t.false(r.holey, `packed, ${which}`);
+  }
 });

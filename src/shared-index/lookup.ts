@@ -52,6 +52,10 @@ const {
 /** 2^32, as a literal: V8 folds it, while an imported binding is loaded on each use. */
 const NODE_FACTOR = 0x1_0000_0000;
 
+/** The pid stored as two words at `at` (layout.ts, member blocks). */
+const decode = (i32: Int32Array, at: number): Pid =>
+  (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;
+
 /**
  * What this thread knows of one group: its slot and gid (stable while the group
  * exists), and its member block as checked in generation `gen` (see `Lookup`), with
@@ -82,16 +86,17 @@ export interface CacheEntry {
 const MAX_CACHE = 1 << 16;
 
 /**
- * Members that the held arrays of one reader (one thread, one scope) may hold in all,
- * 8 bytes each, so 8 MiB: past it, every held array is dropped, and built again on the
- * next read of its group. What a reader holds never exceeds what it counts: an array
- * that an entry replaces or drops is garbage at once, though it counts until the drop.
+ * Members that the held arrays of one reader (one thread, one scope) may hold in all:
+ * past it, every held array is dropped, and built again on the next read of its group.
+ * A held member costs 24 bytes (a pointer and the boxed number it points to, see
+ * `pidsOf`), so this is 12 MiB. What a reader holds never exceeds what it counts: an
+ * array that an entry replaces or drops is garbage at once, though it counts until the drop.
  */
-export const HELD_PIDS = 1 << 20;
+export const HELD_PIDS = 1 << 19;
 /** A group larger than this is decoded on every read rather than held. */
 export const MAX_HELD_GROUP = HELD_PIDS >> 2;
 /**
- * What one held array counts for besides its members, in 8-byte units: its header and
+ * What one held array counts for besides its members, in members: its header and
  * elements header, and the cache entry that holds it, so that many small groups are
  * bounded as well as a few large ones.
  */
@@ -324,12 +329,22 @@ export class Lookup {
   pidsOf(entry: CacheEntry): Pid[] {
     const len = entry.len;
     const i32 = this.i32;
-    // `new Array(len)` filled in order is the fastest way V8 (11.x) builds a double array.
-    const out: Pid[] = new Array(len);
-    for (let i = 0, at = entry.block + B_PIDS; i < len; i++, at += 2) {
-      out[i] = (i32[at]! * NODE_FACTOR + (i32[at + 1]! >>> 0)) as Pid;
+    let at = entry.block + B_PIDS;
+    if (len > MAX_HELD_GROUP) {
+      // Handed out as it is, once: a double array, the cheapest to build (`new Array(len)`
+      // filled in order, in V8 11.x), with no number boxed per member.
+      const once: Pid[] = new Array(len);
+      for (let i = 0; i < len; i++, at += 2) once[i] = decode(i32, at);
+      return once;
     }
-    if (len > MAX_HELD_GROUP) return out;
+    // Held: an array of tagged elements, not of doubles. A pid of a worker node is at
+    // least 2^32, so a double array would box it into a new heap number on every
+    // `memberAt` (every pick) that returns it, while a tagged array hands out the number
+    // boxed here, once. Copies (`slice()`) are bulk copies either way. Starting from
+    // `[null]` makes V8 choose tagged elements; `push` then keeps the array packed.
+    const out = [null] as unknown as Pid[];
+    out.length = 0;
+    for (let i = 0; i < len; i++, at += 2) out.push(decode(i32, at));
     const cost = len + HELD_OVERHEAD;
     if (this.#heldPids + cost > HELD_PIDS) this.#dropHeld();
     this.#heldPids += cost;
