@@ -126,7 +126,9 @@ export class IndexReader {
     let i = entry.rr;
     if (i >= len) i = 0;
     entry.rr = i + 1;
-    return this.#at(entry.block, i);
+    // The held array, when there is one, hands out a number boxed once (`Lookup.pidsOf`).
+    const held = entry.pids;
+    return held !== undefined ? held[i] : this.#at(entry.block, i);
   }
 
   /**
