@@ -18,7 +18,8 @@ import {
   ProcessExitError,
 } from '../src/index.js';
 import { barrier, spawnLocal, start } from './support/cluster.js';
-import { type DispatchNode, rig, track } from './support/dispatch.js';
+import { type DispatchNode, rig, tally, track } from './support/dispatch.js';
+import { flushed, newSignal, waitSignal } from './support/reliability.js';
 import type { Reply } from './support/processes.js';
 import { handled, turns } from './support/wait.js';
 
@@ -281,6 +282,84 @@ test('a member that is already gone (NoProcessError) counts as gone: retried wit
   });
   const reply = await r.pg.dispatch<Reply>('noproc', 'x', { strategy: once(), retries: 1 });
   t.is(reply.pid, good!);
+});
+
+// Calls that never ran: another member takes them, for free ----------------------------------
+
+test('calls still in the mailbox of a member that exits never ran: they go to another member without a retry; only the running one fails', async (t) => {
+  const r = await rig(t, 2);
+  const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
+  // One call at a time on the gate: the first holds it, the others wait in its mailbox.
+  const [gate] = await w1.spawn('gate', 1, 'mailbox', 1);
+  const [echo] = await w2.spawn('echo', 1, 'mailbox');
+  await r.pg.waitForMembers('mailbox', { count: 2 });
+
+  // Two windows of 10 take the 20 dispatches exactly: 10 go to each member.
+  const ds = Array.from({ length: 20 }, (_, i) =>
+    track(r.pg.dispatch<Reply>('mailbox', i, { maxInFlight: 10, retries: 0 })),
+  );
+  await r.probe.arrived(1, gate!);
+  await w1.ping(); // the other 9 are in the gate's mailbox by now
+  t.true(await w1.cmd<boolean>({ cmd: 'exit', pid: gate!, reason: 'killed' }));
+  await Promise.allSettled(ds.map((d) => d.promise));
+
+  const failed = ds.filter((d) => d.state === 'rejected');
+  t.is(failed.length, 1, 'only the call the gate was running fails');
+  const e = failed[0]!.error as ProcessExitError;
+  t.true(e instanceof ProcessExitError, String(e));
+  t.is(e.pid, gate!);
+  const answered = ds.filter((d) => d.state === 'fulfilled').map((d) => d.value!);
+  t.is(answered.length, 19);
+  t.true(
+    answered.every((a) => a.pid === echo),
+    'every other dispatch was answered by the member left',
+  );
+  const failedAt = ds.indexOf(failed[0]!);
+  t.deepEqual(
+    answered.map((a) => a.msg),
+    [...Array(20).keys()].filter((i) => i !== failedAt),
+    'each with its own answer',
+  );
+  t.is(r.probe.count(gate!), 1, 'one message reached the gate’s handler');
+  // The 9 that never ran count as no call: 10 calls on each member, one failure, no retry.
+  t.like(r.pg.dispatchStats('mailbox'), { calls: 20, failures: 1, retries: 0, queued: 0 });
+});
+
+test('a call that reaches a member after it exited, while the index here still lists it, never ran: another member takes it without a retry', async (t) => {
+  // The coordinator on this thread, blocked below: the index here cannot drop the member.
+  const r = await rig(t, 2, { coordinator: 'main' });
+  const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
+  const [gone] = await w1.spawn('echo', 1, 'late');
+  const [live] = await w2.spawn('echo', 1, 'late');
+  await r.pg.waitForMembers('late', { count: 2 });
+
+  const signal = newSignal();
+  const exited = w1.cmd<boolean>({ cmd: 'exit', pid: gone!, signal });
+  await flushed();
+  t.true(waitSignal(signal), 'the member exited on its node');
+  t.deepEqual(
+    r.pg.getMembers('late').sort(),
+    [gone!, live!].sort(),
+    'the index here still lists it',
+  );
+  // Round-robin: every other dispatch picks the member that exited.
+  const ds = Array.from({ length: 10 }, (_, i) =>
+    track(r.pg.dispatch<Reply>('late', i, { strategy: 'round-robin', retries: 0 })),
+  );
+  t.true(await exited);
+  await Promise.allSettled(ds.map((d) => d.promise));
+
+  t.deepEqual(
+    ds.map((d) => d.state),
+    Array(10).fill('fulfilled'),
+    String(ds.find((d) => d.state === 'rejected')?.error),
+  );
+  t.deepEqual(tally(ds.map((d) => d.value!.pid)), new Map([[live!, 10]]));
+  t.deepEqual(
+    ds.map((d) => d.value!.msg),
+    [...Array(10).keys()],
+  );
+  t.like(r.pg.dispatchStats('late'), { calls: 10, failures: 0, retries: 0 });
 });
 
 // Failures that are not retried -----------------------------------------------------------

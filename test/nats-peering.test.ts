@@ -187,7 +187,8 @@ natsTest(
     });
     t.is(err.name, 'ValidationError');
     t.is(err.message, 'bad input: x');
-    // A pid of A that is not alive: the same error as in one process.
+    // A pid of A that is not alive: the same error as in one process (its frame says the
+    // call never ran, which a dispatch would take to another member).
     const dead = await a.op<Pid>({ op: 'agent', i: 0, command: { cmd: 'spawn' } });
     await a.op({ op: 'agent', i: 0, command: { cmd: 'exit', pid: dead } });
     const noproc = await b.op<{ name: string; instance: boolean }>({

@@ -40,7 +40,14 @@ import type { ReaderCommand, ReaderReport } from './fixtures/reliability-reader.
 import { AGENT, type Agent, barrierAll, nodeEvent, spawnAgent } from './support/cluster.js';
 import { type Command, Commands, type RebuildReport, SIDE_SERIAL } from './support/commands.js';
 import { Rng } from './support/random.js';
-import { Checker, LONG, newSignal, seedFromEnv, waitSignal } from './support/reliability.js';
+import {
+  Checker,
+  flushed,
+  LONG,
+  newSignal,
+  seedFromEnv,
+  waitSignal,
+} from './support/reliability.js';
 import { Multiset, sorted, unionOf, type View, viewDiff, writerView } from './support/views.js';
 import { errorName, type Outcome, outcome } from './support/wait.js';
 import { fixture } from './support/workers.js';
@@ -563,12 +570,6 @@ async function posted(
   await flushed();
   t.true(waitSignal(signal), `the worker posted its ${writes.join(' and ')}`);
   return outcomes;
-}
-
-/** Lets the messages queued in this job leave (links and control ports flush in a microtask). */
-async function flushed(): Promise<void> {
-  await Promise.resolve();
-  await Promise.resolve();
 }
 
 async function localOf(p: Agent, scope: string): Promise<View> {

@@ -7,7 +7,8 @@
  * A dispatch is one object and one promise (the one it returns), however it goes:
  *
  *   run ─► pick ─┬─ a member with room ──► start ─► call ─► settled ─┬─► resolve / reject
- *                │                           │                       └─► retry: run again
+ *                │                           │                       ├─► retry: run again
+ *                │                           │                       └─► no handler ran it: run again
  *                │                           └─ member known gone, nothing sent: run again
  *                ├─ all saturated ─► queued ─► start (from the queue, when a slot frees)
  *                └─ no member ─► waitForMembers, then run again; or reject
@@ -177,10 +178,7 @@ export class Job<R> implements Waiter, CallSink {
     // so another member takes it, without spending a retry. (Not for sticky strategies:
     // which member a key goes to is theirs to say, and their retries decide.)
     if (!this.sticky && memberGone(failed)) {
-      this.state.calls--;
-      (this.#tried ??= new Set()).add(pid);
-      ctx.queue.release(this.#slot, jobClock());
-      this.run();
+      this.#elsewhere(this.#slot, jobClock());
       return;
     }
     // Anything else (the message cannot be cloned, the signal aborted…): the same path
@@ -191,10 +189,18 @@ export class Job<R> implements Waiter, CallSink {
   }
 
   /** The call of this attempt ended (CallSink): free its slot, then answer or retry. */
-  settled(ok: boolean, value: unknown): void {
+  settled(ok: boolean, value: unknown, notRun = false): void {
     const slot = this.#slot!;
     const state = this.state;
     const now = jobClock();
+    // The member was gone before any handler ran the call: no such process when it
+    // arrived (it exited while this thread's index still listed it), or it exited with
+    // the call still in its mailbox. As when nothing was sent (`start`), the work never
+    // ran, so another member takes it without spending a retry.
+    if (!ok && notRun && !this.sticky && memberGone(value)) {
+      this.#elsewhere(slot, now);
+      return;
+    }
     if (this.#started >= 0)
       state.histogram.record(Math.max(1, Math.round((now - this.#started) * 1e6)));
     if (ok) {
@@ -213,6 +219,14 @@ export class Job<R> implements Waiter, CallSink {
     }
     // After the answer: the dispatches this frees go out in this same job.
     this.#ctx.queue.release(slot, now);
+  }
+
+  /** The attempt on `slot`'s member never ran: it counts as no call, and another member is picked. */
+  #elsewhere(slot: Slot, now: number): void {
+    this.state.calls--;
+    (this.#tried ??= new Set()).add(slot.pid);
+    this.#ctx.queue.release(slot, now);
+    this.run();
   }
 
   /** From the queue: this dispatch can never go. */

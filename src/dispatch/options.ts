@@ -71,7 +71,9 @@ export interface DispatchOptions extends CallOptions {
   /**
    * Further members to try when the picked one dies during the call (its process
    * exits, its node goes down). Default 0: only the caller knows whether the work may
-   * run twice.
+   * run twice. A call that no handler ran (the member was gone when it arrived, or it
+   * was still in the mailbox when the process exited) goes to another member without
+   * spending a retry, except with a `'hash'` or function strategy.
    */
   retries?: number;
   /**

@@ -287,7 +287,8 @@ export class Scope {
    * - `NoScopeError`: the scope is not running, or stopped meanwhile;
    * - the abort reason of `signal`;
    * - whatever the call rejects with: the handler's own error, `ProcessExitError`,
-   *   `NodeDownError`, `NoProcessError` (retried on another member with `retries`),
+   *   `NodeDownError`, `NoProcessError` (retried on another member with `retries`; a
+   *   call that no handler ran goes to another member anyway, see `retries`),
    *   `MessageCloneError`, `NotConnectedError`;
    * - a `TypeError` or `RangeError` for bad options, `InvalidGroupError` for a bad group.
    */

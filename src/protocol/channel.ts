@@ -11,6 +11,7 @@
  * | `[CALL, id, serial, from, payload]`     | a message whose answer is awaited      |
  * | `[REPLY, id, payload]`                  | the handler's value for call `id`      |
  * | `[FAIL, id, wireError]`                 | call `id` failed (throw, exit, noproc) |
+ * | `[NOT_RUN, id, wireError]`              | call `id` failed before a handler ran  |
  * | `[MONITOR, ref, serial]`                | tell me when process `serial` exits    |
  * | `[DEMONITOR, ref, serial]`              | never mind                             |
  * | `[DOWN, ref, wireReason]`               | the monitored process exited           |
@@ -57,17 +58,20 @@ import {
   FAIL,
   FRAME_LENGTH,
   MONITOR,
+  NOT_RUN,
   REPLY,
   SEND,
 } from './frames.js';
-
-export { CALL, DEMONITOR, DOWN, DRAIN, DRAINED, FAIL, MONITOR, REPLY, SEND } from './frames.js';
 
 /** Where the answer to a message goes. Implemented by the node (local calls) and by peer links. */
 export interface ReplyTo {
   /** `transfer`: buffers of `value` to move (a handler returned `transfer(value, list)`). */
   reply(id: number, value: unknown, transfer?: Transferable[]): void;
-  fail(id: number, error: unknown): void;
+  /**
+   * `notRun`: no handler ran the call (no such process, or it exited with the call still
+   * in its mailbox), so the caller may run it elsewhere as if it had never been sent.
+   */
+  fail(id: number, error: unknown, notRun?: boolean): void;
 }
 
 /** What the node does with frames that arrive on a channel. */
@@ -81,7 +85,7 @@ export interface ChannelHost {
     payload: unknown,
   ): void;
   onReply(id: number, payload: unknown): void;
-  onFail(id: number, error: unknown): void;
+  onFail(id: number, error: unknown, notRun: boolean): void;
   onMonitor(channel: Channel, ref: number, serial: number): void;
   onDemonitor(channel: Channel, ref: number, serial: number): void;
   onDown(ref: number, reason: unknown): void;
@@ -175,7 +179,7 @@ export class Channel implements ReplyTo {
       try {
         this.#port.postMessage(frame);
       } catch (error) {
-        if (kind === CALL) this.#host.onFail(frame[1] as number, toWire(cloneError(error)));
+        if (kind === CALL) this.#host.onFail(frame[1] as number, toWire(cloneError(error)), false);
         else if (kind === REPLY) this.fail(frame[1] as number, cloneError(error, 'the answer'));
         else
           process.emitWarning(
@@ -308,9 +312,9 @@ export class Channel implements ReplyTo {
     }
   }
 
-  fail(id: number, error: unknown): void {
+  fail(id: number, error: unknown, notRun = false): void {
     if (!this.#open) return;
-    const frame = [FAIL, id, toWire(error)];
+    const frame = [notRun ? NOT_RUN : FAIL, id, toWire(error)];
     // An error's wire form is plain data, so it always crosses.
     if (this.remote !== undefined) prepareRemote(frame, this.remote.maxFrame);
     this.#enqueue(frame);
@@ -400,8 +404,9 @@ export class Channel implements ReplyTo {
         h.onReply(a, f[at + 2]);
         return n;
       case FAIL:
+      case NOT_RUN:
         if (!isId(a)) return 0;
-        h.onFail(a, f[at + 2]);
+        h.onFail(a, f[at + 2], kind === NOT_RUN);
         return n;
       case MONITOR:
       case DEMONITOR: {

@@ -12,11 +12,12 @@ export const DEMONITOR = 5;
 export const DOWN = 6;
 export const DRAIN = 7;
 export const DRAINED = 8;
+export const NOT_RUN = 9;
 
 /** Length of each kind of frame, kind included. */
-export const FRAME_LENGTH: readonly number[] = [4, 5, 3, 3, 3, 3, 3, 2, 2];
+export const FRAME_LENGTH: readonly number[] = [4, 5, 3, 3, 3, 3, 3, 2, 2, 3];
 
-/** Kinds whose last element is a payload: SEND, CALL, REPLY, FAIL, DOWN. */
+/** Kinds whose last element is a payload: SEND, CALL, REPLY, FAIL, DOWN, NOT_RUN. */
 export const HAS_PAYLOAD: readonly boolean[] = [
   true,
   true,
@@ -27,6 +28,7 @@ export const HAS_PAYLOAD: readonly boolean[] = [
   true,
   false,
   false,
+  true,
 ];
 
 /**

@@ -6,7 +6,8 @@
  * handled everything before it. The coordinator bounds the whole wait with the stop's
  * timeout.
  */
-import { type Channel, DRAIN, DRAINED } from '../protocol/channel.js';
+import type { Channel } from '../protocol/channel.js';
+import { DRAIN, DRAINED } from '../protocol/frames.js';
 import type { Calls } from './pending-calls.js';
 import type { Peers } from './peers.js';
 import type { Processes } from './processes.js';

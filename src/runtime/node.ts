@@ -173,7 +173,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const proc = this.#processes.remove(serial);
     if (proc === undefined) return false;
     const error = exitError(p, reason);
-    for (const env of proc.exit(reason)) env.replyTo?.fail(env.id, error);
+    proc.exit(reason, () => error);
     for (const hooks of this.#scopes.all()) hooks.processExited(p);
     this.#monitors.exited(serial, reason);
     return true;
@@ -415,11 +415,12 @@ export class Node extends EventEmitter<NodeEvents> {
     },
     onCall: (channel, id, serial, from, payload) => {
       const proc = this.#processes.alive(serial);
-      if (proc === undefined) channel.fail(id, noProc(makePid(this.id, serial)));
+      if (proc === undefined) channel.fail(id, noProc(makePid(this.id, serial)), true);
       else proc.deliver({ message: payload, from, id, replyTo: channel });
     },
     onReply: (id, payload) => this.#calls.settle(id, true, payload),
-    onFail: (id, error) => this.#calls.settle(id, false, fromWire(error as WireError)),
+    onFail: (id, error, notRun) =>
+      this.#calls.settle(id, false, fromWire(error as WireError), notRun),
     onMonitor: (channel, ref, serial) =>
       this.#monitors.onMonitor(channel, ref, serial, this.#processes.alive(serial) !== undefined),
     onDemonitor: (channel, ref, serial) => this.#monitors.onDemonitor(channel, ref, serial),
@@ -590,10 +591,9 @@ export class Node extends EventEmitter<NodeEvents> {
     );
     // Callers on other nodes see this node go down, as if its thread had exited.
     const gone = new NodeDownError(`node ${this.id} left the cluster before answering`, this.id);
-    for (const proc of this.#processes.removeAll()) {
-      for (const env of proc.exit('shutdown'))
-        env.replyTo?.fail(env.id, env.replyTo === this.#calls.local ? closed : gone);
-    }
+    const local = this.#calls.local;
+    for (const proc of this.#processes.removeAll())
+      proc.exit('shutdown', (to) => (to === local ? closed : gone));
     this.#calls.failAll(() => closed);
     this.#monitors.shutdown();
     for (const hooks of this.#scopes.all()) hooks.detach(true);

@@ -47,7 +47,8 @@ export function checkCallOptions(options: CallOptions | undefined): void {
  * which would otherwise await one promise per attempt inside the one it returns.
  */
 export interface CallSink {
-  settled(ok: boolean, value: unknown): void;
+  /** `notRun`: the call failed before any handler ran it (see `ReplyTo.fail`). */
+  settled(ok: boolean, value: unknown, notRun: boolean): void;
 }
 
 interface Pending {
@@ -78,7 +79,7 @@ export class Calls {
       }
       this.settle(id, true, copy);
     },
-    fail: (id, error) => this.settle(id, false, error),
+    fail: (id, error, notRun) => this.settle(id, false, error, notRun),
   };
   readonly #pending = new CallTable<Pending>();
   #seq = 0;
@@ -163,11 +164,11 @@ export class Calls {
   }
 
   /** Settles call `id` (a no-op if it was settled already, e.g. after a timeout). */
-  settle(id: number, ok: boolean, value: unknown): void {
+  settle(id: number, ok: boolean, value: unknown, notRun = false): void {
     const entry = this.#pending.take(id);
     if (entry === undefined) return;
     this.#unhook(entry);
-    if (entry.sink !== undefined) entry.sink.settled(ok, value);
+    if (entry.sink !== undefined) entry.sink.settled(ok, value, notRun);
     else if (ok) entry.resolve!(value);
     else entry.reject!(value);
     this.#emptied();

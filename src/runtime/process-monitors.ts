@@ -8,7 +8,8 @@
 import { describe } from '../core/errors.js';
 import { nodeOf, type Pid, serialOf } from '../core/pid.js';
 import { fromWire, toWire, type WireError } from '../core/wire-error.js';
-import { type Channel, DEMONITOR, DOWN, MONITOR } from '../protocol/channel.js';
+import type { Channel } from '../protocol/channel.js';
+import { DEMONITOR, DOWN, MONITOR } from '../protocol/frames.js';
 
 /** Why a process ended: `'normal'`, `'noproc'` (it was not alive), `'nodedown'`, an Error, or any reason given to `exit`. */
 export type ExitReason = unknown;

@@ -270,23 +270,26 @@ export class Process {
   }
 
   /**
-   * Ends the process. Returns the calls that were waiting or running, so that the node
-   * fails each of them with the exit reason.
+   * Ends the process, and fails the calls it leaves with `error(replyTo)`: those it was
+   * running, and those still waiting in its mailbox, which no handler ran and which the
+   * caller may therefore run elsewhere (`ReplyTo.fail`, `notRun`).
    */
-  exit(reason: unknown): Envelope[] {
-    if (!this.#alive) return [];
+  exit(reason: unknown, error: (to: ReplyTo) => unknown): void {
+    if (!this.#alive) return;
     this.#alive = false;
-    const pending = this.#running?.entries().map(([, env]) => env) ?? [];
-    for (let i = this.#head; i < this.#queue.length; i++) {
-      const env = this.#queue[i]!;
-      if (env.id !== 0) pending.push(env);
-    }
+    const running = this.#running?.entries() ?? [];
+    const queue = this.#queue;
+    const head = this.#head;
     this.#queue = [];
     this.#head = 0;
     this.#running = undefined;
     if (this.#loadAt >= 0) this.#loads!.release(this.#loadAt);
     this.#controller.abort(reason);
     this.#wake();
-    return pending;
+    for (const [, { id, replyTo }] of running) replyTo?.fail(id, error(replyTo));
+    for (let i = head; i < queue.length; i++) {
+      const { id, replyTo } = queue[i]!;
+      replyTo?.fail(id, error(replyTo), true);
+    }
   }
 }

@@ -91,7 +91,13 @@ export type Command =
    * Ends a local process (→ boolean), or several (→ boolean[]). `errorReason` rebuilds
    * an Error of that name and message as the reason.
    */
-  | { cmd: 'exit'; pid: Pid; reason?: unknown; errorReason?: { name: string; message: string } }
+  | {
+      cmd: 'exit';
+      pid: Pid;
+      reason?: unknown;
+      errorReason?: { name: string; message: string };
+      signal?: SharedArrayBuffer;
+    }
   | { cmd: 'exit'; pids: Pid[]; reason?: unknown }
   /** Exits the pids a few per turn of the event loop, while calls to them arrive. → count */
   | { cmd: 'exitSpread'; pids: Pid[]; reason?: unknown }
@@ -374,9 +380,15 @@ export class Commands {
       }
       case 'open':
         return this.members.open(c.pid, c.n, c.forever);
-      case 'exit':
+      case 'exit': {
         if ('pids' in c) return c.pids.map((p) => node.exit(p, c.reason));
-        return node.exit(c.pid, c.errorReason === undefined ? c.reason : errorOf(c.errorReason));
+        const exited = node.exit(
+          c.pid,
+          c.errorReason === undefined ? c.reason : errorOf(c.errorReason),
+        );
+        if (c.signal !== undefined) raiseAfterPost(c.signal);
+        return exited;
+      }
       case 'exitSpread': {
         const pids = c.pids;
         let i = 0;

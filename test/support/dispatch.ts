@@ -15,6 +15,7 @@
 import type { ExecutionContext } from 'ava';
 import {
   type Cluster,
+  type ClusterOptions,
   type DispatchStats,
   type Group,
   type Node,
@@ -112,8 +113,12 @@ export interface Rig {
 }
 
 /** Starts a cluster with `workers` worker nodes (spawned one after another, so node ids are 1, 2, …); stopped when the test ends. */
-export async function rig(t: ExecutionContext, workers = 0): Promise<Rig> {
-  const cluster = await startCluster(withTestCoordinator());
+export async function rig(
+  t: ExecutionContext,
+  workers = 0,
+  options?: ClusterOptions,
+): Promise<Rig> {
+  const cluster = await startCluster(withTestCoordinator(options));
   t.teardown(() => cluster.stop());
   const node = cluster.node;
   const probe = new Probe(node);

@@ -216,6 +216,12 @@ export function waitSignal(signal: SharedArrayBuffer): boolean {
   return Atomics.load(i32, 0) === 1;
 }
 
+/** Lets the messages queued in this job leave (links and control ports flush in a microtask). */
+export async function flushed(): Promise<void> {
+  await Promise.resolve();
+  await Promise.resolve();
+}
+
 // Assertions --------------------------------------------------------------------------
 
 /** Asserts two views are equal, with a readable difference in the message. */
