@@ -8,6 +8,7 @@ import test from 'ava';
 import { NodeDownError, NotConnectedError, startCluster } from '../src/index.js';
 import { rejects, spawnAgent } from './support/cluster.js';
 import { cpuLoad } from './support/load.js';
+import { errorName, type Outcome, outcome } from './support/wait.js';
 import { fixture } from './support/workers.js';
 
 const ROUNDS = 5;
@@ -66,6 +67,27 @@ test.serial('calls in flight finish before the workers end', async (t) => {
   await stopped;
   t.is(Atomics.load(new Int32Array(counter), 0), 50);
 });
+
+test.serial(
+  'joins and leaves made just before the stop complete, with either coordinator',
+  async (t) => {
+    for (const coordinator of ['main', 'thread'] as const) {
+      const cluster = await startCluster({ coordinator });
+      const { node } = cluster;
+      const self = node.self();
+      // Not awaited: in flight to the coordinator when the stop begins, and nothing else
+      // is (a worker's drain, or a call in flight, would hold the stop until after their
+      // answers anyway).
+      const made: Promise<Outcome<unknown>>[] = Array.from({ length: 50 }, (_, i) =>
+        outcome(node.pg.join(`g${i}`, self)),
+      );
+      made.push(outcome(node.pg.leave('g0', self)));
+      await cluster.stop();
+      const names = (await Promise.all(made)).map((o) => (o.ok ? o.value : errorName(o.error)));
+      t.deepEqual(names, [...Array(50).fill(undefined), 'ok'], `coordinator: ${coordinator}`);
+    }
+  },
+);
 
 test.serial('a call that never ends holds the stop only for its timeout, then fails', async (t) => {
   const cluster = await startCluster();

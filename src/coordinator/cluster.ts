@@ -308,7 +308,8 @@ export class Cluster {
 
   /**
    * Ends the cluster, gracefully by default: every node first handles what was sent to
-   * it before the stop (sends, broadcasts, calls) and its calls in flight settle, for
+   * it before the stop (sends, broadcasts, calls), and its calls, joins and leaves in
+   * flight settle, for
    * at most `timeout` ms (default 5,000, as an OTP supervisor gives a worker); then
    * every worker it spawned is terminated, other nodes are told to shut down, and every
    * scope stops. `stop({ timeout: 0 })` skips the wait: work in flight is dropped.

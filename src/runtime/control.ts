@@ -18,6 +18,8 @@ export class Control {
   readonly #out: BatchPort;
   readonly #requests = new Map<number, Request>();
   #ref = 0;
+  /** Waiting for the last request in flight to be answered (a graceful stop). */
+  #answered: (() => void)[] = [];
 
   constructor(endpoint: Endpoint & { close?(): void }) {
     this.endpoint = endpoint;
@@ -44,6 +46,23 @@ export class Control {
     if (r === undefined) return;
     this.#requests.delete(m.ref);
     r.resolve(m);
+    this.#settled();
+  }
+
+  /**
+   * Resolves once no request is in flight: a graceful stop waits for the joins and leaves
+   * made before it, as it does for calls, rather than failing them with the scope.
+   */
+  whenAnswered(): Promise<void> {
+    if (this.#requests.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#answered.push(resolve));
+  }
+
+  #settled(): void {
+    if (this.#requests.size > 0 || this.#answered.length === 0) return;
+    const waiting = this.#answered;
+    this.#answered = [];
+    for (const resolve of waiting) resolve();
   }
 
   /** Fails the requests in flight of one scope (it went down). */
@@ -53,6 +72,7 @@ export class Control {
       this.#requests.delete(ref);
       r.reject(error);
     }
+    this.#settled();
   }
 
   /** Sends what is batched now (the thread is about to end, or the port to close). */
@@ -64,6 +84,7 @@ export class Control {
   close(error: unknown, onMessage: (raw: unknown) => void): void {
     for (const r of this.#requests.values()) r.reject(error);
     this.#requests.clear();
+    this.#settled();
     this.#out.flush();
     this.endpoint.off('message', onMessage);
     this.endpoint.close?.();

@@ -109,7 +109,7 @@ export class Node extends EventEmitter<NodeEvents> {
     for (const [n, table] of welcome.nodes) this.#peers.up(n, new LoadTable(table));
     this.#peers.up(this.id, loads);
     this.#processes = new Processes(this.id, loads, this.#onSendError, rootHandler);
-    this.#drain = new Drain(this.#peers, this.#processes, this.#calls);
+    this.#drain = new Drain(this.#peers, this.#processes, this.#calls, this.#control);
     control.on('message', this.#onControl);
     // A message that arrived but could not be deserialized (too deep, say): malformed too.
     control.on('messageerror', this.#onMalformed);
