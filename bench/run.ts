@@ -69,9 +69,10 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  const run = new Date().toISOString();
   for (const name of names.length > 0 ? names : Object.keys(benches)) {
     const r = await benches[name]!({ quick, progress: progress(name) });
-    const file = save(r);
+    const file = save({ ...r, run });
     console.log(`${table(r)}\n\nwritten to ${file}\n`);
   }
   if (!quick) console.log(`report: ${(await writeReport(Object.keys(benches))).join(', ')}`);

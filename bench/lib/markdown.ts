@@ -269,6 +269,22 @@ function mdTable(rows: string[][]): string {
     .join('\n');
 }
 
+const minute = (iso: string) => iso.slice(0, 16).replace('T', ' ');
+
+/**
+ * Says whether the report comes from one run, so that a benchmark run on its own after a
+ * full run (which rewrites its section) never passes for part of that run.
+ */
+function provenance(results: readonly BenchResult[]): string {
+  const unrecorded = results.filter((r) => r.run === undefined).length;
+  if (unrecorded > 0)
+    return `${unrecorded} of the ${results.length} result files predate the record of the run that wrote them: each section gives only when it finished.`;
+  const runs = [...new Set(results.map((r) => r.run!))].sort();
+  if (runs.length === 1)
+    return `Every figure comes from one \`npm run bench\`, started ${minute(runs[0]!)} UTC.`;
+  return `The figures come from ${runs.length} runs of \`npm run bench\`, started ${runs.map(minute).join(', ')} UTC: each section names its own.`;
+}
+
 /**
  * Writes BENCHMARKS.md and the charts, sections in `order`; rewrites the README's
  * headline table. Returns the files written.
@@ -288,12 +304,14 @@ export async function writeReport(order: readonly string[]): Promise<string[]> {
     '',
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node} (V8 ${m.v8}), ${m.platform}/${m.arch}.`,
     '',
+    provenance(results),
+    '',
   ];
   for (const r of results) {
     parts.push(
       `## ${r.title}`,
       '',
-      `\`${r.name}\` · ${r.trials} trials · ${r.date.slice(0, 16).replace('T', ' ')} UTC`,
+      `\`${r.name}\` · ${r.trials} trials · ${minute(r.date)} UTC${r.run === undefined ? '' : ` · run started ${minute(r.run)} UTC`}`,
       '',
     );
     parts.push(mdTable(r.figures.map(cell)), '');
@@ -311,7 +329,7 @@ export async function writeReport(order: readonly string[]): Promise<string[]> {
   const start = text.indexOf('<!-- bench:start -->');
   const end = text.indexOf('<!-- bench:end -->');
   if (start >= 0 && end > start && headline.length > 0) {
-    const table = `<!-- bench:start -->\n${mdTable(headline)}\n\n${m.cpu}, ${m.cores} cores, Node ${m.node}. Full report: [BENCHMARKS.md](BENCHMARKS.md).\n`;
+    const table = `<!-- bench:start -->\n${mdTable(headline)}\n\n${m.cpu}, ${m.cores} cores, Node ${m.node}. ${provenance(results)} Full report: [BENCHMARKS.md](BENCHMARKS.md).\n`;
     writeFileSync(readme, text.slice(0, start) + table + text.slice(end));
   }
   return ['BENCHMARKS.md', ...[...pictures.values()].flat()];

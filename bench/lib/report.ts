@@ -78,6 +78,12 @@ export interface BenchResult {
   name: string;
   title: string;
   date: string;
+  /**
+   * When the `npm run bench` that wrote this file started: the same in every file of one
+   * run, so that the report can say whether its sections come from one run. Absent in
+   * files written before it existed.
+   */
+  run?: string;
   quick: boolean;
   trials: number;
   machine: Machine;
