@@ -309,10 +309,10 @@ export class Cluster {
   /**
    * Ends the cluster, gracefully by default: every node first handles what was sent to
    * it before the stop (sends, broadcasts, calls), and its calls, joins and leaves in
-   * flight settle, for
-   * at most `timeout` ms (default 5,000, as an OTP supervisor gives a worker); then
-   * every worker it spawned is terminated, other nodes are told to shut down, and every
-   * scope stops. `stop({ timeout: 0 })` skips the wait: work in flight is dropped.
+   * flight settle, for at most `timeout` ms (default 5,000, as an OTP supervisor gives a
+   * worker); then every worker it spawned is terminated, other nodes are told to shut
+   * down, and every scope stops. `stop({ timeout: 0 })` skips the wait: work in flight
+   * is dropped.
    * Resolves when the workers are gone; after that nothing of the cluster keeps the
    * process alive. Calling it again returns the same promise. A `spawn()` still waiting
    * for its worker rejects with `NotConnectedError`, and that worker ends too. (A stop

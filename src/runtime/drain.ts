@@ -1,10 +1,10 @@
 /**
  * A graceful stop, on one node (`drain` from the coordinator): every peer handles what
  * this node sent it before now, this node handles its own mailboxes, and its calls and
- * its requests to the coordinator (joins, leaves) in flight settle. Frames on a channel are handled in order, so a DRAIN frame put behind
- * them and answered with DRAINED once the peer's mailboxes are empty proves the peer
- * handled everything before it. The coordinator bounds the whole wait with the stop's
- * timeout.
+ * its requests to the coordinator (joins, leaves) in flight settle. Frames on a channel
+ * are handled in order, so a DRAIN frame put behind them and answered with DRAINED once
+ * the peer's mailboxes are empty proves the peer handled everything before it. The
+ * coordinator bounds the whole wait with the stop's timeout.
  */
 import type { Channel } from '../protocol/channel.js';
 import { DRAIN, DRAINED } from '../protocol/frames.js';

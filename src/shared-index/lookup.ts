@@ -90,7 +90,8 @@ const MAX_CACHE = 1 << 16;
  * past it, every held array is dropped, and built again on the next read of its group.
  * A held member costs 24 bytes (a pointer and the boxed number it points to, see
  * `pidsOf`), so this is 12 MiB. What a reader holds never exceeds what it counts: an
- * array that an entry replaces or drops is garbage at once, though it counts until the drop.
+ * array that an entry replaces or drops is garbage at once, though it counts until the
+ * drop.
  */
 export const HELD_PIDS = 1 << 19;
 /** A group larger than this is decoded on every read rather than held. */
