@@ -89,7 +89,8 @@ export type Command =
   | { cmd: 'open'; pid?: Pid; n?: number; forever?: boolean }
   /**
    * Ends a local process (→ boolean), or several (→ boolean[]). `errorReason` rebuilds
-   * an Error of that name and message as the reason.
+   * an Error of that name and message as the reason; `signal` is raised once the exit's
+   * leaves have left for the coordinator.
    */
   | {
       cmd: 'exit';

@@ -112,7 +112,11 @@ export interface Rig {
   openAll(): Promise<void>;
 }
 
-/** Starts a cluster with `workers` worker nodes (spawned one after another, so node ids are 1, 2, …); stopped when the test ends. */
+/**
+ * Starts a cluster with `workers` worker nodes (spawned one after another, so node ids
+ * are 1, 2, …), with `options` (the suite's coordinator mode unless they name one);
+ * stopped when the test ends.
+ */
 export async function rig(
   t: ExecutionContext,
   workers = 0,
