@@ -16,7 +16,7 @@ import {
   type Pid,
 } from '../src/index.js';
 import { ROOT_CHAIN, ROOT_MAX_CHANGED } from '../src/shared-index/layout.js';
-import { HELD_PIDS } from '../src/shared-index/lookup.js';
+import { HELD_WORDS, TAGGED_GROUP } from '../src/shared-index/lookup.js';
 
 const key = encodeGroup;
 const pid = (node: number, serial: number): Pid => makePid(node, serial);
@@ -94,14 +94,14 @@ test('a reader renews a held array only when its block changed', (t) => {
   for (const r of readers) {
     r.refresh();
     r.members('g');
-    const held = r.heldMembers;
+    const held = r.heldWords;
     // Other groups change: new versions, but the same block for 'g'.
     for (let i = 0; i < 10; i++) {
       w.join(key(`other-${i}`), [pid(2, 1)]);
       r.refresh();
       t.deepEqual(r.members('g'), pids(1, 1, 8));
     }
-    t.is(r.heldMembers > held ? 'grew' : 'kept', 'kept', 'no new array for an unchanged block');
+    t.is(r.heldWords > held ? 'grew' : 'kept', 'kept', 'no new array for an unchanged block');
   }
 });
 
@@ -141,7 +141,7 @@ test('held arrays stay bounded while group names churn', (t) => {
   const size = 256;
   const members = pids(1, 1, size);
   // Enough distinct groups that their arrays together pass the bound four times over.
-  const groups = Math.ceil((4 * HELD_PIDS) / size);
+  const groups = Math.ceil((4 * HELD_WORDS) / size);
   let most = 0;
   let dropped = 0;
   for (let i = 0; i < groups; i++) {
@@ -149,16 +149,16 @@ test('held arrays stay bounded while group names churn', (t) => {
     w.join(key(g), members);
     for (const r of [shared, local]) {
       r.refresh();
-      const before = r.heldMembers;
+      const before = r.heldWords;
       const read = r.members(g);
       if (read.length !== size) t.fail(`${g} read ${read.length} members`);
-      if (r.heldMembers < before) dropped++;
-      most = Math.max(most, r.heldMembers);
+      if (r.heldWords < before) dropped++;
+      most = Math.max(most, r.heldWords);
     }
     w.leave(key(g), members);
   }
-  t.true(most <= HELD_PIDS, `held ${most} members at most, bound ${HELD_PIDS}`);
-  t.true(most > HELD_PIDS / 2, 'the bound was approached');
+  t.true(most <= HELD_WORDS, `held ${most} words at most, bound ${HELD_WORDS}`);
+  t.true(most > HELD_WORDS / 2, 'the bound was approached');
   t.true(dropped >= 4, `held arrays were dropped ${dropped} times`);
   // Every group is gone, and reads say so, held arrays or not.
   for (const r of [shared, local]) {
@@ -170,18 +170,18 @@ test('held arrays stay bounded while group names churn', (t) => {
 
 test('a group too large to hold is read correctly, and holds nothing', (t) => {
   const { w, readers } = open({ initialBytes: 1 << 23 });
-  const n = HELD_PIDS / 4 + 1;
+  const n = HELD_WORDS / 4 + 1;
   const members = pids(1, 1, n);
   w.join(key('huge'), members);
   for (const r of readers) {
     r.refresh();
-    const before = r.heldMembers;
+    const before = r.heldWords;
     const a = r.members('huge');
     t.is(a.length, n);
     t.is(a[n - 1], members[n - 1]);
     t.is(r.memberAt('huge', n - 2), members[n - 2]);
     t.is(r.memberAt('huge', 2 * n + 3), members[3]);
-    t.is(r.heldMembers, before);
+    t.is(r.heldWords, before);
     a.length = 0;
     t.is(r.members('huge').length, n);
   }
@@ -230,7 +230,7 @@ test('dropping the held arrays in the middle of a version leaves every read righ
   const { w, readers } = open({ initialBytes: 1 << 24 });
   const size = 512;
   // One version whose arrays together pass the bound.
-  const groups = Math.ceil((1.5 * HELD_PIDS) / size);
+  const groups = Math.ceil((1.5 * HELD_WORDS) / size);
   w.batch(() => {
     for (let g = 0; g < groups; g++) w.join(key(`d-${g}`), pids(1 + (g % 7), 1 + g, size));
   });
@@ -243,7 +243,7 @@ test('dropping the held arrays in the middle of a version leaves every read righ
           t.fail(`pass ${pass}: d-${g}`);
         if (r.memberAt(`d-${g}`, 1) !== pid(1 + (g % 7), 2 + g)) t.fail(`memberAt d-${g}`);
       }
-      t.true(r.heldMembers <= HELD_PIDS);
+      t.true(r.heldWords <= HELD_WORDS);
     }
   }
   t.pass();
@@ -332,30 +332,36 @@ test('a reader that reads a newer version keeps what it knows of the groups that
   t.pass();
 });
 
-// The fast path of `pick` (lookup.ts, `pidsOf`): a held array has tagged elements, so
-// that `memberAt` hands out the number boxed when the array was built instead of boxing
-// a new one per read, as a double array would for a worker node's pid (≥ 2^32). V8
-// shows an array's elements kind only to natives syntax, hence a child process.
-test('held arrays keep pids as tagged elements, so that a pick allocates no number', async (t) => {
+// The fast path of `pick` (lookup.ts, `pidsOf`): the held array of a small group has
+// tagged elements, so that `memberAt` hands out the number boxed when the array was built
+// instead of boxing a new one per read, as a double array would for a worker node's pid
+// (≥ 2^32); a larger group stays a double array, cheaper to build again when it changes.
+// V8 shows an array's elements kind only to natives syntax, hence a child process.
+test('a small group is held as tagged elements, so that a pick allocates no number; a larger one as doubles', async (t) => {
   const index = new URL('../src/index.js', import.meta.url).href;
   const script = `
     const { IndexWriter, IndexReader, makePid, encodeGroup } = await import(${JSON.stringify(index)});
     const w = new IndexWriter();
     const pids = Array.from({ length: 8 }, (_, i) => makePid(3, 100 + i));
+    const many = Array.from({ length: ${TAGGED_GROUP + 1} }, (_, i) => makePid(3, 200 + i));
     w.join(encodeGroup('g'), pids);
+    w.join(encodeGroup('many'), many);
     const out = [];
     for (const r of [new IndexReader(w), new IndexReader(w.handle)]) {
       r.refresh();
       const copy = r.members('g');
+      const large = r.members('many');
       out.push({
         tagged: %HasObjectElements(copy),
         doubles: %HasDoubleElements(copy),
         holey: %HasHoleyElements(copy),
         members: copy,
         at: r.memberAt('g', 11),
+        largeDoubles: %HasDoubleElements(large),
+        large,
       });
     }
-    console.log(JSON.stringify({ pids, out }));
+    console.log(JSON.stringify({ pids, many, out }));
   `;
   const stdout = await new Promise<string>((resolve, reject) =>
     execFile(
@@ -366,9 +372,18 @@ test('held arrays keep pids as tagged elements, so that a pick allocates no numb
         error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(out),
     ),
   );
-  const { pids, out } = JSON.parse(stdout) as {
+  const { pids, many, out } = JSON.parse(stdout) as {
     pids: number[];
-    out: { tagged: boolean; doubles: boolean; holey: boolean; members: number[]; at: number }[];
+    many: number[];
+    out: {
+      tagged: boolean;
+      doubles: boolean;
+      holey: boolean;
+      members: number[];
+      at: number;
+      largeDoubles: boolean;
+      large: number[];
+    }[];
   };
   t.true(pids[0]! >= 2 ** 32, 'the pids are not small integers');
   t.is(out.length, 2);
@@ -379,5 +394,7 @@ test('held arrays keep pids as tagged elements, so that a pick allocates no numb
     t.true(r.tagged, `tagged elements, ${which}`);
     t.false(r.doubles, `not doubles, ${which}`);
     t.false(r.holey, `packed, ${which}`);
+    t.deepEqual(r.large, many, `members of ${many.length}, ${which}`);
+    t.true(r.largeDoubles, `${many.length} members: doubles, ${which}`);
   }
 });

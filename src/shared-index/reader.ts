@@ -237,11 +237,11 @@ export class IndexReader {
   }
 
   /**
-   * @internal Members that this reader's held arrays hold, plus a small overhead per
-   * array (lookup.ts, `pidsOf`): for the tests of their bound.
+   * @internal Words (8 bytes) that this reader's held arrays take, plus a small overhead
+   * per array (lookup.ts, `pidsOf`): for the tests of their bound.
    */
-  get heldMembers(): number {
-    return this.#lookup.heldPids;
+  get heldWords(): number {
+    return this.#lookup.heldWords;
   }
 
   /**
