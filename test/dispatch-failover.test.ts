@@ -286,32 +286,38 @@ test('a member that is already gone (NoProcessError) counts as gone: retried wit
 
 // Calls that never ran: another member takes them, for free ----------------------------------
 
-test('calls still in the mailbox of a member that exits never ran: they go to another member without a retry; only the running one fails', async (t) => {
+/**
+ * 20 dispatches (retries: 0) to a gate member with `concurrency: 1` on one node and an
+ * echo on another, windows of 10: 10 go to each. Resolves once the gate runs one and the
+ * other 9 wait in its mailbox; `end` then ends the gate, and the outcomes are checked:
+ * only the running call fails, with `failure`, and every other dispatch is answered by
+ * the echo, each with its own answer, counted as one call.
+ */
+async function mailboxAtEnd(
+  t: ExecutionContext,
+  group: string,
+  end: (w: DispatchNode, gate: Pid) => Promise<void>,
+  failure: (e: unknown, gate: Pid, node: number) => void,
+): Promise<void> {
   const r = await rig(t, 2);
   const [w1, w2] = r.workers as [DispatchNode, DispatchNode];
-  // One call at a time on the gate: the first holds it, the others wait in its mailbox.
-  const [gate] = await w1.spawn('gate', 1, 'mailbox', 1);
-  const [echo] = await w2.spawn('echo', 1, 'mailbox');
-  await r.pg.waitForMembers('mailbox', { count: 2 });
-
-  // Two windows of 10 take the 20 dispatches exactly: 10 go to each member.
+  const [gate] = await w1.spawn('gate', 1, group, 1);
+  const [echo] = await w2.spawn('echo', 1, group);
+  await r.pg.waitForMembers(group, { count: 2 });
   const ds = Array.from({ length: 20 }, (_, i) =>
-    track(r.pg.dispatch<Reply>('mailbox', i, { maxInFlight: 10, retries: 0 })),
+    track(r.pg.dispatch<Reply>(group, i, { maxInFlight: 10, retries: 0 })),
   );
   await r.probe.arrived(1, gate!);
   await w1.ping(); // the other 9 are in the gate's mailbox by now
-  t.true(await w1.cmd<boolean>({ cmd: 'exit', pid: gate!, reason: 'killed' }));
+  await end(w1, gate!);
   await Promise.allSettled(ds.map((d) => d.promise));
 
   const failed = ds.filter((d) => d.state === 'rejected');
   t.is(failed.length, 1, 'only the call the gate was running fails');
-  const e = failed[0]!.error as ProcessExitError;
-  t.true(e instanceof ProcessExitError, String(e));
-  t.is(e.pid, gate!);
+  failure(failed[0]!.error, gate!, w1.id);
   const answered = ds.filter((d) => d.state === 'fulfilled').map((d) => d.value!);
-  t.is(answered.length, 19);
   t.true(
-    answered.every((a) => a.pid === echo),
+    answered.length === 19 && answered.every((a) => a.pid === echo),
     'every other dispatch was answered by the member left',
   );
   const failedAt = ds.indexOf(failed[0]!);
@@ -322,8 +328,34 @@ test('calls still in the mailbox of a member that exits never ran: they go to an
   );
   t.is(r.probe.count(gate!), 1, 'one message reached the gate’s handler');
   // The 9 that never ran count as no call: 10 calls on each member, one failure, no retry.
-  t.like(r.pg.dispatchStats('mailbox'), { calls: 20, failures: 1, retries: 0, queued: 0 });
-});
+  t.like(r.pg.dispatchStats(group), { calls: 20, failures: 1, retries: 0, queued: 0 });
+}
+
+test('calls still in the mailbox of a member that exits never ran: they go to another member without a retry; only the running one fails', (t) =>
+  mailboxAtEnd(
+    t,
+    'mailbox',
+    async (w, gate) => {
+      t.true(await w.cmd<boolean>({ cmd: 'exit', pid: gate, reason: 'killed' }));
+    },
+    (e, gate) => {
+      t.true(e instanceof ProcessExitError, String(e));
+      t.is((e as ProcessExitError).pid, gate);
+    },
+  ));
+
+test('calls still in the mailbox of a member whose node closes never ran: they go to another member; only the running one fails', (t) =>
+  mailboxAtEnd(
+    t,
+    'closing',
+    async (w) => {
+      t.is(await w.cmd({ cmd: 'close' }), 'closing');
+    },
+    (e, _gate, node) => {
+      t.true(e instanceof NodeDownError, String(e));
+      t.is((e as NodeDownError).node, node);
+    },
+  ));
 
 test('a call that reaches a member after it exited, while the index here still lists it, never ran: another member takes it without a retry', async (t) => {
   // The coordinator on this thread, blocked below: the index here cannot drop the member.
