@@ -9,7 +9,7 @@
  * - `reader`: on `start`, for each slot in turn, waits until the previous victim's
  *   thread is gone (`gone`, set by the main thread), sets `go[slot]`, and records the
  *   time from `ended[slot]` until the slot arrives; answers `downs` with the percentiles
- *   (µs) and sets `done[0]`.
+ *   and every sample (µs) and sets `done[0]`.
  */
 import { createHistogram } from 'node:perf_hooks';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
@@ -66,16 +66,19 @@ switch (data.role) {
     inp.on('message', (slot: number) => arrivals.shift()?.(slot));
     port.once('message', async () => {
       const h = createHistogram();
+      const samples: number[] = [];
       for (let slot = 0; slot < slots; slot++) {
         if (slot > 0) await until(gone, slot - 1);
         const arrived = new Promise<number>((r) => arrivals.push(r));
         release(go, slot);
         const s = await arrived;
-        h.record(Math.max(1, Number(process.hrtime.bigint() - Atomics.load(ended, s))));
+        const ns = Math.max(1, Number(process.hrtime.bigint() - Atomics.load(ended, s)));
+        h.record(ns);
+        samples.push(ns / 1000);
       }
       inp.close();
       release(done, 0);
-      port.postMessage({ type: 'downs', percentiles: percentiles(h) });
+      port.postMessage({ type: 'downs', percentiles: percentiles(h), samples });
     });
     port.postMessage({ type: 'ready' });
     break;

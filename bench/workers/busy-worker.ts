@@ -9,8 +9,8 @@
  * - `watch-downs`: for each victim slot in turn, waits until the previous victim's
  *   thread is gone (`gone`, set by the main thread on the worker's `exit`), monitors
  *   `gone-<slot>`, sets `go[slot]`, reads the group after each event until it is empty,
- *   and records the time since `ended[slot]`; answers `downs` with the percentiles (µs)
- *   and sets `done[0]`.
+ *   and records the time since `ended[slot]`; answers `downs` with the percentiles and
+ *   every sample (µs), and sets `done[0]`.
  */
 import { createHistogram } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
@@ -75,6 +75,7 @@ async function watchDowns(
   done: Int32Array,
 ): Promise<void> {
   const h = createHistogram();
+  const samples: number[] = [];
   for (let slot = 0; slot < slots; slot++) {
     const group = `gone-${slot}`;
     // One worker ending at a time: the previous one's teardown (2 to 5 ms of CPU) would
@@ -95,11 +96,13 @@ async function watchDowns(
     // monitor event only says when to look again.
     while (node.pg.count(group) > 0) await events.next();
     // Stamped before the victim's exit, so always set by now.
-    h.record(Math.max(1, Number(process.hrtime.bigint() - Atomics.load(ended, slot))));
+    const ns = Math.max(1, Number(process.hrtime.bigint() - Atomics.load(ended, slot)));
+    h.record(ns);
+    samples.push(ns / 1000);
     await node.pg.demonitor(m);
   }
   finish(done);
-  port.postMessage({ type: 'downs', percentiles: percentiles(h) });
+  port.postMessage({ type: 'downs', percentiles: percentiles(h), samples });
 }
 
 port.on('message', (m: BusyCommand) => {
