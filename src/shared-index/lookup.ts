@@ -184,7 +184,7 @@ export class Lookup {
     return this.#groupCount;
   }
 
-  /** Members that held arrays hold now, overhead included (for the tests of the bound). */
+  /** Words that held arrays take now, overhead included (for the tests of the bound). */
   get heldWords(): number {
     return this.#heldWords;
   }
