@@ -56,7 +56,7 @@ export interface NodeEvents {
   nodeup: [id: number];
   /**
    * A node went away (exit, crash, closed link, or `close()`). A node with a listener is
-   * told at once; without one, a node hears of downs in batches, within a second
+   * told at once; without one, a node hears of downs in batches, within a minute
    * (`nodes()` and `isAlive()` see them at once either way).
    */
   nodedown: [id: number];
