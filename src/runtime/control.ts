@@ -4,6 +4,7 @@
  * them by ref. The node decides what every other message from the coordinator means.
  */
 import type { MessagePort } from 'node:worker_threads';
+import { Waiters } from '../core/waiters.js';
 import { BatchPort } from '../protocol/batch-port.js';
 import type { Endpoint, ToCoordinator, ToNode } from '../protocol/messages.js';
 
@@ -19,7 +20,7 @@ export class Control {
   readonly #requests = new Map<number, Request>();
   #ref = 0;
   /** Waiting for the last request in flight to be answered (a graceful stop). */
-  #answered: (() => void)[] = [];
+  readonly #answered = new Waiters();
 
   constructor(endpoint: Endpoint & { close?(): void }) {
     this.endpoint = endpoint;
@@ -54,15 +55,11 @@ export class Control {
    * made before it, as it does for calls, rather than failing them with the scope.
    */
   whenAnswered(): Promise<void> {
-    if (this.#requests.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#answered.push(resolve));
+    return this.#answered.until(this.#requests.size === 0);
   }
 
   #settled(): void {
-    if (this.#requests.size > 0 || this.#answered.length === 0) return;
-    const waiting = this.#answered;
-    this.#answered = [];
-    for (const resolve of waiting) resolve();
+    if (this.#requests.size === 0) this.#answered.release();
   }
 
   /** Fails the requests in flight of one scope (it went down). */

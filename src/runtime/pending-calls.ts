@@ -7,6 +7,7 @@ import { CallTimeoutError, checkNumber, describe } from '../core/errors.js';
 import { formatPid, type Pid } from '../core/pid.js';
 import type { Transferable } from '../core/transfer.js';
 import { after } from '../core/timer.js';
+import { Waiters } from '../core/waiters.js';
 import { cloneLocal, type ReplyTo } from '../protocol/channel.js';
 import { CallTable } from './call-table.js';
 
@@ -84,7 +85,7 @@ export class Calls {
   readonly #pending = new CallTable<Pending>();
   #seq = 0;
   /** Waiting for the last call to settle (a graceful stop). */
-  #empty: (() => void)[] = [];
+  readonly #empty = new Waiters();
 
   get size(): number {
     return this.#pending.size;
@@ -180,17 +181,12 @@ export class Calls {
   }
 
   #emptied(): void {
-    if (this.#empty.length > 0 && this.#pending.size === 0) {
-      const waiting = this.#empty;
-      this.#empty = [];
-      for (const resolve of waiting) resolve();
-    }
+    if (this.#pending.size === 0) this.#empty.release();
   }
 
   /** Resolves once no call is waiting for its answer. */
   whenEmpty(): Promise<void> {
-    if (this.#pending.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#empty.push(resolve));
+    return this.#empty.until(this.#pending.size === 0);
   }
 
   /**

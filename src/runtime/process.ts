@@ -12,6 +12,7 @@
 import type { LoadTable } from './load-table.js';
 import { type Pid, serialOf } from '../core/pid.js';
 import { takeTransfer } from '../core/transfer.js';
+import { Waiters } from '../core/waiters.js';
 import type { ReplyTo } from '../protocol/channel.js';
 import { CallTable } from './call-table.js';
 
@@ -111,7 +112,7 @@ export class Process {
     this.#pump();
   };
   /** Waiting for the mailbox to empty (a graceful stop). */
-  #idle: (() => void)[] = [];
+  readonly #idle = new Waiters();
   /** Where this process publishes its load for other threads (offset -1: nowhere). */
   readonly #loads: LoadTable | undefined;
   readonly #loadAt: number;
@@ -222,19 +223,12 @@ export class Process {
       }
     }
     this.#pump();
-    if (this.#idle.length > 0 && this.load === 0) this.#wake();
+    if (this.#idle.any && this.load === 0) this.#idle.release();
   }
 
   /** Resolves once the mailbox is empty and no handler runs (at once if so, or if the process ended). */
   idle(): Promise<void> {
-    if (!this.#alive || this.load === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
-  }
-
-  #wake(): void {
-    const waiting = this.#idle;
-    this.#idle = [];
-    for (const resolve of waiting) resolve();
+    return this.#idle.until(!this.#alive || this.load === 0);
   }
 
   /**
@@ -285,7 +279,7 @@ export class Process {
     this.#running = undefined;
     if (this.#loadAt >= 0) this.#loads!.release(this.#loadAt);
     this.#controller.abort(reason);
-    this.#wake();
+    this.#idle.release();
     for (const [, { id, replyTo }] of running) replyTo?.fail(id, error(replyTo));
     for (let i = head; i < queue.length; i++) {
       const { id, replyTo } = queue[i]!;
