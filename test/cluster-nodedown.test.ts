@@ -8,6 +8,7 @@ import { type Cluster, makePid, NodeDownError, type Pid } from '../src/index.js'
 import { type Agent, exitOf, nodeEvent, rejects, spawnAgent, start } from './support/cluster.js';
 import { handled } from './support/wait.js';
 import { sorted } from './support/views.js';
+import { fixture } from './support/workers.js';
 
 /** Starts calls that cannot finish on the agent: to a hanging process, and queued ones behind it. */
 async function callsInFlight(cluster: Cluster, a: Agent) {
@@ -147,4 +148,30 @@ test("a node with no 'nodedown' listener and no channel to a node that dies sees
     msg: 'x',
   });
   t.deepEqual([e.name, e.instance], ['NodeDownError', true]);
+});
+
+test("a worker's members leave as it exits, before its own slow 'exit' listeners are done", async (t) => {
+  const cluster = await start(t);
+  t.timeout(40_000); // on failure, the worker's listener gives up after 30 s
+  const hold = new Int32Array(new SharedArrayBuffer(8));
+  const release = () => {
+    Atomics.store(hold, 0, 1);
+    Atomics.notify(hold, 0);
+  };
+  t.teardown(release);
+  const monitor = await cluster.node.pg.monitor('slow');
+  const events = monitor.events[Symbol.asyncIterator]();
+  const { worker } = await cluster.spawn(fixture('cluster-slow-exit'), {
+    workerData: { hold, group: 'slow' },
+  });
+  while (cluster.node.pg.count('slow') === 0) await events.next();
+  const exited = exitOf(worker);
+  worker.postMessage('exit');
+  // The node's listener runs first (it is prepended): its members are gone while the
+  // listener the worker added before connect() still holds the thread.
+  while (cluster.node.pg.count('slow') > 0) await events.next();
+  t.is(Atomics.load(hold, 1), 0, "the worker's own exit listener is still running");
+  release();
+  t.is(await exited, 0);
+  await cluster.node.pg.demonitor(monitor);
 });

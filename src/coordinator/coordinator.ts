@@ -231,14 +231,15 @@ export class Coordinator {
     this.#nodes.delete(id);
     // Every node reads this at once (`nodes()`, `isAlive()`), notice or not.
     LoadTable.markDown(entry.loads);
+    // What readers wait for first: the node's members out of every index, and the
+    // monitor events (queued now, posted at the end of this job).
+    for (const scope of this.#scopes.values()) scope.detach(id, true);
     entry.port.off('message', entry.onMessage);
     entry.port.off('close', entry.onClose);
     entry.port.close();
-    for (const scope of this.#scopes.values()) {
-      scope.detach(id, true);
-      // Reader records the thread held are free again (it may have died mid-read).
-      if (entry.threadId !== ownThreadId) scope.writer.releaseReadersOf(entry.threadId);
-    }
+    // Reader records the thread held are free again (it may have died mid-read).
+    if (entry.threadId !== ownThreadId)
+      for (const scope of this.#scopes.values()) scope.writer.releaseReadersOf(entry.threadId);
     this.#notices.down(id, this.#nodes.keys());
     this.#peering?.localNodeDown(id);
   }

@@ -50,6 +50,9 @@ export type { ExitReason, ProcessMonitor } from './process-monitors.js';
  */
 const BYE_WAIT_MS = 10;
 
+/** What the constructor passes `#onExit` to have it compiled, in place of an exit code. */
+const WARM_UP = Symbol('warm-up');
+
 /** Events a `Node` emits (it is an EventEmitter). */
 export interface NodeEvents {
   /** A node attached to the cluster. */
@@ -113,7 +116,15 @@ export class Node extends EventEmitter<NodeEvents> {
     control.on('message', this.#onControl);
     // A message that arrived but could not be deserialized (too deep, say): malformed too.
     control.on('messageerror', this.#onMalformed);
-    if (!isMainThread) process.once('exit', this.#onExit);
+    if (!isMainThread) {
+      // First in line: Node adds an exit listener of its own once a worker has used its
+      // stdio (`console.log`), and that flush ran 0.1 ms before the `bye` could leave.
+      process.prependListener('exit', this.#onExit);
+      // Compiled now, not on the way out: V8 compiles a function at its first call, and
+      // compiling this one and what it calls was most of the 0.08 ms between
+      // `process.exit()` and the `bye` (bench busy-main, traced).
+      this.#onExit(WARM_UP);
+    }
     // `newListener` is EventEmitter's own event, outside the typed NodeEvents.
     (this as EventEmitter).on('newListener', this.#onNewListener);
     for (const [name, handle] of welcome.scopes) this.#scopes.hooks(name).attach(handle);
@@ -556,13 +567,15 @@ export class Node extends EventEmitter<NodeEvents> {
    *   With main busy on the other core of two, the bye waited 1 to 4 ms on the run
    *   queue, and a reader saw the members gone 4.2 to 4.7 ms after the exit (median);
    *   asleep here, 0.8 to 0.9 ms (bench busy-main).
-   * The node is then out of the cluster: a later `exit` listener that uses it gets
-   * `NotConnectedError`, and its reads find no scope (the coordinator has given this
-   * thread's reader records back).
+   * The node is then out of the cluster. This listener is the first (the constructor
+   * prepends it), so every other `exit` listener, added before `connect()` or after,
+   * runs after it: one that uses the node gets `NotConnectedError`, and its reads find
+   * no scope (the coordinator has given this thread's reader records back).
    */
-  readonly #onExit = (): void => {
+  readonly #onExit = (code?: unknown): void => {
     if (!this.#connected) return;
     this.#peers.flush();
+    if (code === WARM_UP) return;
     // The home node's coordinator runs on this very thread: it cannot answer a wait.
     const ack = this.#home ? undefined : new Int32Array(new SharedArrayBuffer(4));
     this.#control.post(ack === undefined ? { t: 'bye' } : { t: 'bye', ack });
