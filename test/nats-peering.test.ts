@@ -11,7 +11,8 @@ import test, { type ExecutionContext } from 'ava';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { serialize } from 'node:v8';
 import type { Pid } from '../src/index.js';
-import { encodeGroup, nodeOf } from '../src/index.js';
+import { encodeGroup, makePid, nodeOf } from '../src/index.js';
+import { PROTOCOL } from '../src/peering/wire.js';
 import { clusterName, findNatsServer, INSTALL_HINT, natsServer, Peer } from './support/nats.js';
 
 interface Info {
@@ -19,6 +20,7 @@ interface Info {
   self: Pid;
   agents: { id: number; root: Pid; side: Pid }[];
   peers: { id: string; name: string; nodes: number[]; scopes: string[] }[];
+  warnings: string[];
   stats: {
     peering: {
       peers: number;
@@ -26,6 +28,7 @@ interface Info {
       forged: number;
       ignored: number;
       conflicts: number;
+      incompatible: number;
     };
   };
 }
@@ -445,6 +448,7 @@ natsTest(
       serialize({
         t: 'hb',
         from: 'fedcba9876543210',
+        proto: PROTOCOL,
         name: 'evil',
         tags: [infoA.node >> 8],
         nodes: [],
@@ -468,6 +472,87 @@ natsTest(
     t.true(stats.stats.peering.ignored >= 1);
     t.deepEqual(await b.op({ op: 'waitCount', group: 'g', n: 2 }), sorted(pids));
     // Still peered and working.
+    t.deepEqual(
+      await b.op({ op: 'agent', i: 0, command: { cmd: 'call', pid: pids[0], msg: 'ok' } }),
+      'ok',
+    );
+  },
+);
+
+natsTest(
+  'a process of another protocol version is not peered: counted, and what it says is ignored',
+  async (t) => {
+    const { server, cluster, list } = await peers(t, 2);
+    const [a, b] = list as [Peer, Peer];
+    const pids = await spawnJoin(a, 0, 'g', 2);
+    await b.op({ op: 'waitCount', group: 'g', n: 2 });
+    const nc = await natsConnect({ servers: server.url });
+    t.teardown(() => nc.close());
+    const subject = `procgroups.${cluster}.all`;
+    // Three senders with node-id blocks of their own (no conflict): a release from before
+    // the version field, one of version 1 and one from the future.
+    const senders = [
+      ['00000000000000a1', undefined],
+      ['00000000000000a2', 1],
+      ['00000000000000a3', 3],
+    ] as const;
+    for (const [i, [from, proto]] of senders.entries()) {
+      const tag = 8000 + i;
+      nc.publish(
+        subject,
+        serialize({
+          t: 'hb',
+          from,
+          ...(proto !== undefined && { proto }),
+          name: `old-${i}`,
+          tags: [tag],
+          nodes: [tag << 8],
+          scopes: ['pg'],
+          seq: 0,
+          dead: [],
+        }),
+      );
+      // Its members would land in B's index if it were peered.
+      nc.publish(
+        subject,
+        serialize({
+          t: 'join',
+          from,
+          seq: 1,
+          scope: 'pg',
+          key: encodeGroup('g'),
+          pids: [makePid(tag << 8, 1)],
+        }),
+      );
+    }
+    await nc.flush();
+    const info = await until(
+      b,
+      (i) => i.stats.peering.incompatible >= 3 && i.stats.peering.ignored >= 3,
+      5_000,
+    );
+    t.is(info.stats.peering.incompatible, 3);
+    t.deepEqual(
+      info.warnings.map((w) =>
+        /^ProcgroupsWarning: peer process '(old-\d)' .* protocol (\d) and this process ${PROTOCOL}: they are not peered/
+          .exec(w)
+          ?.slice(1),
+      ),
+      [
+        ['old-0', '1'],
+        ['old-1', '1'],
+        ['old-2', '3'],
+      ],
+    );
+    t.deepEqual(
+      info.peers.map((p) => p.name),
+      ['p0'],
+    );
+    t.deepEqual(
+      sorted(await b.op<Pid[]>({ op: 'main', command: { cmd: 'members', group: 'g' } })),
+      sorted(pids),
+    );
+    // Still peered with A, of its own version.
     t.deepEqual(
       await b.op({ op: 'agent', i: 0, command: { cmd: 'call', pid: pids[0], msg: 'ok' } }),
       'ok',

@@ -54,6 +54,7 @@ import {
   type Heartbeat,
   newPeerId,
   type PeerId,
+  PROTOCOL,
   type PeerMessage,
   type Sequenced,
   type Sync,
@@ -107,6 +108,8 @@ export interface PeeringStats {
   ignored: number;
   /** Peers refused because they claimed a block another process owns. */
   conflicts: number;
+  /** Peers refused because they run another protocol version (another procgroups release). */
+  incompatible: number;
   /** Gaps in a peer's messages, each repaired by a sync. */
   gaps: number;
   /** Frames too large for the broker even alone: dropped (nodes check first). */
@@ -129,6 +132,10 @@ interface Peer {
   parts: Map<string, { next: number; groups: [GroupKey, Pid[]][] }>;
 }
 
+/** Peers of another protocol version remembered (then forgotten all at once), and warned of. */
+const MAX_REFUSED = 1024;
+const MAX_WARNINGS = 8;
+
 /** How much of the broker's limit a sync part may fill (the rest is headroom for the envelope). */
 const PART_FILL = 0.5;
 
@@ -143,6 +150,8 @@ export class Peering {
   readonly #owner = new Map<number, PeerId>();
   /** Blocks of peers seen dead: never picked, never accepted again. */
   readonly #dead = new Set<number>();
+  /** Peers of another protocol version, already counted. */
+  readonly #refused = new Set<PeerId>();
   #seq = 0;
   #started = false;
   #closed = false;
@@ -164,6 +173,7 @@ export class Peering {
     forged: 0,
     ignored: 0,
     conflicts: 0,
+    incompatible: 0,
     gaps: 0,
     oversize: 0,
     downs: 0,
@@ -307,6 +317,10 @@ export class Peering {
       return;
     }
     if (m.t === 'hb') {
+      if ((m.proto ?? 1) !== PROTOCOL) {
+        this.#incompatible(m);
+        return;
+      }
       for (const tag of m.dead) if (!this.ids.tags.includes(tag)) this.#dead.add(tag);
       if (!this.#started) {
         // Probing: only note whose blocks are taken.
@@ -338,6 +352,22 @@ export class Peering {
       default:
         this.#sequenced(peer, m);
     }
+  }
+
+  /**
+   * A peer of another protocol version: never peered, and what else it sends is ignored
+   * as from an unknown peer. Counted once per peer, and said once per peer (up to
+   * `MAX_WARNINGS`: the senders on a broker are not to be trusted with the log).
+   */
+  #incompatible(m: Heartbeat): void {
+    if (this.#refused.has(m.from)) return;
+    if (this.#refused.size >= MAX_REFUSED) this.#refused.clear();
+    this.#refused.add(m.from);
+    if (this.stats.incompatible++ >= MAX_WARNINGS) return;
+    process.emitWarning(
+      `peer process '${m.name}' (${m.from}) speaks peering protocol ${m.proto ?? 1} and this process ${PROTOCOL}: they are not peered. Run the same procgroups release in every process of the cluster.`,
+      'ProcgroupsWarning',
+    );
   }
 
   #heartbeatFrom(m: Heartbeat): void {
@@ -540,6 +570,7 @@ export class Peering {
     this.#broadcast({
       t: 'hb',
       from: this.self,
+      proto: PROTOCOL,
       name: this.#transport.name ?? '',
       tags: this.ids.tags,
       nodes: this.#host.localNodes(),

@@ -12,6 +12,15 @@ import { type GroupKey, isGroupKey, MAX_KEY_UNITS } from '../core/group.js';
 import { isPid, MAX_NODE_ID, type Pid } from '../core/pid.js';
 import { isScopeName } from '../core/scope-name.js';
 
+/**
+ * The version of what peer processes say to each other: the messages below, and the
+ * channel frames they relay between nodes (protocol/frames.ts). Every heartbeat carries
+ * it, and a process peers only with processes of its own version: a frame that one side
+ * does not know (2 added `NOT_RUN`) would be dropped, and the call waiting on it would
+ * wait for its timeout. A heartbeat without it comes from version 1.
+ */
+export const PROTOCOL = 2;
+
 /** A peer id: 16 hex digits, random per process start, never reused. */
 export type PeerId = string;
 
@@ -31,6 +40,8 @@ export interface Probe {
 export interface Heartbeat {
   t: 'hb';
   from: PeerId;
+  /** The sender's `PROTOCOL` (absent: 1). */
+  proto?: number;
   name: string;
   tags: number[];
   nodes: number[];
@@ -153,7 +164,8 @@ export function decode(bytes: Uint8Array): PeerMessage | undefined {
     case 'bye':
       return m as unknown as Probe | Bye;
     case 'hb':
-      return typeof m.name === 'string' &&
+      return (m.proto === undefined || isNat(m.proto)) &&
+        typeof m.name === 'string' &&
         m.name.length <= 256 &&
         isList(m.tags, isTag, 1024) &&
         isList(m.nodes, isNode, 1 << 16) &&

@@ -87,6 +87,8 @@ export class Peer {
         ...(o.token !== undefined && { PG_TOKEN: o.token }),
       },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // The peer reports its warnings in `info` (fixtures/peer.ts) rather than on stderr.
+      execArgv: [...process.execArgv, '--no-warnings'],
       // Structured-clone semantics over IPC, so that Maps and typed arrays survive.
       serialization: 'advanced',
     });
