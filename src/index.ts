@@ -48,7 +48,12 @@ export {
   UnknownMethodError,
 } from './core/errors.js';
 export type { PeerInfo, PeeringStats } from './peering/peering.js';
-export type { Transport, TransportHandlers, TransportLink } from './peering/transport.js';
+export type {
+  Transport,
+  TransportHandlers,
+  TransportLink,
+  TransportRecipe,
+} from './peering/transport.js';
 export {
   type MethodArgs,
   type MethodNames,

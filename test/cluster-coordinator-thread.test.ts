@@ -11,9 +11,11 @@ import {
   CoordinatorThreadError,
   NotConnectedError,
   type Transport,
+  TransportError,
   startCluster,
 } from '../src/index.js';
 import { coordinatorOf } from '../src/coordinator/cluster.js';
+import { natsTransport } from '../src/nats/index.js';
 import { spawnAgent, start } from './support/cluster.js';
 import { fixture, nextMessage } from './support/workers.js';
 
@@ -87,16 +89,39 @@ test('the public API works with a coordinator thread; main is node 0', async (t)
   t.false(cluster.node.nodes().includes(a.id));
 });
 
-test('coordinatorOf() and a transport with a coordinator thread throw CoordinatorThreadError', async (t) => {
+test('coordinatorOf(), and a transport a coordinator thread cannot make, throw CoordinatorThreadError', async (t) => {
   const cluster = await start(t, { coordinator: 'thread' });
   t.throws(() => coordinatorOf(cluster), {
     instanceOf: CoordinatorThreadError,
     code: 'ERR_PG_COORDINATOR_THREAD',
   } as never);
-  const transport = {} as Transport;
-  await t.throwsAsync(startCluster({ coordinator: 'thread', transport }), {
+  // No recipe: nothing tells the thread how to make it.
+  await t.throwsAsync(startCluster({ coordinator: 'thread', transport: {} as Transport }), {
     instanceOf: CoordinatorThreadError,
-    message: /transport/,
+    message: /has no `recipe`/,
+  });
+  // A function among NATS's own options: not data, so it cannot reach the thread.
+  const withHandler = natsTransport({
+    servers: 'nats://127.0.0.1:1',
+    cluster: 'c',
+    reconnectDelayHandler: () => 10,
+  });
+  await t.throwsAsync(startCluster({ coordinator: 'thread', transport: withHandler }), {
+    instanceOf: CoordinatorThreadError,
+    message: /cannot be sent to the coordinator thread .*plain data/,
+  });
+  // Made there, it fails there as it would here: no broker at that address.
+  const nowhere = natsTransport({ servers: 'nats://127.0.0.1:1', cluster: 'c' });
+  await t.throwsAsync(startCluster({ coordinator: 'thread', transport: nowhere }), {
+    instanceOf: TransportError,
+    code: 'ERR_PG_TRANSPORT',
+  } as never);
+  // A recipe naming a function its module does not have: the thread says so.
+  const module = new URL('../src/core/errors.js', import.meta.url).href;
+  const wrong = { recipe: { module, factory: 'makeNothing', options: {} } } as Transport;
+  await t.throwsAsync(startCluster({ coordinator: 'thread', transport: wrong }), {
+    instanceOf: CoordinatorThreadError,
+    message: /makeNothing, which .*errors\.js does not export as a function/,
   });
   await t.throwsAsync(startCluster({ coordinator: 'elsewhere' as never }), {
     instanceOf: TypeError,

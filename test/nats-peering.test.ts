@@ -28,6 +28,7 @@ interface Info {
       forged: number;
       ignored: number;
       conflicts: number;
+      downs: number;
       incompatible: number;
     };
   };
@@ -133,6 +134,46 @@ natsTest(
     t.true(events.some((e) => e.kind === 'join' && e.pids.length === 3));
   },
 );
+
+for (const coordinator of ['thread', 'main'] as const) {
+  natsTest(
+    coordinator === 'thread'
+      ? "with coordinator: 'thread' a process peers from that thread: members and calls cross both ways, and a main thread blocked past the peer timeout is no peer down"
+      : 'with the coordinator on the main thread, a main thread blocked past the peer timeout is a peer down, then synced back',
+    async (t) => {
+      t.timeout(40_000);
+      const server = await natsServer(t);
+      const cluster = clusterName(t);
+      const [a, b] = await Promise.all([
+        Peer.start(t, { nats: server.url, cluster, name: 'a', coordinator }),
+        Peer.start(t, { nats: server.url, cluster, name: 'b' }),
+      ]);
+      await Promise.all([a, b].map((p) => until(p, (i) => i.peers.length === 1)));
+      const inA = await spawnJoin(a, 0, 'g', 2);
+      const inB = await spawnJoin(b, 0, 'g', 2);
+      const all = sorted([...inA, ...inB]);
+      for (const p of [a, b]) t.deepEqual(await p.op({ op: 'waitCount', group: 'g', n: 4 }), all);
+      t.is(
+        await b.op({ op: 'agent', i: 0, command: { cmd: 'call', pid: inA[0], msg: 'to a' } }),
+        'to a',
+      );
+      t.is(
+        await a.op({ op: 'agent', i: 0, command: { cmd: 'call', pid: inB[0], msg: 'to b' } }),
+        'to b',
+      );
+      // Twice the peer timeout (2 s) without a turn of a's event loop.
+      await a.op({ op: 'block', ms: 4_000 });
+      const seen = await until(b, (i) => i.peers.length === 1);
+      if (coordinator === 'thread') t.is(seen.stats.peering.downs, 0);
+      else t.true(seen.stats.peering.downs >= 1);
+      t.deepEqual(await b.op({ op: 'waitCount', group: 'g', n: 4 }), all);
+      t.is(
+        await b.op({ op: 'agent', i: 0, command: { cmd: 'call', pid: inA[1], msg: 'again' } }),
+        'again',
+      );
+    },
+  );
+}
 
 natsTest('three processes converge on one membership, in two scopes', async (t) => {
   const { list } = await peers(t, 3);

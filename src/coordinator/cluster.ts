@@ -29,7 +29,7 @@ import type { CoordinatorBackend } from './backend.js';
 import { Coordinator, type CoordinatorStats } from './coordinator.js';
 import { ThreadCoordinator } from './thread-client.js';
 import type { PeerInfo } from '../peering/peering.js';
-import type { Transport } from '../peering/transport.js';
+import type { Transport, TransportRecipe } from '../peering/transport.js';
 
 /** Options of `startCluster()`. */
 export interface ClusterOptions {
@@ -52,8 +52,10 @@ export interface ClusterOptions {
    * every join, leave and node-down of every node waits while this thread runs code.
    * `'thread'`: in a thread of its own, so that other nodes' writes and node-downs go
    * through however long this thread is busy; this thread stays node 0, and its own
-   * writes take a hop to that thread and back. Not with `transport` (it throws
-   * CoordinatorThreadError).
+   * writes take a hop to that thread and back. With a `transport`, that thread makes its
+   * own from the transport's `recipe` (`natsTransport` has one) and peers from there;
+   * a transport without one, or whose options are not plain data, throws
+   * CoordinatorThreadError.
    */
   coordinator?: 'main' | 'thread';
 }
@@ -371,6 +373,29 @@ export function barrierOf(cluster: Cluster, node: number): Promise<void> {
 
 const coordinators = new WeakMap<Cluster, CoordinatorBackend>();
 
+/**
+ * What a coordinator thread needs to make `transport` for itself: its recipe, checked
+ * here, where a mistake can name the option at fault.
+ */
+function recipeOf(transport: Transport): TransportRecipe {
+  const recipe = transport.recipe;
+  if (recipe === undefined)
+    throw new CoordinatorThreadError(
+      "this transport has no `recipe`, so a coordinator thread cannot make it (a transport's " +
+        'functions and connection cannot be sent to another thread): give it one (see ' +
+        "TransportRecipe), or leave the coordinator on this thread (coordinator: 'main')",
+    );
+  try {
+    return structuredClone(recipe);
+  } catch (e) {
+    throw new CoordinatorThreadError(
+      `the transport's options cannot be sent to the coordinator thread (${(e as Error).message}): ` +
+        "pass plain data (no functions), or leave the coordinator on this thread (coordinator: 'main')",
+      { cause: e },
+    );
+  }
+}
+
 /** Where the coordinator runs when `startCluster()` is not told. */
 const DEFAULT_COORDINATOR = 'main';
 
@@ -384,13 +409,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     throw new TypeError(`coordinator must be 'main' or 'thread', got ${describe(where)}`);
   let coordinator: CoordinatorBackend;
   if (where === 'thread') {
-    if (options.transport !== undefined)
-      throw new CoordinatorThreadError(
-        "a transport cannot be used with { coordinator: 'thread' }: the coordinator peers over it, " +
-          'and a transport (functions, an open connection) cannot be sent to another thread. ' +
-          'Leave the coordinator on this thread to peer processes',
-      );
-    coordinator = await ThreadCoordinator.start(options.index ?? {}, options.scopes ?? []);
+    coordinator = await ThreadCoordinator.start(
+      options.index ?? {},
+      options.scopes ?? [],
+      options.transport === undefined ? undefined : recipeOf(options.transport),
+    );
   } else {
     const local = new Coordinator(options.index ?? {}, options.transport);
     local.startScope('pg');

@@ -19,6 +19,7 @@ import { CoordinatorThreadError } from '../core/errors.js';
 import { fromWire } from '../core/wire-error.js';
 import type { IndexOptions } from '../shared-index/types.js';
 import type { PeerInfo } from '../peering/peering.js';
+import type { TransportRecipe } from '../peering/transport.js';
 import type { CoordinatorBackend } from './backend.js';
 import type { AcceptHooks, CoordinatorStats } from './coordinator.js';
 import type { Event, Op, Reply, ThreadData } from './thread-protocol.js';
@@ -43,11 +44,22 @@ export class ThreadCoordinator implements CoordinatorBackend {
   #final: CoordinatorStats | undefined;
 
   /** Starts a coordinator thread with the scopes given; resolves once it serves requests. */
-  static async start(index: IndexOptions, scopes: string[]): Promise<ThreadCoordinator> {
+  static async start(
+    index: IndexOptions,
+    scopes: string[],
+    transport: TransportRecipe | undefined,
+  ): Promise<ThreadCoordinator> {
     const { port1, port2 } = new MessageChannel();
     const replies = new MessageChannel();
     const signal = new Int32Array(new SharedArrayBuffer(4));
-    const data: ThreadData = { port: port2, replies: replies.port2, signal, index, scopes };
+    const data: ThreadData = {
+      port: port2,
+      replies: replies.port2,
+      signal,
+      index,
+      scopes,
+      transport,
+    };
     const worker = new Worker(THREAD_ENTRY, {
       name: 'procgroups coordinator',
       workerData: data,

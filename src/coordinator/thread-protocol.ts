@@ -11,6 +11,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { WireError } from '../core/wire-error.js';
 import type { IndexOptions } from '../shared-index/types.js';
+import type { TransportRecipe } from '../peering/transport.js';
 
 export type Op =
   | { op: 'accept'; port: MessagePort; hook: number | undefined }
@@ -49,4 +50,6 @@ export interface ThreadData {
   signal: Int32Array;
   index: IndexOptions;
   scopes: string[];
+  /** With a transport: how to make it there. */
+  transport: TransportRecipe | undefined;
 }

@@ -3,19 +3,34 @@
  * the Coordinator here, so that joins, leaves and node-downs are applied however busy the
  * cluster's own thread is, and serves the cluster's requests (thread-protocol.ts). The
  * cluster's thread still creates the workers (`cluster.spawn()` returns them) and hands
- * their control ports over in `accept`.
+ * their control ports over in `accept`. With a transport, this thread makes its own from
+ * the transport's recipe and peers from here, so heartbeats and relayed frames do not wait
+ * on the cluster's thread either.
  */
 import { workerData } from 'node:worker_threads';
+import { CoordinatorThreadError } from '../core/errors.js';
 import { toWire } from '../core/wire-error.js';
+import type { Transport, TransportRecipe } from '../peering/transport.js';
 import { Coordinator } from './coordinator.js';
 import type { Event, Op, Reply, Request, ThreadData } from './thread-protocol.js';
 
-const { port, replies, signal, index, scopes } = workerData as ThreadData;
+const { port, replies, signal, index, scopes, transport } = workerData as ThreadData;
 const post = (m: Event | Reply) => port.postMessage(m);
+
+/** The transport the cluster's thread described (cluster.ts, `recipeOf`), made here. */
+async function make(recipe: TransportRecipe): Promise<Transport> {
+  const module = (await import(recipe.module)) as Record<string, unknown>;
+  const factory = module[recipe.factory];
+  if (typeof factory !== 'function')
+    throw new CoordinatorThreadError(
+      `the transport's recipe names ${recipe.factory}, which ${recipe.module} does not export as a function`,
+    );
+  return (factory as (options: unknown) => Transport)(recipe.options);
+}
 
 let coordinator: Coordinator;
 try {
-  coordinator = new Coordinator(index);
+  coordinator = new Coordinator(index, transport === undefined ? undefined : await make(transport));
   coordinator.startScope('pg');
   for (const name of scopes) coordinator.startScope(name);
   await coordinator.open();

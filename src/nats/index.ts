@@ -73,6 +73,8 @@ export function natsTransport(options: NatsTransportOptions): Transport {
     heartbeatMs,
     peerTimeoutMs,
     name,
+    // A coordinator thread makes its own, from the same options (see TransportRecipe).
+    recipe: { module: import.meta.url, factory: 'natsTransport', options },
     open: (self, handlers) => open({ ...connection, servers: list, name }, prefix, self, handlers),
   };
 }

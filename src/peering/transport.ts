@@ -30,6 +30,22 @@ export interface TransportLink {
 }
 
 /**
+ * How a coordinator thread (`startCluster({ coordinator: 'thread', transport })`) makes
+ * the transport for itself. A transport holds functions and, once open, a connection,
+ * and neither can be sent to another thread; so the coordinator thread imports `module`
+ * and calls its export `factory` with a structured clone of `options`, which must then
+ * be plain data.
+ */
+export interface TransportRecipe {
+  /** The URL of an ES module (`import.meta.url` of the module that made the transport). */
+  readonly module: string;
+  /** The name of the function of that module that makes the transport. */
+  readonly factory: string;
+  /** Its argument. */
+  readonly options: unknown;
+}
+
+/**
  * A transport, as `startCluster({ transport })` takes it. `open` is called once, with
  * this process's peer id (random, never reused), and resolves when the link is up; it
  * rejects with a `TransportError` when the broker cannot be reached.
@@ -43,5 +59,7 @@ export interface Transport {
   readonly peerTimeoutMs: number;
   /** A name for this process in `cluster.peers()` (defaults to host:pid). */
   readonly name?: string;
+  /** How to make this transport in a coordinator thread; without it, the coordinator stays on the calling thread. */
+  readonly recipe?: TransportRecipe;
   open(self: string, handlers: TransportHandlers): Promise<TransportLink>;
 }

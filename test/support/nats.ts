@@ -27,6 +27,7 @@ export interface PeerOptions {
   peerTimeoutMs?: number;
   name?: string;
   token?: string;
+  coordinator?: 'main' | 'thread';
 }
 
 interface Reply {
@@ -85,6 +86,7 @@ export class Peer {
         PG_TIMEOUT: String(o.peerTimeoutMs ?? 2_000),
         PG_NAME: o.name ?? 'peer',
         ...(o.token !== undefined && { PG_TOKEN: o.token }),
+        ...(o.coordinator !== undefined && { PG_COORDINATOR: o.coordinator }),
       },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       // The peer reports its warnings in `info` (fixtures/peer.ts) rather than on stderr.
