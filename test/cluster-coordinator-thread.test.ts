@@ -100,6 +100,14 @@ test('coordinatorOf(), and a transport a coordinator thread cannot make, throw C
     instanceOf: CoordinatorThreadError,
     message: /has no `recipe`/,
   });
+  // A wrapper spread from a transport does not pass for it (the recipe is not enumerable):
+  // the thread would make the plain transport, without the wrapper's own `open`.
+  const plain = natsTransport({ servers: 'nats://127.0.0.1:1', cluster: 'c' });
+  const wrapped: Transport = { ...plain, open: (self, handlers) => plain.open(self, handlers) };
+  await t.throwsAsync(startCluster({ coordinator: 'thread', transport: wrapped }), {
+    instanceOf: CoordinatorThreadError,
+    message: /has no `recipe`/,
+  });
   // A function among NATS's own options: not data, so it cannot reach the thread.
   const withHandler = natsTransport({
     servers: 'nats://127.0.0.1:1',

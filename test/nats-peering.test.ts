@@ -54,7 +54,7 @@ async function peers(
   t: ExecutionContext,
   n: number,
   agents = 1,
-  extra: { peerTimeoutMs?: number } = {},
+  extra: { peerTimeoutMs?: number; coordinator?: 'main' | 'thread' } = {},
 ) {
   const server = await natsServer(t);
   const cluster = clusterName(t);
@@ -351,25 +351,30 @@ natsTest(
   },
 );
 
-natsTest(
-  'a graceful stop removes the members at once; a restarted process never reuses pids',
-  async (t) => {
-    const { server, cluster, list } = await peers(t, 2, 1, { peerTimeoutMs: 60_000 });
-    const [a, b] = list as [Peer, Peer];
-    const before = await spawnJoin(a, 0, 'g', 2);
-    await b.op({ op: 'waitCount', group: 'g', n: 2 });
-    await a.op({ op: 'stop' });
-    // The peer timeout is a minute: only the bye can have removed them.
-    t.deepEqual(await b.op({ op: 'waitCount', group: 'g', n: 0, limit: 20_000 }), []);
-    t.is(await a.exited, 0, 'the stopped process exits on its own: nothing left open');
+for (const coordinator of ['main', 'thread'] as const) {
+  natsTest(
+    `a graceful stop removes the members at once; a restarted process never reuses pids (coordinator: '${coordinator}')`,
+    async (t) => {
+      const { server, cluster, list } = await peers(t, 2, 1, {
+        peerTimeoutMs: 60_000,
+        coordinator,
+      });
+      const [a, b] = list as [Peer, Peer];
+      const before = await spawnJoin(a, 0, 'g', 2);
+      await b.op({ op: 'waitCount', group: 'g', n: 2 });
+      await a.op({ op: 'stop' });
+      // The peer timeout is a minute: only the bye can have removed them.
+      t.deepEqual(await b.op({ op: 'waitCount', group: 'g', n: 0, limit: 20_000 }), []);
+      t.is(await a.exited, 0, 'the stopped process exits on its own: nothing left open');
 
-    const again = await Peer.start(t, { nats: server.url, cluster, name: 'p0' });
-    const after = await spawnJoin(again, 0, 'g', 2);
-    await b.op({ op: 'waitCount', group: 'g', n: 2 });
-    const oldNodes = new Set(before.map(nodeOf));
-    t.false(after.some((p) => oldNodes.has(nodeOf(p)) || before.includes(p)));
-  },
-);
+      const again = await Peer.start(t, { nats: server.url, cluster, name: 'p0' });
+      const after = await spawnJoin(again, 0, 'g', 2);
+      await b.op({ op: 'waitCount', group: 'g', n: 2 });
+      const oldNodes = new Set(before.map(nodeOf));
+      t.false(after.some((p) => oldNodes.has(nodeOf(p)) || before.includes(p)));
+    },
+  );
+}
 
 natsTest(
   'broker stopped and started again: each side works alone, then they converge with nothing lost or doubled',
@@ -532,6 +537,7 @@ natsTest(
   'a process of another protocol version is not peered: counted, and what it says is ignored',
   async (t) => {
     const { b, pids, nc, subject } = await forgeryRig(t);
+    const { ignored, malformed } = (await b.op<Info>({ op: 'info' })).stats.peering;
     // Three senders with node-id blocks of their own (no conflict): a release from before
     // the version field, one of version 1 and one from the future.
     const senders = [
@@ -548,11 +554,10 @@ natsTest(
           from,
           ...(proto !== undefined && { proto }),
           name: `old-${i}`,
-          tags: [tag],
-          nodes: [tag << 8],
-          scopes: ['pg'],
-          seq: 0,
-          dead: [],
+          // The future reshapes its heartbeat: still refused as a version, not malformed.
+          ...(proto === 3
+            ? { blocks: { [tag]: [tag << 8] } }
+            : { tags: [tag], nodes: [tag << 8], scopes: ['pg'], seq: 0, dead: [] }),
         }),
       );
       // Its members would land in B's index if it were peered.
@@ -571,12 +576,13 @@ natsTest(
     await nc.flush();
     const info = await until(
       b,
-      (i) => i.stats.peering.incompatible >= 3 && i.stats.peering.ignored >= 3,
+      (i) => i.stats.peering.incompatible >= 3 && i.stats.peering.ignored >= ignored + 3,
       5_000,
     );
     t.is(info.stats.peering.incompatible, 3);
+    t.is(info.stats.peering.malformed, malformed);
     const said = new RegExp(
-      `^ProcgroupsWarning: peer process '(old-\\d)' .* protocol (\\d) and this process ${PROTOCOL}: they are not peered`,
+      `^ProcgroupsWarning: peer process "(old-\\d)" .* protocol (\\d) and this process ${PROTOCOL}: they are not peered`,
     );
     t.deepEqual(
       info.warnings.map((w) => said.exec(w)?.slice(1)),

@@ -429,6 +429,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   try {
     node = await attach(port2, connectOptions);
   } catch (e) {
+    // Peers heard of this process already: tell them it is gone, rather than let them
+    // find out after their peer timeout.
+    await coordinator.closePeering().catch(() => {});
     await coordinator.stop();
     throw e;
   }

@@ -233,10 +233,14 @@ export class Coordinator {
     LoadTable.markDown(entry.loads);
     // What readers wait for first: the node's members out of every index, and the
     // monitor events (queued now, posted at the end of this job).
-    for (const scope of this.#scopes.values()) scope.detach(id, true);
-    entry.port.off('message', entry.onMessage);
-    entry.port.off('close', entry.onClose);
-    entry.port.close();
+    try {
+      for (const scope of this.#scopes.values()) scope.detach(id, true);
+    } finally {
+      // Even if an index ran out of room: nothing more is read from a node that is down.
+      entry.port.off('message', entry.onMessage);
+      entry.port.off('close', entry.onClose);
+      entry.port.close();
+    }
     // Reader records the thread held are free again (it may have died mid-read).
     if (entry.threadId !== ownThreadId)
       for (const scope of this.#scopes.values()) scope.writer.releaseReadersOf(entry.threadId);

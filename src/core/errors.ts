@@ -252,8 +252,8 @@ export class ServiceCallError extends TypeError {
 
 /**
  * The coordinator thread of `startCluster({ coordinator: 'thread' })` cannot do what was
- * asked: an option it does not support (a `transport`: its functions cannot be sent to
- * another thread), or the thread died or stopped answering.
+ * asked: a `transport` it cannot make for itself (no `recipe`, or options that are not
+ * plain data), or the thread died or stopped answering.
  */
 export class CoordinatorThreadError extends Error {
   override readonly name = 'CoordinatorThreadError';

@@ -68,15 +68,21 @@ export function natsTransport(options: NatsTransportOptions): Transport {
   if (typeof name !== 'string' || name.length > 256)
     throw new TypeError(`name must be a string of at most 256 characters, got ${describe(name)}`);
   const prefix = `procgroups.${cluster}`;
-  return {
+  const transport: Transport = {
     cluster,
     heartbeatMs,
     peerTimeoutMs,
     name,
-    // A coordinator thread makes its own, from the same options (see TransportRecipe).
-    recipe: { module: import.meta.url, factory: 'natsTransport', options },
     open: (self, handlers) => open({ ...connection, servers: list, name }, prefix, self, handlers),
   };
+  // How a coordinator thread makes its own, from the same options (see TransportRecipe).
+  // Not enumerable: a wrapper spread from this transport (another `open`, say) does not
+  // inherit it, so a coordinator thread refuses the wrapper instead of silently making
+  // the plain transport; and the options (credentials too) stay out of logs of it.
+  Object.defineProperty(transport, 'recipe', {
+    value: { module: import.meta.url, factory: 'natsTransport', options },
+  });
+  return transport;
 }
 
 async function open(

@@ -356,8 +356,9 @@ export class Peering {
 
   /**
    * A peer of another protocol version: never peered, and what else it sends is ignored
-   * as from an unknown peer. Counted once per peer, and said once per peer (up to
-   * `MAX_WARNINGS`: the senders on a broker are not to be trusted with the log).
+   * as from an unknown peer. Counted and said once per peer id (the list of ids is
+   * bounded, and forgotten at once when full), and said at most `MAX_WARNINGS` times in
+   * all, its name quoted: the senders on a broker are not to be trusted with the log.
    */
   #incompatible(m: Heartbeat): void {
     if (this.#refused.has(m.from)) return;
@@ -365,7 +366,7 @@ export class Peering {
     this.#refused.add(m.from);
     if (this.stats.incompatible++ >= MAX_WARNINGS) return;
     process.emitWarning(
-      `peer process '${m.name}' (${m.from}) speaks peering protocol ${m.proto ?? 1} and this process ${PROTOCOL}: they are not peered. Run the same procgroups release in every process of the cluster.`,
+      `peer process ${JSON.stringify(m.name)} (${m.from}) speaks peering protocol ${m.proto ?? 1} and this process ${PROTOCOL}: they are not peered. Run the same procgroups release in every process of the cluster.`,
       'ProcgroupsWarning',
     );
   }

@@ -34,7 +34,8 @@ export interface TransportLink {
  * the transport for itself. A transport holds functions and, once open, a connection,
  * and neither can be sent to another thread; so the coordinator thread imports `module`
  * and calls its export `factory` with a structured clone of `options`, which must then
- * be plain data.
+ * be plain data. Best defined as a non-enumerable property (as `natsTransport` does), so
+ * that a transport spread into a wrapper does not pass for the one the recipe makes.
  */
 export interface TransportRecipe {
   /** The URL of an ES module (`import.meta.url` of the module that made the transport). */

@@ -17,7 +17,8 @@ import { isScopeName } from '../core/scope-name.js';
  * channel frames they relay between nodes (protocol/frames.ts). Every heartbeat carries
  * it, and a process peers only with processes of its own version: a frame that one side
  * does not know (2 added `NOT_RUN`) would be dropped, and the call waiting on it would
- * wait for its timeout. A heartbeat without it comes from version 1.
+ * wait for its timeout. A heartbeat without it comes from version 1 (builds from before
+ * the check, none released: they do not refuse in turn).
  */
 export const PROTOCOL = 2;
 
@@ -164,8 +165,13 @@ export function decode(bytes: Uint8Array): PeerMessage | undefined {
     case 'bye':
       return m as unknown as Probe | Bye;
     case 'hb':
-      return (m.proto === undefined || isNat(m.proto)) &&
-        typeof m.name === 'string' &&
+      // Another version may shape its heartbeat otherwise: check only what its refusal
+      // reads (peering.ts), so that it is refused as such rather than counted malformed.
+      if (m.proto !== undefined && m.proto !== PROTOCOL)
+        return isNat(m.proto) && typeof m.name === 'string' && m.name.length <= 256
+          ? ({ t: 'hb', from: m.from, proto: m.proto, name: m.name } as Heartbeat)
+          : undefined;
+      return typeof m.name === 'string' &&
         m.name.length <= 256 &&
         isList(m.tags, isTag, 1024) &&
         isList(m.nodes, isNode, 1 << 16) &&

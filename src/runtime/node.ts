@@ -121,8 +121,10 @@ export class Node extends EventEmitter<NodeEvents> {
       // stdio (`console.log`), and that flush ran 0.1 ms before the `bye` could leave.
       process.prependListener('exit', this.#onExit);
       // Compiled now, not on the way out: V8 compiles a function at its first call, and
-      // compiling this one and what it calls was most of the 0.08 ms between
-      // `process.exit()` and the `bye` (bench busy-main, traced).
+      // compiling this one (and `Peers.flush`, which it calls before it returns here) was
+      // most of the 0.08 ms left between `process.exit()` and the `bye` (bench busy-main,
+      // traced). V8 may drop the bytecode of a function unused for long, so in a worker
+      // that lives long and collects often this can be lost again; it costs nothing.
       this.#onExit(WARM_UP);
     }
     // `newListener` is EventEmitter's own event, outside the typed NodeEvents.
@@ -567,10 +569,11 @@ export class Node extends EventEmitter<NodeEvents> {
    *   With main busy on the other core of two, the bye waited 1 to 4 ms on the run
    *   queue, and a reader saw the members gone 4.2 to 4.7 ms after the exit (median);
    *   asleep here, 0.8 to 0.9 ms (bench busy-main).
-   * The node is then out of the cluster. This listener is the first (the constructor
-   * prepends it), so every other `exit` listener, added before `connect()` or after,
-   * runs after it: one that uses the node gets `NotConnectedError`, and its reads find
-   * no scope (the coordinator has given this thread's reader records back).
+   * The node is then out of the cluster. The constructor prepends this listener, so it
+   * runs before every `exit` listener added with `on` or `once`, before `connect()` or
+   * after: one that uses the node gets `NotConnectedError` (thrown in an exit listener,
+   * it ends the thread with an error), and its reads find no scope (the coordinator has
+   * given this thread's reader records back).
    */
   readonly #onExit = (code?: unknown): void => {
     if (!this.#connected) return;

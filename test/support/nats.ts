@@ -89,7 +89,7 @@ export class Peer {
         ...(o.coordinator !== undefined && { PG_COORDINATOR: o.coordinator }),
       },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      // The peer reports its warnings in `info` (fixtures/peer.ts) rather than on stderr.
+      // The peer reports its warnings in `info` (fixtures/peer.ts), and prints the others.
       execArgv: [...process.execArgv, '--no-warnings'],
       // Structured-clone semantics over IPC, so that Maps and typed arrays survive.
       serialization: 'advanced',
