@@ -10,8 +10,9 @@
  *   start-up   `probe` ─▶ all; every peer answers `hb` (with the node-id blocks it owns
  *              and the dead ones it remembers); after the probe window this process
  *              picks a free block (node-ids.ts) and starts.
- *   hb         every `heartbeatMs` ─▶ all: blocks, nodes, scopes, and `seq`, the number
- *              of membership messages sent so far.
+ *   hb         every `heartbeatMs` ─▶ all: the protocol version, blocks, nodes, scopes,
+ *              and `seq`, the number of membership messages sent so far. A process of
+ *              another version (wire.ts, `PROTOCOL`) is never a peer: counted, warned of.
  *   a new peer (its first `hb`, or the first since it was declared down): send it
  *              `discover` and broadcast our `sync` of every scope, and our `hb`, so that
  *              it learns of us as fast (pg's `nodeup` → `discover`).

@@ -60,7 +60,7 @@ export interface Transport {
   readonly peerTimeoutMs: number;
   /** A name for this process in `cluster.peers()` (defaults to host:pid). */
   readonly name?: string;
-  /** How to make this transport in a coordinator thread; without it, the coordinator stays on the calling thread. */
+  /** How a coordinator thread makes this transport; without it, only a coordinator on the calling thread can use it. */
   readonly recipe?: TransportRecipe;
   open(self: string, handlers: TransportHandlers): Promise<TransportLink>;
 }
