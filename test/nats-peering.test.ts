@@ -452,8 +452,8 @@ natsTest('a late joiner receives 100,000 existing memberships by sync', async (t
  * Two peers, A with two members of `g` that B sees, and a raw NATS connection to publish
  * on the cluster's subject as anyone.
  */
-async function forgeryRig(t: ExecutionContext) {
-  const { server, cluster, list } = await peers(t, 2);
+async function forgeryRig(t: ExecutionContext, coordinator: 'main' | 'thread' = 'main') {
+  const { server, cluster, list } = await peers(t, 2, 1, { coordinator });
   const [a, b] = list as [Peer, Peer];
   const pids = await spawnJoin(a, 0, 'g', 2);
   await b.op({ op: 'waitCount', group: 'g', n: 2 });
@@ -533,80 +533,82 @@ natsTest(
   },
 );
 
-natsTest(
-  'a process of another protocol version is not peered: counted, and what it says is ignored',
-  async (t) => {
-    const { b, pids, nc, subject } = await forgeryRig(t);
-    const { ignored, malformed } = (await b.op<Info>({ op: 'info' })).stats.peering;
-    // Three senders with node-id blocks of their own (no conflict): a release from before
-    // the version field, one of version 1 and one from the future.
-    const senders = [
-      ['00000000000000a1', undefined],
-      ['00000000000000a2', 1],
-      ['00000000000000a3', 3],
-    ] as const;
-    for (const [i, [from, proto]] of senders.entries()) {
-      const tag = 8000 + i;
-      nc.publish(
-        subject,
-        serialize({
-          t: 'hb',
-          from,
-          ...(proto !== undefined && { proto }),
-          name: `old-${i}`,
-          // The future reshapes its heartbeat: still refused as a version, not malformed.
-          ...(proto === 3
-            ? { blocks: { [tag]: [tag << 8] } }
-            : { tags: [tag], nodes: [tag << 8], scopes: ['pg'], seq: 0, dead: [] }),
-        }),
+for (const coordinator of ['main', 'thread'] as const) {
+  natsTest(
+    `a process of another protocol version is not peered: counted, warned of on the main thread, and what it says is ignored (coordinator: '${coordinator}')`,
+    async (t) => {
+      const { b, pids, nc, subject } = await forgeryRig(t, coordinator);
+      const { ignored, malformed } = (await b.op<Info>({ op: 'info' })).stats.peering;
+      // Three senders with node-id blocks of their own (no conflict): a release from before
+      // the version field, one of version 1 and one from the future.
+      const senders = [
+        ['00000000000000a1', undefined],
+        ['00000000000000a2', 1],
+        ['00000000000000a3', 3],
+      ] as const;
+      for (const [i, [from, proto]] of senders.entries()) {
+        const tag = 8000 + i;
+        nc.publish(
+          subject,
+          serialize({
+            t: 'hb',
+            from,
+            ...(proto !== undefined && { proto }),
+            name: `old-${i}`,
+            // The future reshapes its heartbeat: still refused as a version, not malformed.
+            ...(proto === 3
+              ? { blocks: { [tag]: [tag << 8] } }
+              : { tags: [tag], nodes: [tag << 8], scopes: ['pg'], seq: 0, dead: [] }),
+          }),
+        );
+        // Its members would land in B's index if it were peered.
+        nc.publish(
+          subject,
+          serialize({
+            t: 'join',
+            from,
+            seq: 1,
+            scope: 'pg',
+            key: encodeGroup('g'),
+            pids: [makePid(tag << 8, 1)],
+          }),
+        );
+      }
+      await nc.flush();
+      const info = await until(
+        b,
+        (i) => i.stats.peering.incompatible >= 3 && i.stats.peering.ignored >= ignored + 3,
+        5_000,
       );
-      // Its members would land in B's index if it were peered.
-      nc.publish(
-        subject,
-        serialize({
-          t: 'join',
-          from,
-          seq: 1,
-          scope: 'pg',
-          key: encodeGroup('g'),
-          pids: [makePid(tag << 8, 1)],
-        }),
+      t.is(info.stats.peering.incompatible, 3);
+      t.is(info.stats.peering.malformed, malformed);
+      const said = new RegExp(
+        `^ProcgroupsWarning: peer process "(old-\\d)" .* protocol (\\d) and this process ${PROTOCOL}: they are not peered`,
       );
-    }
-    await nc.flush();
-    const info = await until(
-      b,
-      (i) => i.stats.peering.incompatible >= 3 && i.stats.peering.ignored >= ignored + 3,
-      5_000,
-    );
-    t.is(info.stats.peering.incompatible, 3);
-    t.is(info.stats.peering.malformed, malformed);
-    const said = new RegExp(
-      `^ProcgroupsWarning: peer process "(old-\\d)" .* protocol (\\d) and this process ${PROTOCOL}: they are not peered`,
-    );
-    t.deepEqual(
-      info.warnings.map((w) => said.exec(w)?.slice(1)),
-      [
-        ['old-0', '1'],
-        ['old-1', '1'],
-        ['old-2', '3'],
-      ],
-    );
-    t.deepEqual(
-      info.peers.map((p) => p.name),
-      ['p0'],
-    );
-    t.deepEqual(
-      sorted(await b.op<Pid[]>({ op: 'main', command: { cmd: 'members', group: 'g' } })),
-      sorted(pids),
-    );
-    // Still peered with A, of its own version.
-    t.deepEqual(
-      await b.op({ op: 'agent', i: 0, command: { cmd: 'call', pid: pids[0], msg: 'ok' } }),
-      'ok',
-    );
-  },
-);
+      t.deepEqual(
+        info.warnings.map((w) => said.exec(w)?.slice(1)),
+        [
+          ['old-0', '1'],
+          ['old-1', '1'],
+          ['old-2', '3'],
+        ],
+      );
+      t.deepEqual(
+        info.peers.map((p) => p.name),
+        ['p0'],
+      );
+      t.deepEqual(
+        sorted(await b.op<Pid[]>({ op: 'main', command: { cmd: 'members', group: 'g' } })),
+        sorted(pids),
+      );
+      // Still peered with A, of its own version.
+      t.deepEqual(
+        await b.op({ op: 'agent', i: 0, command: { cmd: 'call', pid: pids[0], msg: 'ok' } }),
+        'ok',
+      );
+    },
+  );
+}
 
 natsTest('two cluster names on one broker never see each other', async (t) => {
   const server = await natsServer(t);

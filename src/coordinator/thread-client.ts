@@ -101,6 +101,9 @@ export class ThreadCoordinator implements CoordinatorBackend {
             hooks?.ready?.();
             return;
           }
+          case 'warning':
+            process.emitWarning(m.message, m.name);
+            return;
         }
       }
       const p = this.#pending.get(m.ref);

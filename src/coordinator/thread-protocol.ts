@@ -41,7 +41,8 @@ export type Event =
   | { ev: 'up' }
   | { ev: 'failed'; error: WireError }
   | { ev: 'registered'; hook: number; id: number }
-  | { ev: 'ready'; hook: number };
+  | { ev: 'ready'; hook: number }
+  | { ev: 'warning'; name: string; message: string };
 
 /** The coordinator thread's `workerData`. */
 export interface ThreadData {

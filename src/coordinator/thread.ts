@@ -17,6 +17,12 @@ import type { Event, Op, Reply, Request, ThreadData } from './thread-protocol.js
 const { port, replies, signal, index, scopes, transport } = workerData as ThreadData;
 const post = (m: Event | Reply) => port.postMessage(m);
 
+// A warning raised here (a peer process of another version, say) is for the cluster's
+// thread, where the application listens for `process.on('warning')`: it is emitted
+// there, and printed there (once), not here.
+process.removeAllListeners('warning');
+process.on('warning', (w) => post({ ev: 'warning', name: w.name, message: w.message }));
+
 /** The transport the cluster's thread described (cluster.ts, `recipeOf`), made here. */
 async function make(recipe: TransportRecipe): Promise<Transport> {
   const module = (await import(recipe.module)) as Record<string, unknown>;
