@@ -575,9 +575,14 @@ for (const coordinator of ['main', 'thread'] as const) {
         );
       }
       await nc.flush();
+      // With coordinator: 'thread' the counters are that thread's, and its warnings come to
+      // the main thread after them: wait for both.
       const info = await until(
         b,
-        (i) => i.stats.peering.incompatible >= 3 && i.stats.peering.ignored >= ignored + 3,
+        (i) =>
+          i.stats.peering.incompatible >= 3 &&
+          i.stats.peering.ignored >= ignored + 3 &&
+          i.warnings.length >= 3,
         5_000,
       );
       t.is(info.stats.peering.incompatible, 3);
