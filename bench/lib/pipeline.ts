@@ -88,6 +88,28 @@ export function percentiles(h: RecordableHistogram): Percentiles {
   };
 }
 
+/**
+ * Node-downs as a reader sees them (bench busy-main, on its readers): each one's time
+ * since the ending worker stamped `ended`, into a histogram and kept whole, so that the
+ * main thread can pool the downs of every trial.
+ */
+export class DownTimes {
+  readonly #h = createHistogram();
+  readonly #samples: number[] = [];
+
+  /** Records one down, from the stamp (`process.hrtime.bigint()`) to now. */
+  record(ended: bigint): void {
+    const ns = Math.max(1, Number(process.hrtime.bigint() - ended));
+    this.#h.record(ns);
+    this.#samples.push(ns / 1000);
+  }
+
+  /** The `downs` answer: percentiles and every sample, in µs. */
+  report(): { type: 'downs'; percentiles: Percentiles; samples: number[] } {
+    return { type: 'downs', percentiles: percentiles(this.#h), samples: this.#samples };
+  }
+}
+
 /** Runs `issue` one at a time for `ms` milliseconds; returns round-trip percentiles in microseconds. */
 export async function sequential(issue: () => Promise<unknown>, ms: number): Promise<Percentiles> {
   for (let i = 0; i < 200; i++) await issue();

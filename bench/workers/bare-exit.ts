@@ -11,9 +11,8 @@
  *   time from `ended[slot]` until the slot arrives; answers `downs` with the percentiles
  *   and every sample (µs) and sets `done[0]`.
  */
-import { createHistogram } from 'node:perf_hooks';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
-import { percentiles } from '../lib/pipeline.js';
+import { DownTimes } from '../lib/pipeline.js';
 
 export type BareExitData =
   | { role: 'victim'; slot: number; go: Int32Array; ended: BigInt64Array; port: MessagePort }
@@ -65,20 +64,16 @@ switch (data.role) {
     const arrivals: ((slot: number) => void)[] = [];
     inp.on('message', (slot: number) => arrivals.shift()?.(slot));
     port.once('message', async () => {
-      const h = createHistogram();
-      const samples: number[] = [];
+      const downs = new DownTimes();
       for (let slot = 0; slot < slots; slot++) {
         if (slot > 0) await until(gone, slot - 1);
         const arrived = new Promise<number>((r) => arrivals.push(r));
         release(go, slot);
-        const s = await arrived;
-        const ns = Math.max(1, Number(process.hrtime.bigint() - Atomics.load(ended, s)));
-        h.record(ns);
-        samples.push(ns / 1000);
+        downs.record(Atomics.load(ended, await arrived));
       }
       inp.close();
       release(done, 0);
-      port.postMessage({ type: 'downs', percentiles: percentiles(h), samples });
+      port.postMessage(downs.report());
     });
     port.postMessage({ type: 'ready' });
     break;

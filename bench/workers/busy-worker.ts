@@ -15,7 +15,7 @@
 import { createHistogram } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
 import { connect } from '../../src/index.js';
-import { percentiles } from '../lib/pipeline.js';
+import { DownTimes, percentiles } from '../lib/pipeline.js';
 
 export type BusyCommand =
   | { cmd: 'joins'; n: number; done: Int32Array }
@@ -78,8 +78,7 @@ async function watchDowns(
   gone: Int32Array,
   done: Int32Array,
 ): Promise<void> {
-  const h = createHistogram();
-  const samples: number[] = [];
+  const downs = new DownTimes();
   for (let slot = 0; slot < slots; slot++) {
     const group = `gone-${slot}`;
     // One worker ending at a time: the previous one's teardown (2 to 5 ms of CPU) would
@@ -100,13 +99,11 @@ async function watchDowns(
     // monitor event only says when to look again.
     while (node.pg.count(group) > 0) await events.next();
     // Stamped before the victim's exit, so always set by now.
-    const ns = Math.max(1, Number(process.hrtime.bigint() - Atomics.load(ended, slot)));
-    h.record(ns);
-    samples.push(ns / 1000);
+    downs.record(Atomics.load(ended, slot));
     await node.pg.demonitor(m);
   }
   finish(done);
-  port.postMessage({ type: 'downs', percentiles: percentiles(h), samples });
+  port.postMessage(downs.report());
 }
 
 port.on('message', (m: BusyCommand) => {

@@ -135,6 +135,7 @@ const isObj = (m: unknown): m is Obj => typeof m === 'object' && m !== null && !
 const isNat = (x: unknown): x is number =>
   typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 const isPeer = (x: unknown): x is PeerId => typeof x === 'string' && PEER_ID.test(x);
+const isName = (x: unknown): x is string => typeof x === 'string' && x.length <= 256;
 const isKey = (x: unknown): x is GroupKey =>
   typeof x === 'string' && x.length <= MAX_KEY_UNITS && isGroupKey(x);
 
@@ -168,11 +169,10 @@ export function decode(bytes: Uint8Array): PeerMessage | undefined {
       // Another version may shape its heartbeat otherwise: check only what its refusal
       // reads (peering.ts), so that it is refused as such rather than counted malformed.
       if (m.proto !== undefined && m.proto !== PROTOCOL)
-        return isNat(m.proto) && typeof m.name === 'string' && m.name.length <= 256
+        return isNat(m.proto) && isName(m.name)
           ? ({ t: 'hb', from: m.from, proto: m.proto, name: m.name } as Heartbeat)
           : undefined;
-      return typeof m.name === 'string' &&
-        m.name.length <= 256 &&
+      return isName(m.name) &&
         isList(m.tags, isTag, 1024) &&
         isList(m.nodes, isNode, 1 << 16) &&
         isList(m.scopes, isScopeName, 4096) &&
